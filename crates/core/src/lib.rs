@@ -1,0 +1,53 @@
+//! # tasktrack-core
+//!
+//! The vendor-neutral heart of tasktrack: the normalized task model
+//! ([`TaskState`], [`TaskSnapshot`], [`TaskStatus`]), the provider traits
+//! ([`TaskProvider`] and its object-safe twin [`DynTaskProvider`]), the
+//! layered [`Error`], the single-task [`Poller`], the many-task [`Tracker`],
+//! and (feature `http`) the shared HTTP client layer the vendor adapters are
+//! built on.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tasktrack_core::{MemoryProvider, PollPolicy, Poller, TaskScript, TaskState};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tasktrack_core::Result<()> {
+//! let provider = MemoryProvider::new("memory");
+//! let id = provider.start(TaskScript::new("backup", Duration::from_millis(30)));
+//! let poller = Poller::new(provider, PollPolicy::fixed(Duration::from_millis(10)));
+//! let outcome = poller.wait(&id).await?;
+//! assert_eq!(outcome.state(), TaskState::Succeeded);
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod error;
+#[cfg(feature = "http")]
+pub mod http;
+mod memory;
+mod model;
+mod policy;
+mod poller;
+mod provider;
+mod secret;
+mod tracker;
+
+pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
+pub use error::{Error, HttpError, Result};
+pub use memory::{MemoryFault, MemoryProvider, MemoryStatus, Outcome, TaskScript};
+pub use model::{Failure, Progress, Step, TaskSnapshot, TaskState, TaskStatus};
+pub use policy::{random_jitter, JitterSource, PollPolicy};
+pub use poller::{Poller, TaskOutcome};
+pub use provider::{
+    parse_task_id, ActionReceipt, Capabilities, DynTaskProvider, LogLine, LogRange, TaskAction,
+    TaskFilter, TaskHandle, TaskId, TaskPage, TaskProvider, DEFAULT_STATUS_CONCURRENCY,
+};
+pub use secret::Secret;
+pub use tracker::{TaskEvent, TaskEventKind, TaskEvents, Tracker, TrackerBuilder, TrackerStats};
+
+/// Re-exported so providers implement [`TaskProvider`] with the same macro.
+pub use async_trait::async_trait;

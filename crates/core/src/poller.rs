@@ -1,0 +1,311 @@
+//! Waiting for one task: [`Poller::wait`], [`Poller::watch`] and
+//! [`Poller::poll_once`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::time::Instant;
+
+use crate::clock::{SharedClock, TokioClock};
+use crate::error::{Error, Result};
+use crate::model::{Failure, TaskSnapshot, TaskState, TaskStatus};
+use crate::policy::{random_jitter, JitterSource, PollPolicy};
+use crate::provider::{ActionReceipt, LogLine, LogRange, TaskAction, TaskHandle, TaskProvider};
+
+/// How a wait ended: the terminal status and what it cost.
+#[derive(Debug, Clone)]
+pub struct TaskOutcome<S> {
+    /// Provider name.
+    pub provider: String,
+    /// Task id in its string form.
+    pub id: String,
+    /// The terminal status.
+    pub status: S,
+    /// Time from the first poll to the terminal one.
+    pub elapsed: Duration,
+    /// Status polls made (failed attempts included).
+    pub polls: u64,
+    /// The end of the task's log, for failed or cancelled tasks of providers
+    /// with the `logs` capability.
+    pub log_tail: Vec<LogLine>,
+}
+
+impl<S: TaskStatus> TaskOutcome<S> {
+    /// The normalized terminal state.
+    pub fn state(&self) -> TaskState {
+        self.status.state()
+    }
+
+    /// The snapshot of the terminal status.
+    pub fn snapshot(&self) -> TaskSnapshot {
+        self.status.snapshot(&self.provider, &self.id)
+    }
+
+    /// `Ok(status)` for a succeeded task, [`Error::TaskFailed`] (with the
+    /// failure and the log tail) for a failed or cancelled one.
+    pub fn into_result(self) -> Result<S> {
+        let state = self.status.state();
+        if !state.is_unsuccessful() {
+            return Ok(self.status);
+        }
+        let failure = self.status.failure().unwrap_or_else(|| {
+            Failure::new(format!(
+                "task ended as {} ({})",
+                state,
+                self.status.vendor_state()
+            ))
+        });
+        Err(Error::TaskFailed {
+            provider: self.provider,
+            id: self.id,
+            failure,
+            cancelled: state == TaskState::Cancelled,
+            log_tail: self.log_tail.into_iter().map(|l| l.text).collect(),
+        })
+    }
+}
+
+/// Polls one provider for single tasks, by a [`PollPolicy`].
+pub struct Poller<P: TaskProvider> {
+    provider: Arc<P>,
+    policy: PollPolicy,
+    clock: SharedClock,
+    jitter: JitterSource,
+}
+
+impl<P: TaskProvider> Clone for Poller<P> {
+    fn clone(&self) -> Self {
+        Poller {
+            provider: self.provider.clone(),
+            policy: self.policy.clone(),
+            clock: self.clock.clone(),
+            jitter: self.jitter.clone(),
+        }
+    }
+}
+
+impl<P: TaskProvider> std::fmt::Debug for Poller<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("provider", &self.provider.name())
+            .field("policy", &self.policy)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+impl<P: TaskProvider> Poller<P> {
+    /// A poller over `provider` (owned or shared) with `policy`, on tokio's
+    /// clock with random jitter.
+    pub fn new(provider: impl Into<Arc<P>>, policy: PollPolicy) -> Self {
+        Poller {
+            provider: provider.into(),
+            policy,
+            clock: Arc::new(TokioClock),
+            jitter: random_jitter(),
+        }
+    }
+
+    /// Uses another clock (e.g. [`ManualClock`](crate::ManualClock) in tests).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses another source of uniform `0.0..1.0` numbers for jitter.
+    pub fn with_jitter_source(mut self, jitter: JitterSource) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The provider polled.
+    pub fn provider(&self) -> &Arc<P> {
+        &self.provider
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &PollPolicy {
+        &self.policy
+    }
+
+    /// One status request, nothing more: the step `wait` and `watch` are
+    /// built on.
+    pub async fn poll_once(&self, id: &P::Id) -> Result<P::Status> {
+        self.provider.status(id).await
+    }
+
+    /// Polls until the task ends and returns its [`TaskOutcome`]. Errors are
+    /// the poll's own (timeout, a permanent error, or a transient one past
+    /// the budget); a failed task is an `Ok` outcome: call
+    /// [`TaskOutcome::into_result`] to turn it into an error.
+    pub async fn wait(&self, id: &P::Id) -> Result<TaskOutcome<P::Status>> {
+        let mut stream = std::pin::pin!(self.watch_inner(id.clone()));
+        let mut last = None;
+        while let Some(item) = stream.next().await {
+            last = Some(item?);
+        }
+        let (status, polls, elapsed) = last.ok_or_else(|| {
+            // watch_inner always yields at least once; keep a typed error
+            // rather than a panic should that ever change.
+            Error::decode(
+                self.provider.name(),
+                "poll stream",
+                ".",
+                "ended without a status",
+            )
+        })?;
+        let log_tail = if status.state().is_unsuccessful() {
+            self.log_tail(id).await
+        } else {
+            Vec::new()
+        };
+        Ok(TaskOutcome {
+            provider: self.provider.name().to_owned(),
+            id: id.to_string(),
+            status,
+            elapsed,
+            polls,
+            log_tail,
+        })
+    }
+
+    /// Resumes waiting on a saved [`TaskHandle`] (e.g. after a restart).
+    pub async fn resume(&self, handle: &TaskHandle) -> Result<TaskOutcome<P::Status>> {
+        let id: P::Id = handle.typed_id()?;
+        self.wait(&id).await
+    }
+
+    /// A stream of the task's distinct statuses: the first one at once (no
+    /// initial sleep), then each change, ending after a terminal status or
+    /// an error. Dropping the stream stops all polling.
+    pub fn watch(&self, id: &P::Id) -> impl Stream<Item = Result<P::Status>> + Send + 'static {
+        self.watch_inner(id.clone()).map(|r| r.map(|(s, _, _)| s))
+    }
+
+    /// Asks the backend to stop the task; [`Error::Unsupported`] when the
+    /// provider lacks the `Cancel` capability. Sent once, never retried.
+    pub async fn cancel(&self, id: &P::Id) -> Result<ActionReceipt> {
+        if !self.provider.capabilities().cancel {
+            return Err(Error::unsupported(self.provider.name(), "action cancel"));
+        }
+        self.provider.act(id, TaskAction::Cancel).await
+    }
+
+    async fn log_tail(&self, id: &P::Id) -> Vec<LogLine> {
+        if !self.provider.capabilities().logs || self.policy.log_tail_lines == 0 {
+            return Vec::new();
+        }
+        match self
+            .provider
+            .logs(id, LogRange::Tail(self.policy.log_tail_lines))
+            .await
+        {
+            Ok(lines) => lines,
+            Err(e) => {
+                tracing::warn!(provider = self.provider.name(), task = %id, error = %e, "could not read the log tail of a failed task");
+                Vec::new()
+            }
+        }
+    }
+
+    fn watch_inner(
+        &self,
+        id: P::Id,
+    ) -> impl Stream<Item = Result<(P::Status, u64, Duration)>> + Send + 'static {
+        let state = WatchState {
+            poller: self.clone(),
+            started: self.clock.now(),
+            interval: self.policy.initial_interval,
+            id_text: id.to_string(),
+            id,
+            polls: 0,
+            errors: 0,
+            last: None,
+            first: true,
+            done: false,
+        };
+        futures::stream::unfold(state, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            let item = st.next_change().await;
+            Some((item, st))
+        })
+    }
+}
+
+struct WatchState<P: TaskProvider> {
+    poller: Poller<P>,
+    id: P::Id,
+    id_text: String,
+    started: Instant,
+    interval: Duration,
+    polls: u64,
+    errors: u32,
+    last: Option<TaskSnapshot>,
+    first: bool,
+    done: bool,
+}
+
+impl<P: TaskProvider> WatchState<P> {
+    async fn next_change(&mut self) -> Result<(P::Status, u64, Duration)> {
+        let policy = &self.poller.policy;
+        let clock = &self.poller.clock;
+        let name = self.poller.provider.name().to_owned();
+        loop {
+            if !self.first {
+                let mut delay = policy.jittered(self.interval, (self.poller.jitter)());
+                if let Some(deadline) = policy.deadline {
+                    let left = deadline.saturating_sub(clock.now() - self.started);
+                    delay = delay.min(left);
+                }
+                clock.sleep(delay).await;
+            }
+            self.first = false;
+            let elapsed = clock.now() - self.started;
+            let out_of_time = policy.deadline.is_some_and(|d| elapsed >= d);
+            let out_of_polls = policy.max_polls.is_some_and(|n| self.polls >= n);
+            if out_of_time || out_of_polls {
+                self.done = true;
+                return Err(Error::Timeout {
+                    provider: name,
+                    id: self.id_text.clone(),
+                    elapsed,
+                    polls: self.polls,
+                });
+            }
+            self.polls += 1;
+            match self.poller.provider.status(&self.id).await {
+                Ok(status) => {
+                    self.errors = 0;
+                    let mut snap = status.snapshot(&name, &self.id_text);
+                    // The hint moves on every poll (a countdown); it is advice,
+                    // not a change of the task.
+                    snap.poll_hint = None;
+                    let changed = self.last.as_ref() != Some(&snap);
+                    self.interval =
+                        policy.next_interval(self.interval, changed, status.poll_hint());
+                    let terminal = status.state().is_terminal();
+                    self.last = Some(snap);
+                    if terminal {
+                        self.done = true;
+                    }
+                    if changed || terminal {
+                        let elapsed = clock.now() - self.started;
+                        return Ok((status, self.polls, elapsed));
+                    }
+                }
+                Err(e) if e.is_retryable() && self.errors < policy.error_budget => {
+                    self.errors += 1;
+                    tracing::debug!(provider = %name, task = %self.id_text, error = %e, errors = self.errors, "transient error while polling");
+                    self.interval = policy.next_interval(self.interval, false, e.retry_after());
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The provider traits: the typed [`TaskProvider`] a vendor adapter
+//! implements, and its object-safe twin [`DynTaskProvider`] that dashboards
+//! hold for mixed vendors.
+
+use std::fmt::{self, Debug, Display};
+use std::hash::Hash;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{TaskSnapshot, TaskState, TaskStatus};
+
+/// What a task id must be: cheap to clone and compare, and printable and
+/// parseable so a handle can be saved as a string and resumed after a
+/// restart (`id.to_string().parse()` gives the same id back).
+pub trait TaskId:
+    Clone + Eq + Hash + Debug + Display + FromStr<Err: Display> + Send + Sync + 'static
+{
+}
+
+impl<T> TaskId for T where
+    T: Clone + Eq + Hash + Debug + Display + FromStr<Err: Display> + Send + Sync + 'static
+{
+}
+
+/// Which optional calls a provider supports (OpenDAL style: plain flags).
+/// A call whose flag is false returns [`Error::Unsupported`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// [`TaskProvider::list`] works.
+    pub list: bool,
+    /// [`TaskProvider::logs`] works.
+    pub logs: bool,
+    /// Statuses carry [`Progress`](crate::Progress).
+    pub progress: bool,
+    /// Statuses carry [`Step`](crate::Step)s.
+    pub steps: bool,
+    /// [`TaskProvider::status_many`] is cheaper than one call per id.
+    pub batch_status: bool,
+    /// [`TaskAction::Cancel`].
+    pub cancel: bool,
+    /// [`TaskAction::Retry`].
+    pub retry: bool,
+    /// [`TaskAction::Rollback`].
+    pub rollback: bool,
+    /// [`TaskAction::RetryStep`].
+    pub retry_step: bool,
+    /// [`TaskAction::SkipStep`].
+    pub skip_step: bool,
+    /// [`TaskAction::CancelStep`].
+    pub cancel_step: bool,
+    /// [`TaskAction::Delete`].
+    pub delete: bool,
+}
+
+impl Capabilities {
+    /// Nothing optional: only `status`.
+    pub const NONE: Capabilities = Capabilities {
+        list: false,
+        logs: false,
+        progress: false,
+        steps: false,
+        batch_status: false,
+        cancel: false,
+        retry: false,
+        rollback: false,
+        retry_step: false,
+        skip_step: false,
+        cancel_step: false,
+        delete: false,
+    };
+
+    /// Whether this action is supported.
+    pub fn supports(&self, action: &TaskAction) -> bool {
+        match action {
+            TaskAction::Cancel => self.cancel,
+            TaskAction::Retry => self.retry,
+            TaskAction::Rollback => self.rollback,
+            TaskAction::RetryStep(_) => self.retry_step,
+            TaskAction::SkipStep(_) => self.skip_step,
+            TaskAction::CancelStep(_) => self.cancel_step,
+            TaskAction::Delete => self.delete,
+        }
+    }
+}
+
+/// A control action on a task. Actions are never retried automatically.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "action", content = "step", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TaskAction {
+    /// Stop a running task.
+    Cancel,
+    /// Run a failed task again.
+    Retry,
+    /// Undo what a failed task did.
+    Rollback,
+    /// Run one failed step again.
+    RetryStep(String),
+    /// Mark one failed step done and go on.
+    SkipStep(String),
+    /// Stop one running step.
+    CancelStep(String),
+    /// Remove the task's record from the backend (e.g. a failed KPS task).
+    Delete,
+}
+
+impl TaskAction {
+    /// The action's name as used on the command line (`cancel`, `retry-step`…).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskAction::Cancel => "cancel",
+            TaskAction::Retry => "retry",
+            TaskAction::Rollback => "rollback",
+            TaskAction::RetryStep(_) => "retry-step",
+            TaskAction::SkipStep(_) => "skip-step",
+            TaskAction::CancelStep(_) => "cancel-step",
+            TaskAction::Delete => "delete",
+        }
+    }
+
+    /// The step an action targets, for the step actions.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            TaskAction::RetryStep(s) | TaskAction::SkipStep(s) | TaskAction::CancelStep(s) => {
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Display for TaskAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.step() {
+            Some(step) => write!(f, "{} {step}", self.name()),
+            None => f.write_str(self.name()),
+        }
+    }
+}
+
+/// What to list. Empty fields mean "no restriction"; providers apply what
+/// their API can filter on and say so in their docs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskFilter {
+    /// Only tasks in these states.
+    #[serde(default)]
+    pub states: Vec<TaskState>,
+    /// Only tasks of this kind.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Only tasks started at or after this time.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many items in the page.
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Continue after a previous page ([`TaskPage::next_cursor`]).
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+impl TaskFilter {
+    /// Whether a state passes the `states` restriction.
+    pub fn admits_state(&self, state: TaskState) -> bool {
+        self.states.is_empty() || self.states.contains(&state)
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskPage<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Pass as [`TaskFilter::cursor`] to get the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+    /// Total number of matching items, when the backend says.
+    pub total: Option<u64>,
+}
+
+/// Which part of a task's log to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogRange {
+    /// The whole log.
+    All,
+    /// The last `n` lines.
+    Tail(usize),
+    /// `limit` lines from line number `start` (0-based offset).
+    Range {
+        /// Offset of the first line.
+        start: u64,
+        /// Number of lines.
+        limit: usize,
+    },
+}
+
+/// One line of a task's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Line number as the backend counts it.
+    pub n: u64,
+    /// The text, without a trailing newline.
+    pub text: String,
+}
+
+/// The backend's acknowledgement of a control action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionReceipt {
+    /// The action that was accepted.
+    pub action: TaskAction,
+    /// When tasktrack got the acknowledgement.
+    pub accepted_at: DateTime<Utc>,
+    /// The backend's message, if any.
+    pub message: Option<String>,
+    /// A new task the action started, when the backend starts one.
+    pub new_task_id: Option<String>,
+}
+
+impl ActionReceipt {
+    /// A receipt for `action` accepted now.
+    pub fn accepted(action: TaskAction) -> Self {
+        ActionReceipt {
+            action,
+            accepted_at: Utc::now(),
+            message: None,
+            new_task_id: None,
+        }
+    }
+}
+
+/// How many `status` calls the default [`TaskProvider::status_many`] runs at
+/// once: enough to hide latency, few enough not to flood one server.
+pub const DEFAULT_STATUS_CONCURRENCY: usize = 8;
+
+/// A source of task statuses: one vendor API, or your own backend.
+///
+/// Implement [`name`](Self::name), [`status`](Self::status) and a
+/// [`TaskStatus`]; everything else has a default.
+#[async_trait]
+pub trait TaskProvider: Send + Sync + 'static {
+    /// The vendor's task handle.
+    type Id: TaskId;
+    /// The vendor's typed status.
+    type Status: TaskStatus;
+
+    /// A short name, e.g. `proxmox`.
+    fn name(&self) -> &str;
+
+    /// What the optional methods support.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
+    /// The current status of one task. An unknown id is [`Error::NotFound`].
+    async fn status(&self, id: &Self::Id) -> Result<Self::Status>;
+
+    /// The statuses of many tasks, in the order of `ids`. The default runs
+    /// [`status`](Self::status) with bounded concurrency; providers that can
+    /// batch override it.
+    async fn status_many(&self, ids: &[Self::Id]) -> Vec<Result<Self::Status>> {
+        // Futures are built first (they are lazy) so the stream holds no
+        // closure over `&Self::Id`, which async-trait's lifetimes reject.
+        let calls: Vec<_> = ids.iter().map(|id| self.status(id)).collect();
+        futures::stream::iter(calls)
+            .buffered(DEFAULT_STATUS_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// One page of tasks matching `filter`.
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(Self::Id, Self::Status)>> {
+        let _ = filter;
+        Err(Error::unsupported(self.name(), "list"))
+    }
+
+    /// Lines of a task's log.
+    async fn logs(&self, id: &Self::Id, range: LogRange) -> Result<Vec<LogLine>> {
+        let _ = (id, range);
+        Err(Error::unsupported(self.name(), "logs"))
+    }
+
+    /// Send a control action. Never retried automatically.
+    async fn act(&self, id: &Self::Id, action: TaskAction) -> Result<ActionReceipt> {
+        let _ = id;
+        Err(Error::unsupported(self.name(), format!("action {action}")))
+    }
+}
+
+/// Parses a task id for `provider`, turning a parse error into
+/// [`Error::InvalidInput`] that quotes the input.
+pub fn parse_task_id<I: TaskId>(provider: &str, id: &str) -> Result<I> {
+    id.parse::<I>()
+        .map_err(|e| Error::invalid_input(provider, format!("malformed task id {id:?}: {e}")))
+}
+
+/// The object-safe form of [`TaskProvider`]: string ids in, [`TaskSnapshot`]s
+/// out. Every `TaskProvider` is a `DynTaskProvider` through a blanket impl, so
+/// a dashboard can hold `Arc<dyn DynTaskProvider>` of mixed vendors.
+#[async_trait]
+pub trait DynTaskProvider: Send + Sync + 'static {
+    /// See [`TaskProvider::name`].
+    fn name(&self) -> &str;
+    /// See [`TaskProvider::capabilities`].
+    fn capabilities(&self) -> Capabilities;
+    /// Parses and re-formats an id, so a malformed id is refused before any
+    /// request ([`Error::InvalidInput`]).
+    fn canonical_id(&self, id: &str) -> Result<String>;
+    /// See [`TaskProvider::status`].
+    async fn status(&self, id: &str) -> Result<TaskSnapshot>;
+    /// See [`TaskProvider::status_many`].
+    async fn status_many(&self, ids: &[String]) -> Vec<Result<TaskSnapshot>>;
+    /// See [`TaskProvider::list`].
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<TaskSnapshot>>;
+    /// See [`TaskProvider::logs`].
+    async fn logs(&self, id: &str, range: LogRange) -> Result<Vec<LogLine>>;
+    /// See [`TaskProvider::act`].
+    async fn act(&self, id: &str, action: TaskAction) -> Result<ActionReceipt>;
+}
+
+#[async_trait]
+impl<P: TaskProvider> DynTaskProvider for P {
+    fn name(&self) -> &str {
+        TaskProvider::name(self)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        TaskProvider::capabilities(self)
+    }
+
+    fn canonical_id(&self, id: &str) -> Result<String> {
+        parse_task_id::<P::Id>(TaskProvider::name(self), id).map(|id| id.to_string())
+    }
+
+    async fn status(&self, id: &str) -> Result<TaskSnapshot> {
+        let name = TaskProvider::name(self);
+        let typed = parse_task_id::<P::Id>(name, id)?;
+        let status = TaskProvider::status(self, &typed).await?;
+        Ok(status.snapshot(name, &typed.to_string()))
+    }
+
+    async fn status_many(&self, ids: &[String]) -> Vec<Result<TaskSnapshot>> {
+        let name = TaskProvider::name(self);
+        // Parse everything first; only the valid ids go to the provider, and
+        // the answers are woven back into the caller's order.
+        let parsed: Vec<Result<P::Id>> = ids.iter().map(|s| parse_task_id(name, s)).collect();
+        let valid: Vec<P::Id> = parsed
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let mut answers = TaskProvider::status_many(self, &valid).await.into_iter();
+        let mut valid_iter = valid.iter();
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Err(e) => Err(e),
+                Ok(_) => {
+                    let id = valid_iter
+                        .next()
+                        .map(|id| id.to_string())
+                        .unwrap_or_default();
+                    match answers.next() {
+                        Some(r) => r.map(|s| s.snapshot(name, &id)),
+                        None => Err(Error::decode(
+                            name,
+                            "status_many answer",
+                            ".",
+                            "provider returned fewer answers than ids",
+                        )),
+                    }
+                }
+            })
+            .collect()
+    }
+
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<TaskSnapshot>> {
+        let name = TaskProvider::name(self);
+        let page = TaskProvider::list(self, filter).await?;
+        Ok(TaskPage {
+            items: page
+                .items
+                .into_iter()
+                .map(|(id, s)| s.snapshot(name, &id.to_string()))
+                .collect(),
+            next_cursor: page.next_cursor,
+            total: page.total,
+        })
+    }
+
+    async fn logs(&self, id: &str, range: LogRange) -> Result<Vec<LogLine>> {
+        let typed = parse_task_id::<P::Id>(TaskProvider::name(self), id)?;
+        TaskProvider::logs(self, &typed, range).await
+    }
+
+    async fn act(&self, id: &str, action: TaskAction) -> Result<ActionReceipt> {
+        let typed = parse_task_id::<P::Id>(TaskProvider::name(self), id)?;
+        TaskProvider::act(self, &typed, action).await
+    }
+}
+
+/// A saved reference to a task: enough to resume waiting after a restart.
+/// Serializes as plain data (provider name, id string, start time).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskHandle {
+    /// The provider's registered name.
+    pub provider: String,
+    /// The id in its string form.
+    pub id: String,
+    /// When tracking started.
+    pub tracked_since: DateTime<Utc>,
+}
+
+impl TaskHandle {
+    /// A handle for a typed id, tracked from now.
+    pub fn new(provider: impl Into<String>, id: &impl Display) -> Self {
+        TaskHandle {
+            provider: provider.into(),
+            id: id.to_string(),
+            tracked_since: Utc::now(),
+        }
+    }
+
+    /// Parses the id back into the provider's type.
+    pub fn typed_id<I: TaskId>(&self) -> Result<I> {
+        parse_task_id(&self.provider, &self.id)
+    }
+}

@@ -1,0 +1,206 @@
+//! Tracker behaviour under tokio's paused clock: deterministic, no real waits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tasktrack_core::{
+    async_trait, DynTaskProvider, Error, MemoryProvider, MemoryStatus, Outcome, PollPolicy, Result,
+    TaskEventKind, TaskProvider, TaskScript, TaskState, Tracker,
+};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_tasks_each_reported_exactly_once() {
+    let provider = Arc::new(MemoryProvider::new("memory"));
+    let (tracker, mut events) = Tracker::builder()
+        .provider("memory", provider.clone())
+        .policy(PollPolicy::fixed(ms(100)))
+        .build();
+    let mut expected = HashMap::new();
+    for i in 0..1000u64 {
+        let outcome = match i % 4 {
+            0 => Outcome::failed("E1", "boom"),
+            1 => Outcome::Cancelled,
+            _ => Outcome::Succeeded,
+        };
+        let id =
+            provider.start(TaskScript::new("job", ms(10 * (i % 97) + 1)).outcome(outcome.clone()));
+        expected.insert(id.to_string(), outcome);
+        tracker.track("memory", &id.to_string()).unwrap();
+    }
+    let mut terminal: HashMap<String, TaskState> = HashMap::new();
+    while terminal.len() < 1000 {
+        let ev = events
+            .next()
+            .await
+            .expect("stream stays open while tracking");
+        if ev.is_final() {
+            let state = ev.state().expect("no task gives up here");
+            assert!(
+                terminal.insert(ev.id.clone(), state).is_none(),
+                "task {} reported terminal twice",
+                ev.id
+            );
+        }
+    }
+    for (id, outcome) in &expected {
+        let want = match outcome {
+            Outcome::Failed { .. } => TaskState::Failed,
+            Outcome::Cancelled => TaskState::Cancelled,
+            _ => TaskState::Succeeded,
+        };
+        assert_eq!(terminal[id], want, "task {id}");
+    }
+    // Nothing more arrives and the schedule is empty.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(tracker.stats().tracked, 0);
+    assert!(futures::FutureExt::now_or_never(events.next()).is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_carry_previous_state_and_changes_only() {
+    let provider = Arc::new(MemoryProvider::new("memory"));
+    let (tracker, mut events) = Tracker::builder()
+        .provider("memory", provider.clone())
+        .policy(PollPolicy::fixed(ms(100)))
+        .build();
+    let id = provider.start(TaskScript::new("job", ms(250)).pending_for(ms(150)));
+    tracker.track("memory", &id.to_string()).unwrap();
+    tracker.track("memory", &id.to_string()).unwrap(); // deduplicated
+    let mut seen = Vec::new();
+    loop {
+        let ev = events.next().await.unwrap();
+        let TaskEventKind::Changed { snapshot } = &ev.kind else {
+            panic!("{ev:?}")
+        };
+        seen.push((ev.previous, snapshot.state));
+        if ev.is_final() {
+            break;
+        }
+    }
+    assert_eq!(seen.first(), Some(&(None, TaskState::Pending)));
+    assert_eq!(seen.last().map(|s| s.1), Some(TaskState::Succeeded));
+    for pair in seen.windows(2) {
+        assert_eq!(pair[1].0, Some(pair[0].1), "previous is the last state");
+    }
+    let json = serde_json::to_value(&seen).unwrap();
+    assert!(json.is_array());
+}
+
+#[tokio::test(start_paused = true)]
+async fn vanished_and_untracked_tasks() {
+    let provider = Arc::new(MemoryProvider::new("memory"));
+    let (tracker, mut events) = Tracker::builder()
+        .provider("memory", provider.clone())
+        .policy(PollPolicy::fixed(ms(100)))
+        .build();
+    let gone = provider.start(TaskScript::new("job", Duration::from_secs(60)));
+    let dropped = provider.start(TaskScript::new("job", Duration::from_secs(60)));
+    tracker.track("memory", &gone.to_string()).unwrap();
+    tracker.track("memory", &dropped.to_string()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            events.next().await.unwrap().state(),
+            Some(TaskState::Running)
+        );
+    }
+    tracker.untrack("memory", &dropped.to_string()).unwrap();
+    provider.vanish(gone);
+    let ev = events.next().await.unwrap();
+    assert_eq!(ev.id, gone.to_string());
+    match &ev.kind {
+        TaskEventKind::GaveUp {
+            error_kind,
+            message,
+        } => {
+            assert_eq!(error_kind, "not_found");
+            assert!(message.contains("memory"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ev.previous, Some(TaskState::Running));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(tracker.stats().tracked, 0);
+}
+
+#[tokio::test]
+async fn bad_names_and_ids_are_refused_up_front() {
+    let provider = Arc::new(MemoryProvider::new("memory"));
+    let (tracker, _events) = Tracker::builder()
+        .provider("memory", provider.clone())
+        .provider("other", Arc::new(MemoryProvider::new("other")))
+        .build();
+    let err = tracker.track("nope", "1").unwrap_err();
+    assert!(
+        err.to_string().contains("registered: memory, other"),
+        "{err}"
+    );
+    let err = tracker.track("memory", "UPID:x").unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }));
+    assert!(
+        err.to_string().contains("malformed task id \"UPID:x\""),
+        "{err}"
+    );
+}
+
+/// Counts `status_many` calls to show the tracker batches due ids.
+struct Batching {
+    inner: MemoryProvider,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl TaskProvider for Batching {
+    type Id = u64;
+    type Status = MemoryStatus;
+    fn name(&self) -> &str {
+        "batching"
+    }
+    async fn status(&self, id: &u64) -> Result<MemoryStatus> {
+        TaskProvider::status(&self.inner, id).await
+    }
+    async fn status_many(&self, ids: &[u64]) -> Vec<Result<MemoryStatus>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(TaskProvider::status(&self.inner, id).await);
+        }
+        out
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn due_tasks_are_grouped_into_batches() {
+    let provider = Arc::new(Batching {
+        inner: MemoryProvider::new("batching"),
+        calls: AtomicUsize::new(0),
+    });
+    let (tracker, mut events) = Tracker::builder()
+        .provider("b", provider.clone() as Arc<dyn DynTaskProvider>)
+        .policy(PollPolicy::fixed(ms(100)))
+        .batch_size(100)
+        .build();
+    for _ in 0..300 {
+        let id = provider.inner.start(TaskScript::new("job", ms(450)));
+        tracker.track("b", &id.to_string()).unwrap();
+    }
+    let mut finals = 0;
+    while finals < 300 {
+        if events.next().await.unwrap().is_final() {
+            finals += 1;
+        }
+    }
+    let calls = provider.calls.load(Ordering::Relaxed);
+    let updates = tracker.stats().status_updates as usize;
+    assert!(updates >= 300 * 5, "each task polled ~5 times: {updates}");
+    assert!(
+        calls * 50 <= updates,
+        "{calls} batches for {updates} updates"
+    );
+}

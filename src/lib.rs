@@ -1,0 +1,39 @@
+//! # tasktrack
+//!
+//! Track long-running tasks on heterogeneous infrastructure (Proxmox VE,
+//! Huawei Cloud KPS and DCS, OceanBase OCP, or your own backend) through one
+//! abstraction. This facade re-exports [`tasktrack_core`]; each vendor
+//! adapter is a cargo feature of the same name.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use futures::StreamExt;
+//! use tasktrack::{MemoryProvider, PollPolicy, TaskScript, Tracker};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tasktrack::Result<()> {
+//! let backups = Arc::new(MemoryProvider::new("backups"));
+//! let (tracker, mut events) = Tracker::builder()
+//!     .provider("backups", backups.clone())
+//!     .policy(PollPolicy::fixed(Duration::from_millis(10)))
+//!     .build();
+//! let id = backups.start(TaskScript::new("vzdump", Duration::from_millis(30)));
+//! tracker.track("backups", &id.to_string())?;
+//! while let Some(event) = events.next().await {
+//!     println!("{} {} -> {:?}", event.provider, event.id, event.state());
+//!     if event.is_final() {
+//!         break;
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub use tasktrack_core::*;
+
+/// The README's code blocks, compiled and run as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
