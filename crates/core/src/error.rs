@@ -351,6 +351,10 @@ mod tests {
     #[test]
     fn result_stays_small() {
         // clippy's result_large_err starts at 128 bytes.
-        assert!(std::mem::size_of::<Error>() < 128, "{}", std::mem::size_of::<Error>());
+        assert!(
+            std::mem::size_of::<Error>() < 128,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
     }
 }
