@@ -232,6 +232,11 @@ impl MemoryProvider {
         self.lock().faults.extend(std::iter::repeat_n(fault, n));
     }
 
+    /// Drops faults not yet answered.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Status calls answered so far (faults included).
     pub fn status_calls(&self) -> u64 {
         self.status_calls.load(Ordering::Relaxed)

@@ -29,8 +29,10 @@ impl<T> TaskId for T where
 
 /// Which optional calls a provider supports (OpenDAL style: plain flags).
 /// A call whose flag is false returns [`Error::Unsupported`].
+///
+/// Build one from [`Capabilities::NONE`] so flags added later default to
+/// false: `Capabilities { logs: true, ..Capabilities::NONE }`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Capabilities {
     /// [`TaskProvider::list`] works.
     pub list: bool,
@@ -302,50 +304,52 @@ pub fn parse_task_id<I: TaskId>(provider: &str, id: &str) -> Result<I> {
 /// The object-safe form of [`TaskProvider`]: string ids in, [`TaskSnapshot`]s
 /// out. Every `TaskProvider` is a `DynTaskProvider` through a blanket impl, so
 /// a dashboard can hold `Arc<dyn DynTaskProvider>` of mixed vendors.
+///
+/// Its methods have their own names (`snapshot`, not `status`) so that both
+/// traits can be in scope at once without every call becoming ambiguous.
 #[async_trait]
 pub trait DynTaskProvider: Send + Sync + 'static {
     /// See [`TaskProvider::name`].
-    fn name(&self) -> &str;
+    fn provider_name(&self) -> &str;
     /// See [`TaskProvider::capabilities`].
-    fn capabilities(&self) -> Capabilities;
+    fn provider_capabilities(&self) -> Capabilities;
     /// Parses and re-formats an id, so a malformed id is refused before any
     /// request ([`Error::InvalidInput`]).
     fn canonical_id(&self, id: &str) -> Result<String>;
-    /// See [`TaskProvider::status`].
-    async fn status(&self, id: &str) -> Result<TaskSnapshot>;
-    /// See [`TaskProvider::status_many`].
-    async fn status_many(&self, ids: &[String]) -> Vec<Result<TaskSnapshot>>;
-    /// See [`TaskProvider::list`].
-    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<TaskSnapshot>>;
-    /// See [`TaskProvider::logs`].
-    async fn logs(&self, id: &str, range: LogRange) -> Result<Vec<LogLine>>;
-    /// See [`TaskProvider::act`].
-    async fn act(&self, id: &str, action: TaskAction) -> Result<ActionReceipt>;
+    /// The task's current [`TaskSnapshot`]; see [`TaskProvider::status`].
+    async fn snapshot(&self, id: &str) -> Result<TaskSnapshot>;
+    /// Snapshots of many tasks in `ids` order; see [`TaskProvider::status_many`].
+    async fn snapshot_many(&self, ids: &[String]) -> Vec<Result<TaskSnapshot>>;
+    /// One page of snapshots; see [`TaskProvider::list`].
+    async fn list_snapshots(&self, filter: &TaskFilter) -> Result<TaskPage<TaskSnapshot>>;
+    /// Log lines; see [`TaskProvider::logs`].
+    async fn log_lines(&self, id: &str, range: LogRange) -> Result<Vec<LogLine>>;
+    /// Sends a control action; see [`TaskProvider::act`].
+    async fn perform(&self, id: &str, action: TaskAction) -> Result<ActionReceipt>;
 }
 
 #[async_trait]
 impl<P: TaskProvider> DynTaskProvider for P {
-    fn name(&self) -> &str {
-        TaskProvider::name(self)
+    fn provider_name(&self) -> &str {
+        self.name()
     }
 
-    fn capabilities(&self) -> Capabilities {
-        TaskProvider::capabilities(self)
+    fn provider_capabilities(&self) -> Capabilities {
+        self.capabilities()
     }
 
     fn canonical_id(&self, id: &str) -> Result<String> {
-        parse_task_id::<P::Id>(TaskProvider::name(self), id).map(|id| id.to_string())
+        parse_task_id::<P::Id>(self.name(), id).map(|id| id.to_string())
     }
 
-    async fn status(&self, id: &str) -> Result<TaskSnapshot> {
-        let name = TaskProvider::name(self);
-        let typed = parse_task_id::<P::Id>(name, id)?;
-        let status = TaskProvider::status(self, &typed).await?;
-        Ok(status.snapshot(name, &typed.to_string()))
+    async fn snapshot(&self, id: &str) -> Result<TaskSnapshot> {
+        let typed = parse_task_id::<P::Id>(self.name(), id)?;
+        let status = self.status(&typed).await?;
+        Ok(status.snapshot(self.name(), &typed.to_string()))
     }
 
-    async fn status_many(&self, ids: &[String]) -> Vec<Result<TaskSnapshot>> {
-        let name = TaskProvider::name(self);
+    async fn snapshot_many(&self, ids: &[String]) -> Vec<Result<TaskSnapshot>> {
+        let name = self.name();
         // Parse everything first; only the valid ids go to the provider, and
         // the answers are woven back into the caller's order.
         let parsed: Vec<Result<P::Id>> = ids.iter().map(|s| parse_task_id(name, s)).collect();
@@ -353,7 +357,7 @@ impl<P: TaskProvider> DynTaskProvider for P {
             .iter()
             .filter_map(|r| r.as_ref().ok().cloned())
             .collect();
-        let mut answers = TaskProvider::status_many(self, &valid).await.into_iter();
+        let mut answers = self.status_many(&valid).await.into_iter();
         let mut valid_iter = valid.iter();
         parsed
             .into_iter()
@@ -378,9 +382,9 @@ impl<P: TaskProvider> DynTaskProvider for P {
             .collect()
     }
 
-    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<TaskSnapshot>> {
-        let name = TaskProvider::name(self);
-        let page = TaskProvider::list(self, filter).await?;
+    async fn list_snapshots(&self, filter: &TaskFilter) -> Result<TaskPage<TaskSnapshot>> {
+        let name = self.name();
+        let page = self.list(filter).await?;
         Ok(TaskPage {
             items: page
                 .items
@@ -392,14 +396,14 @@ impl<P: TaskProvider> DynTaskProvider for P {
         })
     }
 
-    async fn logs(&self, id: &str, range: LogRange) -> Result<Vec<LogLine>> {
-        let typed = parse_task_id::<P::Id>(TaskProvider::name(self), id)?;
-        TaskProvider::logs(self, &typed, range).await
+    async fn log_lines(&self, id: &str, range: LogRange) -> Result<Vec<LogLine>> {
+        let typed = parse_task_id::<P::Id>(self.name(), id)?;
+        self.logs(&typed, range).await
     }
 
-    async fn act(&self, id: &str, action: TaskAction) -> Result<ActionReceipt> {
-        let typed = parse_task_id::<P::Id>(TaskProvider::name(self), id)?;
-        TaskProvider::act(self, &typed, action).await
+    async fn perform(&self, id: &str, action: TaskAction) -> Result<ActionReceipt> {
+        let typed = parse_task_id::<P::Id>(self.name(), id)?;
+        self.act(&typed, action).await
     }
 }
 

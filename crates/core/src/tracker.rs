@@ -566,7 +566,7 @@ impl Scheduler {
                     // The semaphore is never closed, so acquire only fails
                     // if it were; then we simply run unthrottled.
                     let _permit = rt.permits.acquire_owned().await.ok();
-                    let answers = rt.provider.status_many(&ids).await;
+                    let answers = rt.provider.snapshot_many(&ids).await;
                     BatchResult {
                         provider,
                         slots,

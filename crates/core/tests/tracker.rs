@@ -163,13 +163,13 @@ impl TaskProvider for Batching {
         "batching"
     }
     async fn status(&self, id: &u64) -> Result<MemoryStatus> {
-        TaskProvider::status(&self.inner, id).await
+        self.inner.status(id).await
     }
     async fn status_many(&self, ids: &[u64]) -> Vec<Result<MemoryStatus>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut out = Vec::new();
         for id in ids {
-            out.push(TaskProvider::status(&self.inner, id).await);
+            out.push(self.inner.status(id).await);
         }
         out
     }

@@ -1,0 +1,103 @@
+//! `tasktrack-sim`: run one simulator as a standalone process.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use tasktrack_sim::{generic::Generic, SimBuilder, SimHandle, SimOutcome, StepSpec, TaskSpec};
+
+/// Runs one vendor simulator in the foreground so curl or any client can be
+/// pointed at it.
+///
+/// Besides the vendor's own API, every simulator serves an unauthenticated
+/// control API for loopback use:
+///   GET  /_sim/requests              request counts per route
+///   GET|POST|DELETE /_sim/faults     list / add / clear fault rules, e.g.
+///        {"route":"*","fault":{"kind":"status","status":503},"times":2}
+///   GET|POST /_sim/tasks             list / create scripted tasks, e.g.
+///        {"kind":"backup","duration_ms":5000}
+///   POST /_sim/clock/advance?ms=N    (only with --manual-clock)
+#[derive(Parser, Debug)]
+#[command(name = "tasktrack-sim", version, verbatim_doc_comment)]
+struct Args {
+    /// Which vendor's API to speak.
+    #[arg(long, value_enum)]
+    vendor: VendorName,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// The bearer token the generic vendor accepts.
+    #[arg(long, default_value = "sim-token", env = "TASKTRACK_SIM_TOKEN")]
+    token: String,
+    /// Start a few sample tasks.
+    #[arg(long)]
+    sample_tasks: bool,
+    /// Time moves only through POST /_sim/clock/advance.
+    #[arg(long)]
+    manual_clock: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum VendorName {
+    /// A small JSON task API (`/api/tasks/{id}`), bearer token auth.
+    Generic,
+}
+
+fn samples(sim: &SimHandle) {
+    let s = Duration::from_secs;
+    sim.create_task(TaskSpec::new("backup", s(30)).log(["dumping disk 1", "dumping disk 2"]));
+    sim.create_task(TaskSpec::new("migrate", s(45)).fails("E_NOSPC", "no space left on target"));
+    sim.create_task(
+        TaskSpec::new("scale-out", s(0))
+            .step(StepSpec::new("prepare", s(10)))
+            .step(StepSpec::new("resize", s(20)).substeps(["allocate", "copy"]))
+            .outcome(SimOutcome::Warnings { count: 1 }),
+    );
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let mut builder = match args.vendor {
+        VendorName::Generic => SimBuilder::new(Generic::new(args.token.clone())),
+    }
+    .addr(SocketAddr::new(args.host, args.port));
+    if args.manual_clock {
+        builder = builder.clock(tasktrack_sim::SimClock::manual(
+            tasktrack_core::ManualClock::new(),
+        ));
+    }
+    let sim = match builder.start().await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}:{}: {e}", args.host, args.port);
+            return ExitCode::from(2);
+        }
+    };
+    if args.sample_tasks {
+        samples(&sim);
+    }
+    // A closed stdout (the reader went away) must not kill the server.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:?} simulator listening on {}",
+        args.vendor,
+        sim.base_url()
+    );
+    let _ = writeln!(out, "press Ctrl-C to stop");
+    let _ = out.flush();
+    drop(out);
+    let _ = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,275 @@
+//! Starting and stopping a simulator, and what its routes share.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::AuthState;
+use crate::clock::SimClock;
+use crate::engine::{TaskEngine, TaskSpec};
+use crate::faults::{self, FaultRule, Faults, RequestLog};
+
+/// One vendor's wire protocol.
+pub trait Vendor: Send + Sync + 'static {
+    /// Short name (`generic`, `proxmox`, …).
+    fn name(&self) -> &'static str;
+    /// The vendor's routes over the shared context.
+    fn router(&self, ctx: SimContext) -> Router;
+    /// An error answer in the vendor's style (used by injected faults too).
+    fn error_response(&self, status: StatusCode, message: &str) -> Response;
+    /// Creates a scripted task, with an id in the vendor's format.
+    fn create_task(&self, ctx: &SimContext, spec: TaskSpec) -> String {
+        ctx.engine.create(spec)
+    }
+}
+
+/// What every route of a simulator shares. Cheap to clone.
+#[derive(Clone)]
+pub struct SimContext {
+    /// Scripted tasks.
+    pub engine: TaskEngine,
+    /// Fault rules.
+    pub faults: Faults,
+    /// Request counts.
+    pub requests: RequestLog,
+    /// Credential expiry.
+    pub auth: AuthState,
+    vendor: Arc<dyn Vendor>,
+}
+
+impl std::fmt::Debug for SimContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimContext")
+            .field("vendor", &self.vendor.name())
+            .field("tasks", &self.engine.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimContext {
+    /// The simulator's clock.
+    pub fn clock(&self) -> &SimClock {
+        self.engine.clock()
+    }
+    /// An error answer in the vendor's style.
+    pub fn error_response(&self, status: StatusCode, message: &str) -> Response {
+        self.vendor.error_response(status, message)
+    }
+    /// Creates a scripted task with a vendor-format id.
+    pub fn create_task(&self, spec: TaskSpec) -> String {
+        self.vendor.create_task(self, spec)
+    }
+}
+
+/// Builds and starts a simulator.
+pub struct SimBuilder {
+    vendor: Arc<dyn Vendor>,
+    clock: SimClock,
+    addr: SocketAddr,
+}
+
+impl SimBuilder {
+    /// A simulator of `vendor` on `127.0.0.1:0`, on real time.
+    pub fn new(vendor: impl Vendor) -> Self {
+        SimBuilder {
+            vendor: Arc::new(vendor),
+            clock: SimClock::real(),
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        }
+    }
+
+    /// Uses `clock` (e.g. [`SimClock::manual`]).
+    pub fn clock(mut self, clock: SimClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Listens on `addr` instead of a free loopback port.
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Binds and serves in the background.
+    pub async fn start(self) -> std::io::Result<SimHandle> {
+        let ctx = SimContext {
+            engine: TaskEngine::new(self.clock.clone()),
+            faults: Faults::default(),
+            requests: RequestLog::default(),
+            auth: AuthState::new(self.clock.clone()),
+            vendor: self.vendor.clone(),
+        };
+        let app = self
+            .vendor
+            .router(ctx.clone())
+            .route_layer(axum::middleware::from_fn_with_state(
+                ctx.clone(),
+                faults::layer,
+            ))
+            .merge(control_routes(ctx.clone()));
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "simulator stopped with an error");
+            }
+        });
+        tracing::debug!(vendor = self.vendor.name(), %addr, "simulator listening");
+        Ok(SimHandle {
+            addr,
+            ctx,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct SimHandle {
+    addr: SocketAddr,
+    ctx: SimContext,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("vendor", &self.ctx.vendor.name())
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// The shared context (engine, faults, counts, auth).
+    pub fn context(&self) -> &SimContext {
+        &self.ctx
+    }
+    /// Scripted tasks.
+    pub fn engine(&self) -> &TaskEngine {
+        &self.ctx.engine
+    }
+    /// Fault rules.
+    pub fn faults(&self) -> &Faults {
+        &self.ctx.faults
+    }
+    /// Request counts.
+    pub fn requests(&self) -> &RequestLog {
+        &self.ctx.requests
+    }
+    /// Credential expiry.
+    pub fn auth(&self) -> &AuthState {
+        &self.ctx.auth
+    }
+    /// The clock.
+    pub fn clock(&self) -> &SimClock {
+        self.ctx.clock()
+    }
+    /// Creates a scripted task with a vendor-format id.
+    pub fn create_task(&self, spec: TaskSpec) -> String {
+        self.ctx.create_task(spec)
+    }
+    /// Stops accepting, finishes the requests in flight, and waits.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            // Keep-alive connections idle in a client pool would hold a
+            // graceful shutdown open; past a short grace period, stop hard.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AdvanceQuery {
+    ms: u64,
+}
+
+/// `/_sim/*`: the control API over HTTP, for the standalone mode. It is not
+/// counted, not faulted and not authenticated (loopback tool only).
+fn control_routes(ctx: SimContext) -> Router {
+    Router::new()
+        .route(
+            "/_sim/requests",
+            get(|State(c): State<SimContext>| async move { Json(c.requests.counts()) }),
+        )
+        .route(
+            "/_sim/faults",
+            get(|State(c): State<SimContext>| async move { Json(c.faults.rules()) })
+                .post(
+                    |State(c): State<SimContext>, Json(rule): Json<FaultRule>| async move {
+                        c.faults.add(rule);
+                        StatusCode::NO_CONTENT
+                    },
+                )
+                .delete(|State(c): State<SimContext>| async move {
+                    c.faults.clear();
+                    StatusCode::NO_CONTENT
+                }),
+        )
+        .route(
+            "/_sim/tasks",
+            get(|State(c): State<SimContext>| async move { Json(c.engine.list()) }).post(
+                |State(c): State<SimContext>, Json(spec): Json<TaskSpec>| async move {
+                    let id = c.create_task(spec);
+                    (StatusCode::CREATED, Json(serde_json::json!({ "id": id })))
+                },
+            ),
+        )
+        .route(
+            "/_sim/clock/advance",
+            post(
+                |State(c): State<SimContext>, Query(q): Query<AdvanceQuery>| async move {
+                    if c.clock().advance(Duration::from_millis(q.ms)) {
+                        StatusCode::NO_CONTENT.into_response()
+                    } else {
+                        (StatusCode::CONFLICT, "this simulator runs on real time").into_response()
+                    }
+                },
+            ),
+        )
+        .with_state(ctx)
+}
