@@ -33,6 +33,10 @@
 
 pub use tasktrack_core::*;
 
+/// Proxmox VE (feature `proxmox`): see [`tasktrack_proxmox`].
+#[cfg(feature = "proxmox")]
+pub use tasktrack_proxmox as proxmox;
+
 /// The README's code blocks, compiled and run as doc tests so they stay true.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -15,7 +15,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every variant names the provider (and the task, where there is one) so a
 /// message read in a log stands on its own. No variant ever carries a secret:
 /// credentials are redacted before an error is built.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The request never got an HTTP answer: DNS, connect, TLS, a dropped

@@ -57,20 +57,36 @@ pub struct VendorError {
     pub request_id: Option<String>,
 }
 
-/// Reads a vendor's error body (and headers) into a [`VendorError`].
-pub trait ErrorBodyParser: fmt::Debug + Send + Sync {
-    /// Parses what it can; unknown shapes give an empty [`VendorError`].
-    fn parse(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> VendorError;
+/// An HTTP error answer, as the vendor hook sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorAnswer<'a> {
+    /// Status code.
+    pub status: u16,
+    /// The status line's reason phrase when it is not the standard one
+    /// (Proxmox VE puts its error message there).
+    pub reason: Option<&'a str>,
+    /// Response headers.
+    pub headers: &'a HeaderMap,
+    /// Response body.
+    pub body: &'a [u8],
 }
 
-/// The default parser: only the `X-Request-Id` / `X-Trace-Id` headers.
+/// Reads a vendor's error answer into a [`VendorError`].
+pub trait ErrorBodyParser: fmt::Debug + Send + Sync {
+    /// Parses what it can; unknown shapes give an empty [`VendorError`].
+    fn parse(&self, answer: &ErrorAnswer<'_>) -> VendorError;
+}
+
+/// The default parser: the `X-Request-Id` / `X-Trace-Id` headers and a
+/// non-standard reason phrase as the message.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HeaderRequestId;
 
 impl ErrorBodyParser for HeaderRequestId {
-    fn parse(&self, _status: u16, headers: &HeaderMap, _body: &[u8]) -> VendorError {
+    fn parse(&self, answer: &ErrorAnswer<'_>) -> VendorError {
         VendorError {
-            request_id: request_id_header(headers),
+            request_id: request_id_header(answer.headers),
+            message: answer.reason.map(str::to_owned),
             ..VendorError::default()
         }
     }
@@ -501,14 +517,9 @@ impl HttpClient {
         }
     }
 
-    fn status_error(
-        &self,
-        req: &HttpRequest,
-        status: u16,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Error {
-        let vendor = self.error_parser.parse(status, headers, body);
+    fn status_error(&self, req: &HttpRequest, answer: &ErrorAnswer<'_>) -> Error {
+        let (status, headers, body) = (answer.status, answer.headers, answer.body);
+        let vendor = self.error_parser.parse(answer);
         let request_id = vendor.request_id.or_else(|| request_id_header(headers));
         let excerpt = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
         let message = vendor
@@ -564,6 +575,10 @@ impl HttpClient {
                     let status = resp.status().as_u16();
                     span.record("status_code", status);
                     let headers = resp.headers().clone();
+                    let reason = resp
+                        .extensions()
+                        .get::<hyper::ext::ReasonPhrase>()
+                        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
                     if let Some(id) = request_id_header(&headers) {
                         span.record("request_id", id.as_str());
                     }
@@ -590,7 +605,13 @@ impl HttpClient {
                                     }
                                 }
                             }
-                            self.status_error(&req, status, &headers, &body)
+                            let answer = ErrorAnswer {
+                                status,
+                                reason: reason.as_deref(),
+                                headers: &headers,
+                                body: &body,
+                            };
+                            self.status_error(&req, &answer)
                         }
                     }
                 }

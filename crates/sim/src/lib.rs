@@ -34,6 +34,7 @@ mod clock;
 mod engine;
 mod faults;
 pub mod generic;
+pub mod proxmox;
 mod server;
 
 pub use auth::AuthState;

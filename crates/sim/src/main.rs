@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use tasktrack_sim::{generic::Generic, SimBuilder, SimHandle, SimOutcome, StepSpec, TaskSpec};
+use tasktrack_sim::generic::Generic;
+use tasktrack_sim::proxmox::Proxmox;
+use tasktrack_sim::{SimBuilder, SimHandle, SimOutcome, StepSpec, TaskSpec};
 
 /// Runs one vendor simulator in the foreground so curl or any client can be
 /// pointed at it.
@@ -19,6 +21,9 @@ use tasktrack_sim::{generic::Generic, SimBuilder, SimHandle, SimOutcome, StepSpe
 ///   GET|POST /_sim/tasks             list / create scripted tasks, e.g.
 ///        {"kind":"backup","duration_ms":5000}
 ///   POST /_sim/clock/advance?ms=N    (only with --manual-clock)
+///
+/// The first line printed is `<vendor> simulator listening on <url>`; with
+/// --sample-tasks each sample task's id follows as `task <id>`.
 #[derive(Parser, Debug)]
 #[command(name = "tasktrack-sim", version, verbatim_doc_comment)]
 struct Args {
@@ -31,9 +36,27 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// The bearer token the generic vendor accepts.
+    /// Serve HTTPS with a self-signed certificate (Proxmox VE's default).
+    #[arg(long)]
+    tls: bool,
+    /// generic: the bearer token accepted.
     #[arg(long, default_value = "sim-token", env = "TASKTRACK_SIM_TOKEN")]
     token: String,
+    /// proxmox: node names, comma-separated.
+    #[arg(long, default_value = "pve1,pve2,pve3", value_delimiter = ',')]
+    nodes: Vec<String>,
+    /// proxmox: the API token id accepted (USER@REALM!TOKENID).
+    #[arg(long, default_value = "root@pam!sim")]
+    token_id: String,
+    /// proxmox: the API token secret accepted.
+    #[arg(long, default_value = "sim-secret", env = "TASKTRACK_SIM_TOKEN_SECRET")]
+    token_secret: String,
+    /// proxmox: the user accepted at /access/ticket.
+    #[arg(long, default_value = "root@pam")]
+    user: String,
+    /// proxmox: that user's password.
+    #[arg(long, default_value = "sim-password", env = "TASKTRACK_SIM_PASSWORD")]
+    password: String,
     /// Start a few sample tasks.
     #[arg(long)]
     sample_tasks: bool,
@@ -46,18 +69,34 @@ struct Args {
 enum VendorName {
     /// A small JSON task API (`/api/tasks/{id}`), bearer token auth.
     Generic,
+    /// Proxmox VE (`/api2/json`): API token or ticket auth.
+    Proxmox,
 }
 
-fn samples(sim: &SimHandle) {
+fn samples(sim: &SimHandle) -> Vec<String> {
     let s = Duration::from_secs;
-    sim.create_task(TaskSpec::new("backup", s(30)).log(["dumping disk 1", "dumping disk 2"]));
-    sim.create_task(TaskSpec::new("migrate", s(45)).fails("E_NOSPC", "no space left on target"));
-    sim.create_task(
-        TaskSpec::new("scale-out", s(0))
-            .step(StepSpec::new("prepare", s(10)))
-            .step(StepSpec::new("resize", s(20)).substeps(["allocate", "copy"]))
-            .outcome(SimOutcome::Warnings { count: 1 }),
-    );
+    vec![
+        sim.create_task(
+            TaskSpec::new("vzdump", s(20))
+                .attr("id", "100")
+                .log(["INFO: starting new backup job", "INFO: backup finished"]),
+        ),
+        sim.create_task(
+            TaskSpec::new("qmigrate", s(30))
+                .attr("id", "101")
+                .fails("E_NOSPC", "migration aborted: no space left on target"),
+        ),
+        sim.create_task(
+            TaskSpec::new("vzcreate", s(5))
+                .attr("id", "123")
+                .outcome(SimOutcome::Warnings { count: 1 }),
+        ),
+        sim.create_task(
+            TaskSpec::new("scale-out", s(0))
+                .step(StepSpec::new("prepare", s(10)))
+                .step(StepSpec::new("resize", s(20)).substeps(["allocate", "copy"])),
+        ),
+    ]
 }
 
 #[tokio::main]
@@ -69,8 +108,14 @@ async fn main() -> ExitCode {
         .init();
     let mut builder = match args.vendor {
         VendorName::Generic => SimBuilder::new(Generic::new(args.token.clone())),
+        VendorName::Proxmox => SimBuilder::new(
+            Proxmox::new(args.nodes.clone())
+                .api_token(args.token_id.clone(), args.token_secret.clone())
+                .user(args.user.clone(), args.password.clone()),
+        ),
     }
-    .addr(SocketAddr::new(args.host, args.port));
+    .addr(SocketAddr::new(args.host, args.port))
+    .tls(args.tls);
     if args.manual_clock {
         builder = builder.clock(tasktrack_sim::SimClock::manual(
             tasktrack_core::ManualClock::new(),
@@ -83,9 +128,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.sample_tasks {
-        samples(&sim);
-    }
+    let ids = if args.sample_tasks {
+        samples(&sim)
+    } else {
+        Vec::new()
+    };
     // A closed stdout (the reader went away) must not kill the server.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -94,6 +141,9 @@ async fn main() -> ExitCode {
         args.vendor,
         sim.base_url()
     );
+    for id in ids {
+        let _ = writeln!(out, "task {id}");
+    }
     let _ = writeln!(out, "press Ctrl-C to stop");
     let _ = out.flush();
     drop(out);

@@ -75,6 +75,7 @@ pub struct SimBuilder {
     vendor: Arc<dyn Vendor>,
     clock: SimClock,
     addr: SocketAddr,
+    tls: bool,
 }
 
 impl SimBuilder {
@@ -84,7 +85,16 @@ impl SimBuilder {
             vendor: Arc::new(vendor),
             clock: SimClock::real(),
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            tls: false,
         }
+    }
+
+    /// Serves HTTPS with a fresh self-signed certificate for `localhost` and
+    /// `127.0.0.1`, as a real Proxmox VE node does out of the box. The
+    /// certificate is [`SimHandle::certificate_pem`].
+    pub fn tls(mut self, yes: bool) -> Self {
+        self.tls = yes;
+        self
     }
 
     /// Uses `clock` (e.g. [`SimClock::manual`]).
@@ -116,35 +126,97 @@ impl SimBuilder {
                 faults::layer,
             ))
             .merge(control_routes(ctx.clone()));
-        let listener = tokio::net::TcpListener::bind(self.addr).await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::warn!(error = %e, "simulator stopped with an error");
-            }
-        });
+        let (addr, stopper, task, certificate_pem) = if self.tls {
+            serve_tls(self.addr, app).await?
+        } else {
+            serve_plain(self.addr, app).await?
+        };
         tracing::debug!(vendor = self.vendor.name(), %addr, "simulator listening");
         Ok(SimHandle {
             addr,
             ctx,
-            shutdown: Some(tx),
+            shutdown: Some(stopper),
             task: Some(task),
+            certificate_pem,
         })
     }
+}
+
+/// How a running server is asked to stop.
+enum Stopper {
+    Plain(oneshot::Sender<()>),
+    Tls(axum_server::Handle<SocketAddr>),
+}
+
+impl Stopper {
+    fn stop(self) {
+        match self {
+            Stopper::Plain(tx) => {
+                let _ = tx.send(());
+            }
+            Stopper::Tls(handle) => handle.graceful_shutdown(Some(Duration::from_secs(1))),
+        }
+    }
+}
+
+type Served = (SocketAddr, Stopper, JoinHandle<()>, Option<String>);
+
+async fn serve_plain(addr: SocketAddr, app: Router) -> std::io::Result<Served> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "simulator stopped with an error");
+        }
+    });
+    Ok((addr, Stopper::Plain(tx), task, None))
+}
+
+async fn serve_tls(addr: SocketAddr, app: Router) -> std::io::Result<Served> {
+    let io_error = |e: rcgen::Error| std::io::Error::other(format!("self-signed certificate: {e}"));
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(io_error)?;
+    let cert_pem = certified.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            b.with_no_client_auth()
+                .with_single_cert(vec![certified.cert.der().clone()], key)
+        })
+        .map_err(|e| std::io::Error::other(format!("TLS configuration: {e}")))?;
+    // HTTP/1.1 only, like pveproxy: vendors put messages in the reason
+    // phrase, which HTTP/2 does not have.
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let server = axum_server::tls_rustls::from_tcp_rustls(listener, config)?.handle(handle.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = server.serve(app.into_make_service()).await {
+            tracing::warn!(error = %e, "simulator stopped with an error");
+        }
+    });
+    Ok((addr, Stopper::Tls(handle), task, Some(cert_pem)))
 }
 
 /// A running simulator. Dropping it stops the server.
 pub struct SimHandle {
     addr: SocketAddr,
     ctx: SimContext,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<Stopper>,
     task: Option<JoinHandle<()>>,
+    certificate_pem: Option<String>,
 }
 
 impl std::fmt::Debug for SimHandle {
@@ -157,9 +229,19 @@ impl std::fmt::Debug for SimHandle {
 }
 
 impl SimHandle {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` with TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.certificate_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+    /// The self-signed certificate (PEM) of a TLS simulator, to trust as a
+    /// root CA.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate_pem.as_deref()
     }
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
@@ -195,8 +277,8 @@ impl SimHandle {
     }
     /// Stops accepting, finishes the requests in flight, and waits.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        if let Some(stopper) = self.shutdown.take() {
+            stopper.stop();
         }
         if let Some(task) = self.task.take() {
             // Keep-alive connections idle in a client pool would hold a
@@ -214,8 +296,8 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+        if let Some(stopper) = self.shutdown.take() {
+            stopper.stop();
         }
         if let Some(task) = self.task.take() {
             task.abort();

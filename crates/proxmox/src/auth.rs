@@ -1,0 +1,233 @@
+//! Proxmox VE credentials: an API token, or a login ticket with its CSRF
+//! token, renewed once when it expires.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderValue, AUTHORIZATION, COOKIE};
+use serde::Deserialize;
+use tasktrack_core::http::{encode_segment, Authenticate, HttpClient, HttpRequest};
+use tasktrack_core::{Error, Result, Secret};
+
+/// How to authenticate to Proxmox VE.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PveCredentials {
+    /// An API token: `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`.
+    /// No CSRF token is needed.
+    ApiToken {
+        /// `USER@REALM!TOKENID`.
+        token_id: String,
+        /// The token's secret.
+        secret: Secret,
+    },
+    /// A user and password, exchanged for a ticket at `POST /access/ticket`;
+    /// the ticket goes in the `PVEAuthCookie` cookie and its CSRF token in the
+    /// `CSRFPreventionToken` header of writes. Tickets last two hours; an
+    /// expired one is renewed once, transparently.
+    Password {
+        /// `user@realm`.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+}
+
+impl fmt::Debug for PveCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PveCredentials::ApiToken { token_id, secret } => f
+                .debug_struct("ApiToken")
+                .field("token_id", token_id)
+                .field("secret", secret)
+                .finish(),
+            PveCredentials::Password { username, password } => f
+                .debug_struct("Password")
+                .field("username", username)
+                .field("password", password)
+                .finish(),
+        }
+    }
+}
+
+impl PveCredentials {
+    /// An API token from its id (`USER@REALM!TOKENID`) and secret.
+    pub fn api_token(token_id: impl Into<String>, secret: impl Into<Secret>) -> Self {
+        PveCredentials::ApiToken {
+            token_id: token_id.into(),
+            secret: secret.into(),
+        }
+    }
+
+    /// An API token from the form PVE shows and proxmoxer takes:
+    /// `USER@REALM!TOKENID=SECRET`. The message of a malformed one never
+    /// repeats the secret.
+    pub fn parse_token(full: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::invalid_input(
+                "proxmox",
+                format!("malformed API token: {why}; expected USER@REALM!TOKENID=SECRET"),
+            )
+        };
+        let (id, secret) = full
+            .split_once('=')
+            .ok_or_else(|| bad("no '=' before the secret"))?;
+        let (user, token) = id
+            .split_once('!')
+            .ok_or_else(|| bad("no '!' before the token id"))?;
+        if !user.contains('@') || user.starts_with('@') || user.ends_with('@') {
+            return Err(bad("the user part is not user@realm"));
+        }
+        if token.is_empty() || secret.is_empty() {
+            return Err(bad("the token id or the secret is empty"));
+        }
+        Ok(Self::api_token(id, secret))
+    }
+
+    /// A user (`user@realm`) and password.
+    pub fn password(username: impl Into<String>, password: impl Into<Secret>) -> Self {
+        PveCredentials::Password {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+}
+
+struct Ticket {
+    ticket: Secret,
+    csrf: Secret,
+}
+
+/// The [`Authenticate`] hook for Proxmox VE.
+pub(crate) struct PveAuth {
+    credentials: PveCredentials,
+    ticket: Mutex<Option<Ticket>>,
+}
+
+impl fmt::Debug for PveAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PveAuth")
+            .field("credentials", &self.credentials)
+            .field("has_ticket", &self.lock().is_some())
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct TicketAnswer {
+    data: TicketData,
+}
+
+#[derive(Deserialize)]
+struct TicketData {
+    ticket: String,
+    #[serde(rename = "CSRFPreventionToken")]
+    csrf: String,
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        Error::invalid_input(
+            "proxmox",
+            "credential contains characters not allowed in a header",
+        )
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+impl PveAuth {
+    pub(crate) fn new(credentials: PveCredentials) -> Self {
+        PveAuth {
+            credentials,
+            ticket: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Ticket>> {
+        self.ticket.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Logs in with the password; a no-op for API tokens.
+    pub(crate) async fn login(&self, client: &HttpClient) -> Result<()> {
+        let PveCredentials::Password { username, password } = &self.credentials else {
+            return Ok(());
+        };
+        let req = HttpRequest::post("/access/ticket")
+            .form(&[("username", username), ("password", password.expose())])
+            .without_auth();
+        let answer: TicketAnswer = client.send_json(req, "login ticket").await?;
+        *self.lock() = Some(Ticket {
+            ticket: Secret::new(answer.data.ticket),
+            csrf: Secret::new(answer.data.csrf),
+        });
+        tracing::debug!(user = %username, "logged in to Proxmox VE");
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Authenticate for PveAuth {
+    async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
+        match &self.credentials {
+            PveCredentials::ApiToken { token_id, secret } => {
+                let value = sensitive(&format!("PVEAPIToken={token_id}={}", secret.expose()))?;
+                request.headers_mut().insert(AUTHORIZATION, value);
+            }
+            PveCredentials::Password { .. } => {
+                // Without a ticket yet the request goes out bare, gets 401,
+                // and `refresh` logs in before it is sent again.
+                let guard = self.lock();
+                if let Some(t) = guard.as_ref() {
+                    let cookie = sensitive(&format!(
+                        "PVEAuthCookie={}",
+                        encode_segment(t.ticket.expose())
+                    ))?;
+                    request.headers_mut().insert(COOKIE, cookie);
+                    if !matches!(request.method().as_str(), "GET" | "HEAD") {
+                        request
+                            .headers_mut()
+                            .insert("CSRFPreventionToken", sensitive(t.csrf.expose())?);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn refresh(&self, client: &HttpClient) -> Result<bool> {
+        match self.credentials {
+            PveCredentials::ApiToken { .. } => Ok(false),
+            PveCredentials::Password { .. } => {
+                self.login(client).await?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_and_never_show_their_secret() {
+        let c = PveCredentials::parse_token("root@pam!ci=aaaa-bbbb").unwrap();
+        assert_eq!(c, PveCredentials::api_token("root@pam!ci", "aaaa-bbbb"));
+        assert!(!format!("{c:?}").contains("aaaa-bbbb"));
+        for bad in [
+            "root@pam!ci",
+            "root@pam=x",
+            "rootpam!ci=x",
+            "root@pam!=x",
+            "root@pam!ci=",
+        ] {
+            let err = PveCredentials::parse_token(bad).unwrap_err().to_string();
+            assert!(err.contains("USER@REALM!TOKENID=SECRET"), "{err}");
+        }
+        let err = PveCredentials::parse_token("root@pam=supersecret")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("supersecret"));
+    }
+}

@@ -1,0 +1,334 @@
+//! [`PveClient`]: the Proxmox VE task endpoints over the core HTTP layer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use tasktrack_core::http::{
+    encode_segment, ErrorAnswer, ErrorBodyParser, HttpClient, HttpRequest, RetryPolicy, VendorError,
+};
+use tasktrack_core::{Error, Result};
+use tracing::Instrument;
+
+use crate::auth::{PveAuth, PveCredentials};
+use crate::model::{PveLogLine, PveTaskStatus, TaskListEntry};
+use crate::upid::Upid;
+
+const PROVIDER: &str = "proxmox";
+
+/// PVE's error answers: the message is in the status line's reason phrase
+/// (`500 unable to parse worker upid`), the body is `{"data": null}` with an
+/// `errors` object on parameter failures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PveErrors;
+
+impl ErrorBodyParser for PveErrors {
+    fn parse(&self, answer: &ErrorAnswer<'_>) -> VendorError {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(default)]
+            errors: Option<BTreeMap<String, serde_json::Value>>,
+            #[serde(default)]
+            message: Option<String>,
+        }
+        let body: Option<Body> = serde_json::from_slice(answer.body).ok();
+        let mut parts: Vec<String> = answer.reason.map(str::to_owned).into_iter().collect();
+        if let Some(body) = body {
+            parts.extend(body.message);
+            for (param, msg) in body.errors.unwrap_or_default() {
+                let msg = msg
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| msg.to_string());
+                parts.push(format!("{param}: {}", msg.trim()));
+            }
+        }
+        VendorError {
+            code: None,
+            message: (!parts.is_empty()).then(|| parts.join("; ")),
+            request_id: None,
+        }
+    }
+}
+
+/// Which tasks `GET /nodes/{node}/tasks` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSource {
+    /// Finished tasks (the server's default).
+    Archive,
+    /// Running tasks.
+    Active,
+    /// Both.
+    All,
+}
+
+impl TaskSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            TaskSource::Archive => "archive",
+            TaskSource::Active => "active",
+            TaskSource::All => "all",
+        }
+    }
+}
+
+/// The filters of `GET /nodes/{node}/tasks`; `None` leaves the server default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeTaskQuery {
+    /// Offset.
+    pub start: Option<u64>,
+    /// Page size (server default 50).
+    pub limit: Option<u64>,
+    /// Only tasks started at or after this epoch second.
+    pub since: Option<i64>,
+    /// Only tasks started before this epoch second.
+    pub until: Option<i64>,
+    /// Comma-separated states (`ok`, `warning`, `error`, `unknown`).
+    pub statusfilter: Option<String>,
+    /// Only this task type.
+    pub typefilter: Option<String>,
+    /// Only this user.
+    pub userfilter: Option<String>,
+    /// Only this VM id.
+    pub vmid: Option<u32>,
+    /// Only failed tasks.
+    pub errors: bool,
+    /// Archive, active or all.
+    pub source: Option<TaskSource>,
+}
+
+/// A page of a task list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskListPage {
+    /// Entries.
+    pub entries: Vec<TaskListEntry>,
+    /// Total matching entries, when the server says.
+    pub total: Option<u64>,
+}
+
+/// A page of a task log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    /// Lines, sorted by `n`.
+    pub lines: Vec<PveLogLine>,
+    /// Lines in the whole log, when the server says.
+    pub total: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: T,
+    #[serde(default)]
+    total: Option<u64>,
+}
+
+/// Builds a [`PveClient`].
+#[derive(Debug)]
+pub struct PveClientBuilder {
+    base: String,
+    credentials: PveCredentials,
+    root_pems: Vec<Vec<u8>>,
+    insecure: bool,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl PveClientBuilder {
+    /// Trusts a root CA in PEM, e.g. the cluster's `/etc/pve/pve-root-ca.pem`.
+    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+        self.root_pems.push(pem.to_vec());
+        self
+    }
+    /// **Dangerous**: accepts any certificate (PVE's default self-signed one
+    /// included), so anyone on the path can read the credentials. Prefer
+    /// [`add_root_certificate_pem`](Self::add_root_certificate_pem).
+    pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+        self.insecure = yes;
+        self
+    }
+    /// Per-request timeout (default 30 s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+    /// Retry of idempotent reads.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Builds the client. No request is made yet.
+    pub fn build(self) -> Result<PveClient> {
+        let auth = Arc::new(PveAuth::new(self.credentials));
+        let mut http = HttpClient::builder(PROVIDER, api_base(&self.base))
+            .auth(auth.clone())
+            .error_parser(Arc::new(PveErrors))
+            .timeout(self.timeout)
+            .retry(self.retry)
+            .danger_accept_invalid_certs(self.insecure);
+        for pem in &self.root_pems {
+            http = http.add_root_certificate_pem(pem);
+        }
+        Ok(PveClient {
+            http: http.build()?,
+            auth,
+        })
+    }
+}
+
+/// `https://host:8006` → `https://host:8006/api2/json` (kept when given).
+fn api_base(base: &str) -> String {
+    let trimmed = base.trim_end_matches('/');
+    if trimmed.ends_with("/api2/json") {
+        trimmed.to_owned()
+    } else {
+        format!("{trimmed}/api2/json")
+    }
+}
+
+/// A Proxmox VE API client for the task endpoints. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PveClient {
+    http: HttpClient,
+    auth: Arc<PveAuth>,
+}
+
+fn task_path(upid: &Upid, tail: &str) -> String {
+    format!(
+        "/nodes/{}/tasks/{}{tail}",
+        encode_segment(upid.node()),
+        encode_segment(upid.as_str())
+    )
+}
+
+/// PVE answers a well-formed UPID it has no log file for with
+/// `400 Parameter verification failed` and `errors.upid = "no such task"`.
+fn not_found_for(upid: &Upid, e: Error) -> Error {
+    match &e {
+        Error::Http(h) if h.status == 400 || h.status == 404 || h.status == 500 => {
+            let message = h.vendor_message.as_deref().unwrap_or_default();
+            if message.contains("no such task") || message.contains("No such file") {
+                return Error::not_found(PROVIDER, format!("task {upid} on node {}", upid.node()));
+            }
+            e
+        }
+        Error::NotFound { .. } => {
+            Error::not_found(PROVIDER, format!("task {upid} on node {}", upid.node()))
+        }
+        _ => e,
+    }
+}
+
+impl PveClient {
+    /// A client for `base_url` (`https://host:8006`, with or without
+    /// `/api2/json`).
+    pub fn builder(base_url: impl Into<String>, credentials: PveCredentials) -> PveClientBuilder {
+        PveClientBuilder {
+            base: base_url.into(),
+            credentials,
+            root_pems: Vec::new(),
+            insecure: false,
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The underlying HTTP client.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// Logs in now (password credentials); otherwise the first request does.
+    pub async fn login(&self) -> Result<()> {
+        self.auth.login(&self.http).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, req: HttpRequest, what: &str) -> Result<Envelope<T>> {
+        self.http.send_json(req, what).await
+    }
+
+    /// `GET /nodes/{node}/tasks/{upid}/status`.
+    pub async fn task_status(&self, upid: &Upid) -> Result<PveTaskStatus> {
+        let span = tracing::debug_span!(
+            "pve_task_status",
+            node = upid.node(),
+            upid = %upid,
+            vmid = upid.vmid(),
+            exitstatus = tracing::field::Empty,
+        );
+        async {
+            let env: Envelope<PveTaskStatus> = self
+                .get(HttpRequest::get(task_path(upid, "/status")), "task status")
+                .await
+                .map_err(|e| not_found_for(upid, e))?;
+            if let Some(e) = &env.data.exitstatus {
+                tracing::Span::current().record("exitstatus", e.as_str());
+            }
+            Ok(env.data)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// `GET /nodes/{node}/tasks/{upid}/log?start=&limit=`.
+    pub async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<LogPage> {
+        let req = HttpRequest::get(task_path(upid, "/log"))
+            .query("start", start)
+            .query("limit", limit);
+        let span = tracing::debug_span!("pve_task_log", node = upid.node(), upid = %upid, vmid = upid.vmid());
+        let env: Envelope<Vec<PveLogLine>> = self
+            .get(req, "task log")
+            .instrument(span)
+            .await
+            .map_err(|e| not_found_for(upid, e))?;
+        let mut lines = env.data;
+        lines.sort_by_key(|l| l.n);
+        Ok(LogPage {
+            lines,
+            total: env.total,
+        })
+    }
+
+    /// `GET /nodes/{node}/tasks` with every documented filter.
+    pub async fn node_tasks(&self, node: &str, q: &NodeTaskQuery) -> Result<TaskListPage> {
+        let req = HttpRequest::get(format!("/nodes/{}/tasks", encode_segment(node)))
+            .query_opt("start", q.start)
+            .query_opt("limit", q.limit)
+            .query_opt("since", q.since)
+            .query_opt("until", q.until)
+            .query_opt("statusfilter", q.statusfilter.as_ref())
+            .query_opt("typefilter", q.typefilter.as_ref())
+            .query_opt("userfilter", q.userfilter.as_ref())
+            .query_opt("vmid", q.vmid)
+            .query_opt("errors", q.errors.then_some(1))
+            .query_opt("source", q.source.map(TaskSource::as_str));
+        let span = tracing::debug_span!("pve_node_tasks", node);
+        let env: Envelope<Vec<TaskListEntry>> =
+            self.get(req, "node task list").instrument(span).await?;
+        Ok(TaskListPage {
+            entries: env.data,
+            total: env.total,
+        })
+    }
+
+    /// `GET /cluster/tasks`: recent tasks of the whole cluster.
+    pub async fn cluster_tasks(&self) -> Result<Vec<TaskListEntry>> {
+        let env: Envelope<Vec<TaskListEntry>> = self
+            .get(HttpRequest::get("/cluster/tasks"), "cluster task list")
+            .await?;
+        Ok(env.data)
+    }
+
+    /// `DELETE /nodes/{node}/tasks/{upid}`: stops a running task. Sent once,
+    /// never retried.
+    pub async fn stop_task(&self, upid: &Upid) -> Result<()> {
+        let span = tracing::info_span!("pve_stop_task", node = upid.node(), upid = %upid, vmid = upid.vmid());
+        self.http
+            .send(HttpRequest::delete(task_path(upid, "")))
+            .instrument(span)
+            .await
+            .map_err(|e| not_found_for(upid, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+//! # tasktrack-proxmox
+//!
+//! Proxmox VE task tracking: the [`Upid`] handle, a [`PveClient`] for the
+//! task endpoints (API token or ticket auth, TLS options for PVE's
+//! self-signed certificates), and [`ProxmoxProvider`], which batches the
+//! status of many UPIDs into one task-list request per node.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tasktrack_core::{PollPolicy, Poller};
+//! use tasktrack_proxmox::{ProxmoxProvider, PveClient, PveCredentials, Upid};
+//!
+//! # async fn run() -> tasktrack_core::Result<()> {
+//! let client = PveClient::builder(
+//!     "https://pve.example.com:8006",
+//!     PveCredentials::parse_token("root@pam!ci=00000000-0000-0000-0000-000000000000")?,
+//! )
+//! .add_root_certificate_pem(&std::fs::read("pve-root-ca.pem").unwrap_or_default())
+//! .build()?;
+//! let provider = ProxmoxProvider::new(client);
+//! let upid: Upid = "UPID:pve1:000AE992:00A21BA7:618C1D55:vzdump:100:root@pam:".parse()?;
+//! let outcome = Poller::new(provider, PollPolicy::default()).wait(&upid).await?;
+//! outcome.into_result()?; // a failed task: Error::TaskFailed with the log tail
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod auth;
+mod client;
+mod model;
+mod provider;
+mod upid;
+
+pub use auth::PveCredentials;
+pub use client::{
+    LogPage, NodeTaskQuery, PveClient, PveClientBuilder, PveErrors, TaskListPage, TaskSource,
+};
+pub use model::{
+    decode_log, ExitKind, ExitStatus, PveLogLine, PveTaskStatus, RunState, TaskListEntry,
+};
+pub use provider::ProxmoxProvider;
+pub use upid::Upid;

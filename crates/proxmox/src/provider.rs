@@ -1,0 +1,270 @@
+//! [`ProxmoxProvider`]: Proxmox VE tasks as a tasktrack provider.
+
+use std::collections::{BTreeMap, HashMap};
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tasktrack_core::{
+    ActionReceipt, Capabilities, Error, LogLine, LogRange, PollPolicy, Poller, Result, TaskAction,
+    TaskFilter, TaskPage, TaskProvider, TaskStatus,
+};
+
+use crate::client::{NodeTaskQuery, PveClient, TaskSource};
+use crate::model::PveTaskStatus;
+use crate::upid::Upid;
+
+/// Lines fetched per request when reading a whole log.
+const LOG_PAGE: u64 = 500;
+/// Fallback `status` calls in flight at once.
+const FALLBACK_CONCURRENCY: usize = 8;
+
+/// Proxmox VE tasks: `Id` is the [`Upid`], so the node is never asked for
+/// twice.
+///
+/// `status_many` answers many UPIDs with one `GET /nodes/{node}/tasks`
+/// (`source=all`, `since` the oldest wanted start) per node, and asks
+/// `/status` only for the UPIDs that list did not contain.
+#[derive(Debug, Clone)]
+pub struct ProxmoxProvider {
+    name: String,
+    client: PveClient,
+}
+
+impl ProxmoxProvider {
+    /// A provider named `proxmox` over `client`.
+    pub fn new(client: PveClient) -> Self {
+        ProxmoxProvider {
+            name: "proxmox".into(),
+            client,
+        }
+    }
+
+    /// Renames the provider (e.g. one per cluster).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The client.
+    pub fn client(&self) -> &PveClient {
+        &self.client
+    }
+
+    /// proxmoxer's `Tasks.blocking_status`: polls every `interval` until the
+    /// task stops and returns its status, or `None` after `timeout`. Built on
+    /// the core [`Poller`], so transient errors are tolerated and permanent
+    /// ones returned at once. Prefer 1–3 s intervals (the PVE guide's
+    /// advice) over proxmoxer's 10 ms default.
+    pub async fn wait_task(
+        &self,
+        upid: &Upid,
+        timeout: Duration,
+        interval: Duration,
+    ) -> Result<Option<PveTaskStatus>> {
+        let policy = PollPolicy::fixed(interval).with_deadline(Some(timeout));
+        match Poller::new(self.clone(), policy).wait(upid).await {
+            Ok(outcome) => Ok(Some(outcome.status)),
+            Err(Error::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn node_batch(
+        &self,
+        node: &str,
+        wanted: &[&Upid],
+    ) -> Result<HashMap<Upid, PveTaskStatus>> {
+        let since = wanted
+            .iter()
+            .map(|u| u.starttime())
+            .min()
+            .unwrap_or_default();
+        let limit = (wanted.len() as u64 * 4 + 500).min(10_000);
+        let query = NodeTaskQuery {
+            since: Some(since),
+            limit: Some(limit),
+            source: Some(TaskSource::All),
+            ..NodeTaskQuery::default()
+        };
+        let page = self.client.node_tasks(node, &query).await?;
+        Ok(page
+            .entries
+            .iter()
+            .filter_map(|e| Some((e.upid.parse::<Upid>().ok()?, e.to_status())))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl TaskProvider for ProxmoxProvider {
+    type Id = Upid;
+    type Status = PveTaskStatus;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            list: true,
+            logs: true,
+            batch_status: true,
+            cancel: true,
+            ..Capabilities::NONE
+        }
+    }
+
+    async fn status(&self, id: &Upid) -> Result<PveTaskStatus> {
+        self.client.task_status(id).await
+    }
+
+    async fn status_many(&self, ids: &[Upid]) -> Vec<Result<PveTaskStatus>> {
+        let mut by_node: BTreeMap<&str, Vec<&Upid>> = BTreeMap::new();
+        for id in ids {
+            by_node.entry(id.node()).or_default().push(id);
+        }
+        let lists = futures::future::join_all(
+            by_node
+                .iter()
+                .map(|(node, wanted)| async move { (*node, self.node_batch(node, wanted).await) }),
+        )
+        .await;
+        let lists: HashMap<&str, Result<HashMap<Upid, PveTaskStatus>>> =
+            lists.into_iter().collect();
+        let mut answers: Vec<Option<Result<PveTaskStatus>>> = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match lists.get(id.node()) {
+                Some(Ok(found)) => match found.get(id) {
+                    Some(status) => answers.push(Some(Ok(status.clone()))),
+                    None => {
+                        answers.push(None);
+                        missing.push(i);
+                    }
+                },
+                // One failed list request fails the ids it covered; falling
+                // back to per-task calls during an outage would multiply load.
+                Some(Err(e)) => answers.push(Some(Err(e.clone()))),
+                None => {
+                    answers.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        let calls: Vec<_> = missing
+            .iter()
+            .map(|&i| async move { (i, self.status(&ids[i]).await) })
+            .collect();
+        let fallbacks: Vec<(usize, Result<PveTaskStatus>)> = futures::stream::iter(calls)
+            .buffer_unordered(FALLBACK_CONCURRENCY)
+            .collect()
+            .await;
+        for (i, r) in fallbacks {
+            answers[i] = Some(r);
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| Err(Error::decode("proxmox", "batch status", ".", "no answer")))
+            })
+            .collect()
+    }
+
+    /// `GET /cluster/tasks`, filtered here by state, kind and start time.
+    /// The cursor is an offset into that list.
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(Upid, PveTaskStatus)>> {
+        let offset: usize = match &filter.cursor {
+            Some(c) => c
+                .parse()
+                .map_err(|_| Error::invalid_input(&self.name, format!("bad list cursor {c:?}")))?,
+            None => 0,
+        };
+        let entries = self.client.cluster_tasks().await?;
+        let mut matching = Vec::new();
+        for entry in entries {
+            let Ok(upid) = entry.upid.parse::<Upid>() else {
+                tracing::warn!(upid = %entry.upid, "cluster task list holds a malformed UPID; skipped");
+                continue;
+            };
+            let status = entry.to_status();
+            let kind_ok = filter
+                .kind
+                .as_deref()
+                .is_none_or(|k| status.task_type.as_deref() == Some(k));
+            let since_ok = filter.since.is_none_or(|s| upid.started_at() >= s);
+            if filter.admits_state(status.state()) && kind_ok && since_ok {
+                matching.push((upid, status));
+            }
+        }
+        let total = matching.len();
+        let limit = filter.limit.unwrap_or(total.max(1));
+        let items: Vec<_> = matching.into_iter().skip(offset).take(limit).collect();
+        let next = offset + items.len();
+        Ok(TaskPage {
+            next_cursor: (next < total).then(|| next.to_string()),
+            total: Some(total as u64),
+            items,
+        })
+    }
+
+    async fn logs(&self, id: &Upid, range: LogRange) -> Result<Vec<LogLine>> {
+        let convert = |lines: Vec<crate::model::PveLogLine>| -> Vec<LogLine> {
+            lines
+                .into_iter()
+                .map(|l| LogLine { n: l.n, text: l.t })
+                .collect()
+        };
+        match range {
+            LogRange::Range { start, limit } => Ok(convert(
+                self.client.task_log(id, start, limit as u64).await?.lines,
+            )),
+            LogRange::Tail(n) => {
+                // The envelope's `total` tells where the tail starts; without
+                // it, read everything and cut.
+                let probe = self.client.task_log(id, 0, 1).await?;
+                match probe.total {
+                    Some(total) => {
+                        let start = total.saturating_sub(n as u64);
+                        Ok(convert(
+                            self.client.task_log(id, start, n as u64).await?.lines,
+                        ))
+                    }
+                    None => {
+                        let all = self.logs(id, LogRange::All).await?;
+                        Ok(all[all.len().saturating_sub(n)..].to_vec())
+                    }
+                }
+            }
+            LogRange::All => {
+                let mut lines = Vec::new();
+                loop {
+                    let page = self
+                        .client
+                        .task_log(id, lines.len() as u64, LOG_PAGE)
+                        .await?;
+                    let got = page.lines.len() as u64;
+                    lines.extend(convert(page.lines));
+                    let done =
+                        got < LOG_PAGE || page.total.is_some_and(|t| lines.len() as u64 >= t);
+                    if done {
+                        return Ok(lines);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Cancel` stops the task (`DELETE /nodes/{node}/tasks/{upid}`); it then
+    /// ends as failed with `interrupted by signal`.
+    async fn act(&self, id: &Upid, action: TaskAction) -> Result<ActionReceipt> {
+        match action {
+            TaskAction::Cancel => {
+                self.client.stop_task(id).await?;
+                Ok(ActionReceipt::accepted(action))
+            }
+            other => Err(Error::unsupported(&self.name, format!("action {other}"))),
+        }
+    }
+}

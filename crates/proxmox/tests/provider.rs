@@ -1,0 +1,490 @@
+//! ProxmoxProvider over real HTTP against the Proxmox simulator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tasktrack_core::http::RetryPolicy;
+use tasktrack_core::{
+    async_trait, Error, LogRange, ManualClock, PollPolicy, Poller, TaskAction, TaskProvider,
+    TaskState, TaskStatus,
+};
+use tasktrack_proxmox::{
+    decode_log, NodeTaskQuery, ProxmoxProvider, PveClient, PveCredentials, TaskSource, Upid,
+};
+use tasktrack_sim::proxmox::Proxmox;
+use tasktrack_sim::{Fault, SimBuilder, SimClock, SimHandle, SimOutcome, TaskSpec};
+use tasktrack_testkit::{Expected, Harness, ScriptedTask};
+
+const TOKEN_ID: &str = "root@pam!ci";
+const TOKEN_SECRET: &str = "6f1c0b1e-1111-2222-3333-token-secret";
+const PASSWORD: &str = "pve-password-value";
+const STATUS_ROUTE: &str = "GET /api2/json/nodes/{node}/tasks/{upid}/status";
+const LIST_ROUTE: &str = "GET /api2/json/nodes/{node}/tasks";
+
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 2,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+    }
+}
+
+async fn start(clock: &ManualClock) -> SimHandle {
+    SimBuilder::new(
+        Proxmox::new(["pve1", "pve2", "pve3"])
+            .api_token(TOKEN_ID, TOKEN_SECRET)
+            .user("root@pam", PASSWORD),
+    )
+    .clock(SimClock::manual(clock.clone()))
+    .start()
+    .await
+    .unwrap()
+}
+
+fn provider(sim: &SimHandle, creds: PveCredentials) -> ProxmoxProvider {
+    let client = PveClient::builder(sim.base_url(), creds)
+        .retry(quick_retry())
+        .build()
+        .unwrap();
+    ProxmoxProvider::new(client)
+}
+
+fn token() -> PveCredentials {
+    PveCredentials::api_token(TOKEN_ID, TOKEN_SECRET)
+}
+
+fn task(sim: &SimHandle, spec: TaskSpec) -> Upid {
+    sim.create_task(spec).parse().unwrap()
+}
+
+struct PveHarness {
+    clock: ManualClock,
+    sim: SimHandle,
+    provider: Arc<ProxmoxProvider>,
+}
+
+#[async_trait]
+impl Harness for PveHarness {
+    type Provider = ProxmoxProvider;
+    fn provider(&self) -> Arc<ProxmoxProvider> {
+        self.provider.clone()
+    }
+    fn clock(&self) -> ManualClock {
+        self.clock.clone()
+    }
+    async fn create(&self, t: ScriptedTask) -> Upid {
+        let spec = TaskSpec::new("vzdump", t.duration).attr("id", "100");
+        let spec = match t.expected {
+            Expected::Succeed => spec,
+            Expected::Fail { code, message } => spec.fails(code, message),
+        };
+        task(&self.sim, spec)
+    }
+    fn unknown_id(&self) -> Upid {
+        "UPID:pve1:00000001:00000001:00000001:vzdump:999:root@pam:"
+            .parse()
+            .unwrap()
+    }
+    async fn inject_transient_faults(&self, n: u32) {
+        self.sim.faults().next(n, STATUS_ROUTE, Fault::status(503));
+    }
+    async fn clear_faults(&self) {
+        self.sim.faults().clear();
+    }
+    fn attempts_per_status(&self) -> u32 {
+        quick_retry().max_retries + 1
+    }
+    fn reports_failure_codes(&self) -> bool {
+        false // PVE reports an exit status text, no code
+    }
+}
+
+#[tokio::test]
+async fn the_proxmox_provider_conforms() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let provider = Arc::new(provider(&sim, token()));
+    let report = tasktrack_testkit::run(&PveHarness {
+        clock,
+        sim,
+        provider,
+    })
+    .await;
+    println!("{report}");
+    report.assert_passed();
+}
+
+#[tokio::test]
+async fn three_hundred_upids_over_three_nodes_cost_three_list_requests() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let p = provider(&sim, token());
+    let mut ids = Vec::new();
+    for i in 0..300u64 {
+        let spec = TaskSpec::new("vzdump", Duration::from_secs(5 + i % 50))
+            .attr("id", (100 + i).to_string());
+        let spec = if i % 7 == 0 {
+            spec.fails("E", "backup failed")
+        } else {
+            spec
+        };
+        ids.push(task(&sim, spec));
+        if i % 30 == 0 {
+            clock.advance(Duration::from_secs(1));
+        }
+    }
+    clock.advance(Duration::from_secs(20));
+    sim.requests().reset();
+    let answers = p.status_many(&ids).await;
+    let lists = sim.requests().count(LIST_ROUTE);
+    let singles = sim.requests().count(STATUS_ROUTE);
+    println!("300 UPIDs over 3 nodes: {lists} list requests, {singles} status fallbacks");
+    assert_eq!(lists, 3);
+    assert_eq!(singles, 0, "every UPID was in its node's list");
+    for (id, answer) in ids.iter().zip(&answers) {
+        let batched = answer.as_ref().unwrap();
+        let single = p.status(id).await.unwrap();
+        assert_eq!(batched.state(), single.state(), "{id}");
+        assert_eq!(batched.vendor_state(), single.vendor_state(), "{id}");
+    }
+    assert!(answers
+        .iter()
+        .any(|a| a.as_ref().unwrap().state() == TaskState::Running));
+    assert!(answers
+        .iter()
+        .any(|a| a.as_ref().unwrap().state() == TaskState::Failed));
+
+    // UPIDs the list does not hold (an unknown one) fall back to /status.
+    sim.requests().reset();
+    let unknown: Upid = "UPID:pve2:00000001:00000001:00000001:vzdump:1:root@pam:"
+        .parse()
+        .unwrap();
+    let mixed = vec![ids[0].clone(), unknown, ids[1].clone()];
+    let answers = p.status_many(&mixed).await;
+    assert!(matches!(answers[1], Err(Error::NotFound { .. })));
+    assert!(answers[0].is_ok() && answers[2].is_ok());
+    assert_eq!(
+        sim.requests().count(STATUS_ROUTE),
+        1,
+        "one fallback for the missing UPID"
+    );
+    assert!(sim.requests().count(LIST_ROUTE) <= 2);
+}
+
+#[tokio::test]
+async fn logs_page_and_tail_and_failures_carry_them() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let p = provider(&sim, token());
+    let lines: Vec<String> = (1..=120).map(|i| format!("INFO: line {i}")).collect();
+    let upid = task(
+        &sim,
+        TaskSpec::new("vzdump", Duration::from_secs(10))
+            .log(lines)
+            .fails("E", "job errors"),
+    );
+    clock.advance(Duration::from_secs(11));
+    let tail = p.logs(&upid, LogRange::Tail(3)).await.unwrap();
+    let text: Vec<_> = tail.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        text,
+        ["INFO: line 119", "INFO: line 120", "TASK ERROR: job errors"]
+    );
+    assert_eq!(tail[2].n, 121);
+    let all = p.logs(&upid, LogRange::All).await.unwrap();
+    assert_eq!(all.len(), 121);
+    let page = p.client().task_log(&upid, 50, 10).await.unwrap();
+    assert_eq!(page.lines.first().map(|l| l.n), Some(51));
+    assert_eq!(page.total, Some(121));
+    assert!(decode_log(&page.lines).starts_with("INFO: line 51\nINFO: line 52"));
+
+    let poller = Poller::new(
+        p.clone(),
+        PollPolicy::fixed(Duration::from_secs(1)).with_log_tail_lines(2),
+    )
+    .with_clock(Arc::new(clock.clone()));
+    match poller.wait(&upid).await.unwrap().into_result().unwrap_err() {
+        Error::TaskFailed {
+            failure,
+            log_tail,
+            id,
+            ..
+        } => {
+            assert_eq!(failure.message, "job errors");
+            assert_eq!(&*log_tail, ["INFO: line 120", "TASK ERROR: job errors"]);
+            assert_eq!(id, upid.to_string());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn warnings_succeed_and_stay_visible() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let p = provider(&sim, token());
+    let upid = task(
+        &sim,
+        TaskSpec::new("vzdump", Duration::from_secs(2)).outcome(SimOutcome::Warnings { count: 2 }),
+    );
+    clock.advance(Duration::from_secs(3));
+    let s = p.status(&upid).await.unwrap();
+    assert_eq!(s.state(), TaskState::Succeeded);
+    let snap = s.snapshot("proxmox", upid.as_str());
+    assert_eq!(snap.warnings, Some(2));
+    assert_eq!(snap.vendor_state, "stopped: WARNINGS: 2");
+    let tail = p.logs(&upid, LogRange::Tail(1)).await.unwrap();
+    assert_eq!(tail[0].text, "TASK WARNINGS: 2");
+}
+
+#[tokio::test]
+async fn ticket_auth_logs_in_and_renews_once_when_expired() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let p = provider(&sim, PveCredentials::password("root@pam", PASSWORD));
+    let upid = task(
+        &sim,
+        TaskSpec::new("qmigrate", Duration::from_secs(100_000)).attr("id", "101"),
+    );
+    assert_eq!(p.status(&upid).await.unwrap().state(), TaskState::Running);
+    assert_eq!(sim.requests().count("POST /api2/json/access/ticket"), 1);
+    // The stop is a write: it needs the CSRF token and is accepted.
+    clock.advance(Duration::from_secs(3 * 3600));
+    p.act(&upid, TaskAction::Cancel).await.unwrap();
+    assert_eq!(
+        sim.requests().count("POST /api2/json/access/ticket"),
+        2,
+        "expired ticket renewed once"
+    );
+    assert_eq!(
+        sim.requests()
+            .count("DELETE /api2/json/nodes/{node}/tasks/{upid}"),
+        2,
+        "refused once, then sent"
+    );
+    clock.advance(Duration::from_secs(1));
+    let s = p.status(&upid).await.unwrap();
+    assert_eq!(s.state(), TaskState::Failed);
+    assert_eq!(s.failure().unwrap().message, "interrupted by signal");
+
+    let wrong = provider(&sim, PveCredentials::password("root@pam", "nope-password"));
+    let err = wrong.status(&upid).await.unwrap_err();
+    assert!(matches!(err, Error::Auth { status: 401, .. }), "{err:?}");
+    assert!(err.to_string().contains("authentication failure"), "{err}");
+}
+
+#[tokio::test]
+async fn errors_keep_pve_messages_and_never_secrets() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let bad_token = provider(
+        &sim,
+        PveCredentials::api_token(TOKEN_ID, "wrong-secret-value"),
+    );
+    let upid = task(&sim, TaskSpec::new("vzdump", Duration::from_secs(10)));
+    let err = bad_token.status(&upid).await.unwrap_err();
+    assert!(matches!(err, Error::Auth { status: 401, .. }));
+    let p = provider(&sim, token());
+    sim.faults().next(3, STATUS_ROUTE, Fault::status(500));
+    let err = p.status(&upid).await.unwrap_err();
+    match &err {
+        Error::Http(h) => {
+            assert_eq!(h.status, 500);
+            // A standard reason phrase carries no PVE message.
+            assert_eq!(h.vendor_message, None);
+            assert_eq!(h.body_excerpt, r#"{"data":null}"#);
+            assert!(h.path.starts_with("/nodes/pve"), "{}", h.path);
+        }
+        other => panic!("{other:?}"),
+    }
+    let unparsable = "UPID:pve1:0000000G:1:1:x::root@pam:";
+    let err = p
+        .client()
+        .node_tasks("nowhere", &NodeTaskQuery::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("hostname lookup 'nowhere' failed"),
+        "{err}"
+    );
+    assert!(unparsable.parse::<Upid>().is_err());
+    for text in [
+        format!("{err:?}"),
+        format!("{p:?}"),
+        format!("{bad_token:?}"),
+    ] {
+        assert!(
+            !text.contains(TOKEN_SECRET) && !text.contains("wrong-secret-value"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn node_task_filters() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let p = provider(&sim, token());
+    let node = |n: &str| ("node", n.to_string());
+    let t = |kind: &str, secs: u64, attrs: &[(&str, String)], fail: bool| {
+        let mut spec = TaskSpec::new(kind, Duration::from_secs(secs));
+        for (k, v) in attrs {
+            spec = spec.attr(*k, v.clone());
+        }
+        if fail {
+            spec = spec.fails("E", "boom");
+        }
+        task(&sim, spec)
+    };
+    t("vzdump", 1, &[node("pve1"), ("id", "100".into())], false);
+    t("vzdump", 1, &[node("pve1"), ("id", "101".into())], true);
+    t(
+        "qmigrate",
+        100,
+        &[
+            node("pve1"),
+            ("id", "100".into()),
+            ("user", "bob@pve".into()),
+        ],
+        false,
+    );
+    t("vzdump", 1, &[node("pve2")], false);
+    clock.advance(Duration::from_secs(2));
+    let q = |f: fn(&mut NodeTaskQuery)| {
+        let mut q = NodeTaskQuery::default();
+        f(&mut q);
+        q
+    };
+    let count = |q: NodeTaskQuery| {
+        let p = p.clone();
+        async move {
+            p.client()
+                .node_tasks("pve1", &q)
+                .await
+                .unwrap()
+                .entries
+                .len()
+        }
+    };
+    assert_eq!(
+        count(NodeTaskQuery::default()).await,
+        2,
+        "archive by default"
+    );
+    assert_eq!(count(q(|q| q.source = Some(TaskSource::Active))).await, 1);
+    assert_eq!(count(q(|q| q.source = Some(TaskSource::All))).await, 3);
+    assert_eq!(
+        count(q(|q| {
+            q.source = Some(TaskSource::All);
+            q.vmid = Some(100)
+        }))
+        .await,
+        2
+    );
+    assert_eq!(count(q(|q| q.errors = true)).await, 1);
+    assert_eq!(
+        count(q(|q| q.typefilter = Some("qmigrate".into()))).await,
+        0,
+        "running: not in archive"
+    );
+    assert_eq!(
+        count(q(|q| {
+            q.source = Some(TaskSource::All);
+            q.userfilter = Some("bob".into())
+        }))
+        .await,
+        1
+    );
+    assert_eq!(count(q(|q| q.statusfilter = Some("ok".into()))).await, 1);
+    assert_eq!(
+        count(q(|q| {
+            q.source = Some(TaskSource::All);
+            q.limit = Some(1);
+            q.start = Some(1)
+        }))
+        .await,
+        1
+    );
+    let page = p
+        .client()
+        .node_tasks("pve1", &q(|q| q.source = Some(TaskSource::All)))
+        .await
+        .unwrap();
+    assert_eq!(page.total, Some(3));
+    let failed = page
+        .entries
+        .iter()
+        .find(|e| e.id.as_deref() == Some("101"))
+        .unwrap();
+    assert_eq!(failed.status.as_deref(), Some("boom"));
+    assert!(failed.endtime.is_some());
+    let cluster = p.client().cluster_tasks().await.unwrap();
+    assert_eq!(cluster.len(), 4);
+}
+
+#[tokio::test]
+async fn wait_task_is_blocking_status() {
+    // blocking_status runs on real time, so this simulator does too.
+    let sim = SimBuilder::new(Proxmox::new(["pve1"]).api_token(TOKEN_ID, TOKEN_SECRET))
+        .start()
+        .await
+        .unwrap();
+    let p = provider(&sim, token());
+    let quick = task(
+        &sim,
+        TaskSpec::new("vzcreate", Duration::from_millis(200)).attr("id", "123"),
+    );
+    let s = p
+        .wait_task(&quick, Duration::from_secs(30), Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.state(), TaskState::Succeeded);
+    let slow = task(&sim, TaskSpec::new("vzcreate", Duration::from_secs(3600)));
+    // Real time here: a short timeout gives None, like proxmoxer.
+    let none = p
+        .wait_task(&slow, Duration::from_millis(150), Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(none.is_none());
+}
+
+#[tokio::test]
+async fn tls_with_the_cluster_ca_or_the_explicit_danger_option() {
+    let sim = SimBuilder::new(Proxmox::new(["pve1"]).api_token(TOKEN_ID, TOKEN_SECRET))
+        .tls(true)
+        .start()
+        .await
+        .unwrap();
+    assert!(sim.base_url().starts_with("https://"));
+    let upid = task(&sim, TaskSpec::new("vzdump", Duration::from_secs(3600)));
+    let pem = sim.certificate_pem().unwrap().as_bytes().to_vec();
+    let trusted = PveClient::builder(sim.base_url(), token())
+        .add_root_certificate_pem(&pem)
+        .build()
+        .unwrap();
+    assert_eq!(
+        trusted.task_status(&upid).await.unwrap().state(),
+        TaskState::Running
+    );
+
+    let untrusted = PveClient::builder(sim.base_url(), token())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = untrusted.task_status(&upid).await.unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "says why: {err}"
+    );
+
+    let insecure = PveClient::builder(sim.base_url(), token())
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        insecure.task_status(&upid).await.unwrap().state(),
+        TaskState::Running
+    );
+}
