@@ -33,6 +33,18 @@
 
 pub use tasktrack_core::*;
 
+/// Huawei Cloud shared layer (features `kps`, `dcs`): see [`tasktrack_huaweicloud`].
+#[cfg(any(feature = "kps", feature = "dcs"))]
+pub use tasktrack_huaweicloud as huaweicloud;
+
+/// Huawei Cloud KPS (feature `kps`): see [`tasktrack_kps`].
+#[cfg(feature = "kps")]
+pub use tasktrack_kps as kps;
+
+/// Huawei Cloud DCS (feature `dcs`): see [`tasktrack_dcs`].
+#[cfg(feature = "dcs")]
+pub use tasktrack_dcs as dcs;
+
 /// Proxmox VE (feature `proxmox`): see [`tasktrack_proxmox`].
 #[cfg(feature = "proxmox")]
 pub use tasktrack_proxmox as proxmox;

@@ -31,9 +31,12 @@
 
 mod auth;
 mod clock;
+pub mod dcs;
 mod engine;
 mod faults;
 pub mod generic;
+pub mod huawei;
+pub mod kps;
 pub mod proxmox;
 mod server;
 

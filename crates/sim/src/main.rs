@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use tasktrack_sim::dcs::Dcs;
 use tasktrack_sim::generic::Generic;
+use tasktrack_sim::huawei::HuaweiAuth;
+use tasktrack_sim::kps::Kps;
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, SimHandle, SimOutcome, StepSpec, TaskSpec};
 
@@ -57,6 +60,25 @@ struct Args {
     /// proxmox: that user's password.
     #[arg(long, default_value = "sim-password", env = "TASKTRACK_SIM_PASSWORD")]
     password: String,
+    /// kps, dcs: the project id in every path.
+    #[arg(long, default_value = "a4d31cb6-3d72-4fdc-8ec9-6e3a41e47f71")]
+    project_id: String,
+    /// kps, dcs: the access key accepted for AK/SK signatures.
+    #[arg(long, default_value = "SIMACCESSKEY")]
+    ak: String,
+    /// kps, dcs: the secret key of that access key.
+    #[arg(long, default_value = "sim-secret-key", env = "TASKTRACK_SIM_SK")]
+    sk: String,
+    /// kps, dcs: an IAM token accepted in X-Auth-Token.
+    #[arg(long, default_value = "sim-iam-token", env = "TASKTRACK_SIM_IAM_TOKEN")]
+    iam_token: String,
+    /// dcs: cache instance ids, comma-separated.
+    #[arg(
+        long,
+        default_value = "5560df16-cebf-4473-95c4-d1b573c16e79",
+        value_delimiter = ','
+    )]
+    instances: Vec<String>,
     /// Start a few sample tasks.
     #[arg(long)]
     sample_tasks: bool,
@@ -71,10 +93,52 @@ enum VendorName {
     Generic,
     /// Proxmox VE (`/api2/json`): API token or ticket auth.
     Proxmox,
+    /// Huawei Cloud KPS key-pair tasks (`/v3/{project_id}`): token or AK/SK.
+    Kps,
+    /// Huawei Cloud DCS background tasks (`/v2/{project_id}`): token or AK/SK.
+    Dcs,
 }
 
-fn samples(sim: &SimHandle) -> Vec<String> {
+fn samples(vendor: VendorName, sim: &SimHandle) -> Vec<String> {
     let s = Duration::from_secs;
+    match vendor {
+        VendorName::Kps => {
+            return vec![
+                sim.create_task(
+                    TaskSpec::new("reset", s(1))
+                        .attr("keypair_name", "KeyPair-xt")
+                        .fails("KPS.0105", "Update public key error"),
+                ),
+                sim.create_task(TaskSpec::new("replace", s(600)).attr("operation", "REPLACE")),
+                sim.create_task(TaskSpec::new("unbind", s(5)).attr("operation", "UNBIND")),
+            ];
+        }
+        VendorName::Dcs => {
+            return vec![
+                sim.create_task(
+                    TaskSpec::new("ChangeInstanceSpec", s(0))
+                        .step(
+                            StepSpec::new("precheck", s(4))
+                                .substeps(["resource check", "instance check"]),
+                        )
+                        .step(
+                            StepSpec::new("migrate data", s(8))
+                                .substeps(["allocate", "copy slots"]),
+                        ),
+                ),
+                sim.create_task(
+                    TaskSpec::new("AddReplica", s(0))
+                        .step(StepSpec::new("precheck", s(2)))
+                        .step(
+                            StepSpec::new("create replica", s(3))
+                                .substeps(["allocate"])
+                                .failing("DCS.4933", "not enough capacity"),
+                        ),
+                ),
+            ];
+        }
+        _ => {}
+    }
     vec![
         sim.create_task(
             TaskSpec::new("vzdump", s(20))
@@ -99,6 +163,12 @@ fn samples(sim: &SimHandle) -> Vec<String> {
     ]
 }
 
+fn huawei_auth(args: &Args) -> HuaweiAuth {
+    HuaweiAuth::new(args.project_id.clone())
+        .aksk(args.ak.clone(), args.sk.clone())
+        .token(args.iam_token.clone())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -108,6 +178,8 @@ async fn main() -> ExitCode {
         .init();
     let mut builder = match args.vendor {
         VendorName::Generic => SimBuilder::new(Generic::new(args.token.clone())),
+        VendorName::Kps => SimBuilder::new(Kps::new(huawei_auth(&args))),
+        VendorName::Dcs => SimBuilder::new(Dcs::new(huawei_auth(&args), args.instances.clone())),
         VendorName::Proxmox => SimBuilder::new(
             Proxmox::new(args.nodes.clone())
                 .api_token(args.token_id.clone(), args.token_secret.clone())
@@ -129,7 +201,7 @@ async fn main() -> ExitCode {
         }
     };
     let ids = if args.sample_tasks {
-        samples(&sim)
+        samples(args.vendor, &sim)
     } else {
         Vec::new()
     };

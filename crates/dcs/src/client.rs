@@ -1,0 +1,90 @@
+//! [`DcsClient`]: the DCS background-task endpoints.
+
+use chrono::{DateTime, Utc};
+use tasktrack_core::http::{encode_segment, HttpClient, HttpRequest};
+use tasktrack_core::{Error, Result};
+use tasktrack_huaweicloud::ServiceConfig;
+use tracing::Instrument;
+
+use crate::model::{BackgroundTaskList, DcsTaskProgress};
+
+/// A DCS client for one project. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DcsClient {
+    http: HttpClient,
+    project: String,
+}
+
+/// Filters of the background task list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackgroundTaskQuery {
+    /// Offset.
+    pub offset: Option<u64>,
+    /// Page size.
+    pub limit: Option<u32>,
+    /// Only tasks started at or after (sent as `yyyyMMddHHmmss`, UTC).
+    pub start_time: Option<DateTime<Utc>>,
+    /// Only tasks started at or before.
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+fn compact(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%d%H%M%S").to_string()
+}
+
+impl DcsClient {
+    /// A client from a service config.
+    pub fn new(config: &ServiceConfig) -> Result<Self> {
+        Ok(DcsClient {
+            http: config.http_client()?,
+            project: encode_segment(&config.project_id),
+        })
+    }
+
+    /// From the environment: `HUAWEICLOUD_DCS_ENDPOINT`,
+    /// `HUAWEICLOUD_PROJECT_ID`, `CLOUD_SDK_AK` + `CLOUD_SDK_SK` or
+    /// `HUAWEICLOUD_TOKEN`.
+    pub fn from_env() -> Result<Self> {
+        Self::new(&ServiceConfig::from_env("dcs", "HUAWEICLOUD_DCS_ENDPOINT")?)
+    }
+
+    /// `GET /v2/{project_id}/instances/{instance_id}/tasks/{task_id}/progress`.
+    pub async fn progress(&self, instance_id: &str, task_id: &str) -> Result<DcsTaskProgress> {
+        let path = format!(
+            "/v2/{}/instances/{}/tasks/{}/progress",
+            self.project,
+            encode_segment(instance_id),
+            encode_segment(task_id)
+        );
+        let span = tracing::debug_span!("dcs_progress", instance_id, task_id);
+        self.http
+            .send_json(HttpRequest::get(path), "task progress")
+            .instrument(span)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { provider, .. } => Error::not_found(
+                    provider,
+                    format!("task {task_id} of instance {instance_id}"),
+                ),
+                other => other,
+            })
+    }
+
+    /// `GET /v2/{project_id}/instances/{instance_id}/tasks`.
+    pub async fn background_tasks(
+        &self,
+        instance_id: &str,
+        q: &BackgroundTaskQuery,
+    ) -> Result<BackgroundTaskList> {
+        let req = HttpRequest::get(format!(
+            "/v2/{}/instances/{}/tasks",
+            self.project,
+            encode_segment(instance_id)
+        ))
+        .query_opt("offset", q.offset)
+        .query_opt("limit", q.limit)
+        .query_opt("start_time", q.start_time.map(compact))
+        .query_opt("end_time", q.end_time.map(compact));
+        self.http.send_json(req, "background task list").await
+    }
+}

@@ -1,0 +1,323 @@
+//! # tasktrack-huaweicloud
+//!
+//! What the Huawei Cloud adapters (`tasktrack-kps`, `tasktrack-dcs`) share:
+//! endpoint resolution per service and region, the project id, the two
+//! credentials (an IAM token in `X-Auth-Token`, or AK/SK request signing as
+//! the official SDKs do it, [`Signer`]), and the error body
+//! (`error_code`, `error_msg`, `error_ext_msg`, `X-Request-Id`). It has no
+//! provider of its own.
+#![forbid(unsafe_code)]
+
+mod signer;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use reqwest::header::HeaderValue;
+use serde::Deserialize;
+use tasktrack_core::http::{
+    request_id_header, Authenticate, ErrorAnswer, ErrorBodyParser, HttpClient, RetryPolicy,
+    VendorError,
+};
+use tasktrack_core::{Error, Result, Secret};
+
+pub use signer::{
+    canonical_query, canonical_request, canonical_uri, signature, SignedHeaders, Signer,
+    SigningInput, ALGORITHM, DATE_FORMAT, X_SDK_CONTENT_SHA256, X_SDK_DATE,
+};
+
+/// The public endpoint of `service` in `region`:
+/// `https://{host}.{region}.myhuaweicloud.com`, where KPS is served by the
+/// `kms` host (as the SDKs' region tables say) and other services by their
+/// own name.
+pub fn endpoint(service: &str, region: &str) -> String {
+    let host = match service {
+        "kps" => "kms",
+        other => other,
+    };
+    format!("https://{host}.{region}.myhuaweicloud.com")
+}
+
+/// How to authenticate.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// An IAM token (`X-Subject-Token` of IAM's token API), sent as
+    /// `X-Auth-Token`.
+    Token(Secret),
+    /// An access key / secret key pair: every request is signed.
+    AkSk {
+        /// Access key id.
+        ak: String,
+        /// Secret access key.
+        sk: Secret,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Token(t) => f.debug_tuple("Token").field(t).finish(),
+            Credentials::AkSk { ak, .. } => {
+                let shown: String = ak.chars().take(4).collect();
+                f.debug_struct("AkSk")
+                    .field("ak", &format_args!("{shown}***"))
+                    .field("sk", &"***")
+                    .finish()
+            }
+        }
+    }
+}
+
+impl Credentials {
+    /// AK/SK credentials.
+    pub fn aksk(ak: impl Into<String>, sk: impl Into<Secret>) -> Self {
+        Credentials::AkSk {
+            ak: ak.into(),
+            sk: sk.into(),
+        }
+    }
+
+    /// An IAM token.
+    pub fn token(token: impl Into<Secret>) -> Self {
+        Credentials::Token(token.into())
+    }
+
+    /// From the environment, like the SDK examples: `CLOUD_SDK_AK` and
+    /// `CLOUD_SDK_SK`, else `HUAWEICLOUD_TOKEN`.
+    pub fn from_env() -> Result<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        match (
+            var("CLOUD_SDK_AK"),
+            var("CLOUD_SDK_SK"),
+            var("HUAWEICLOUD_TOKEN"),
+        ) {
+            (Some(ak), Some(sk), _) => Ok(Self::aksk(ak, sk)),
+            (None, None, Some(token)) => Ok(Self::token(token)),
+            (Some(_), None, _) | (None, Some(_), _) => Err(Error::invalid_input(
+                "huaweicloud",
+                "set both CLOUD_SDK_AK and CLOUD_SDK_SK (or HUAWEICLOUD_TOKEN instead)",
+            )),
+            (None, None, None) => Err(Error::invalid_input(
+                "huaweicloud",
+                "no credentials: set CLOUD_SDK_AK and CLOUD_SDK_SK, or HUAWEICLOUD_TOKEN",
+            )),
+        }
+    }
+}
+
+/// The [`Authenticate`] hook: `X-Auth-Token`, or `X-Project-Id` plus an
+/// AK/SK signature.
+#[derive(Debug)]
+pub struct HuaweiAuth {
+    credentials: Credentials,
+    project_id: String,
+}
+
+impl HuaweiAuth {
+    /// Credentials for `project_id`.
+    pub fn new(credentials: Credentials, project_id: impl Into<String>) -> Self {
+        HuaweiAuth {
+            credentials,
+            project_id: project_id.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Authenticate for HuaweiAuth {
+    async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
+        match &self.credentials {
+            Credentials::Token(token) => {
+                let mut v = HeaderValue::from_str(token.expose()).map_err(|_| {
+                    Error::invalid_input(
+                        "huaweicloud",
+                        "the token holds characters not allowed in a header",
+                    )
+                })?;
+                v.set_sensitive(true);
+                request.headers_mut().insert("x-auth-token", v);
+            }
+            Credentials::AkSk { ak, sk } => {
+                let project = HeaderValue::from_str(&self.project_id)
+                    .map_err(|_| Error::invalid_input("huaweicloud", "bad project id"))?;
+                request.headers_mut().insert("x-project-id", project);
+                Signer::new(ak.clone(), sk.clone()).sign_reqwest(request, Utc::now())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Huawei Cloud's error body: `{"error_code", "error_msg", "error_ext_msg"}`
+/// (some services nest it under `"error": {"code", "message"}`), plus the
+/// `X-Request-Id` header.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HuaweiErrors;
+
+impl ErrorBodyParser for HuaweiErrors {
+    fn parse(&self, answer: &ErrorAnswer<'_>) -> VendorError {
+        #[derive(Deserialize, Default)]
+        struct Nested {
+            code: Option<String>,
+            message: Option<String>,
+        }
+        #[derive(Deserialize, Default)]
+        struct Body {
+            error_code: Option<String>,
+            error_msg: Option<String>,
+            error_ext_msg: Option<String>,
+            error: Option<Nested>,
+        }
+        let body: Body = serde_json::from_slice(answer.body).unwrap_or_default();
+        let nested = body.error.unwrap_or_default();
+        let message = match (body.error_msg.or(nested.message), body.error_ext_msg) {
+            (Some(m), Some(ext)) if !ext.is_empty() => Some(format!("{m} ({ext})")),
+            (m, _) => m,
+        };
+        VendorError {
+            code: body.error_code.or(nested.code),
+            message,
+            request_id: request_id_header(answer.headers),
+        }
+    }
+}
+
+/// Settings to reach one Huawei Cloud service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Provider name used in errors and spans (`kps`, `dcs`).
+    pub provider: String,
+    /// Base URL, e.g. `https://kms.cn-north-4.myhuaweicloud.com`.
+    pub endpoint: String,
+    /// Project id (in every path).
+    pub project_id: String,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Retry of idempotent reads.
+    pub retry: RetryPolicy,
+}
+
+impl ServiceConfig {
+    /// A config with default timeout (30 s) and retry.
+    pub fn new(
+        provider: impl Into<String>,
+        endpoint: impl Into<String>,
+        project_id: impl Into<String>,
+        credentials: Credentials,
+    ) -> Self {
+        ServiceConfig {
+            provider: provider.into(),
+            endpoint: endpoint.into(),
+            project_id: project_id.into(),
+            credentials,
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// From the environment: `endpoint_var` (e.g. `HUAWEICLOUD_KPS_ENDPOINT`),
+    /// `HUAWEICLOUD_PROJECT_ID`, and [`Credentials::from_env`].
+    pub fn from_env(provider: &str, endpoint_var: &str) -> Result<Self> {
+        let var = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| Error::invalid_input(provider, format!("{k} is not set")))
+        };
+        Ok(Self::new(
+            provider,
+            var(endpoint_var)?,
+            var("HUAWEICLOUD_PROJECT_ID")?,
+            Credentials::from_env()?,
+        ))
+    }
+
+    /// The HTTP client for this service.
+    pub fn http_client(&self) -> Result<HttpClient> {
+        if self.project_id.is_empty() || self.project_id.contains('/') {
+            return Err(Error::invalid_input(
+                &self.provider,
+                format!("bad project id {:?}", self.project_id),
+            ));
+        }
+        HttpClient::builder(&self.provider, &self.endpoint)
+            .auth(Arc::new(HuaweiAuth::new(
+                self.credentials.clone(),
+                self.project_id.clone(),
+            )))
+            .error_parser(Arc::new(HuaweiErrors))
+            .timeout(self.timeout)
+            .retry(self.retry.clone())
+            .build()
+    }
+}
+
+/// Lenient number decoding for fields documented as strings that arrive as
+/// numbers (or the reverse): accepts `1`, `"1"`, `0.125`, `"0.125"`, `null`.
+pub mod lenient {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrText {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+
+    /// An optional integer from a number or a string.
+    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Ok(match Option::<NumOrText>::deserialize(d)? {
+            None => None,
+            Some(NumOrText::Int(i)) => Some(i),
+            Some(NumOrText::Float(f)) if f.is_finite() => Some(f as i64),
+            Some(NumOrText::Float(_)) => None,
+            Some(NumOrText::Text(t)) if t.trim().is_empty() => None,
+            Some(NumOrText::Text(t)) => Some(t.trim().parse().map_err(serde::de::Error::custom)?),
+        })
+    }
+
+    /// An optional text from a number or a string (numbers keep their JSON form).
+    pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(match Option::<NumOrText>::deserialize(d)? {
+            None => None,
+            Some(NumOrText::Int(i)) => Some(i.to_string()),
+            Some(NumOrText::Float(f)) => Some(f.to_string()),
+            Some(NumOrText::Text(t)) => Some(t),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_follow_the_sdk_region_tables() {
+        assert_eq!(
+            endpoint("kps", "cn-north-4"),
+            "https://kms.cn-north-4.myhuaweicloud.com"
+        );
+        assert_eq!(
+            endpoint("dcs", "ap-southeast-1"),
+            "https://dcs.ap-southeast-1.myhuaweicloud.com"
+        );
+    }
+
+    #[test]
+    fn credentials_never_show_secrets() {
+        let c = Credentials::aksk("AKIDEXAMPLE123", "very-secret-key");
+        let text = format!("{c:?}");
+        assert!(
+            !text.contains("very-secret-key") && !text.contains("AKIDEXAMPLE123"),
+            "{text}"
+        );
+        let t = Credentials::token("MIIToken-value");
+        assert!(!format!("{t:?}").contains("MIIToken-value"));
+    }
+}

@@ -1,0 +1,320 @@
+//! [`KpsProvider`]: KPS key-pair tasks as a tasktrack provider.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use std::collections::BTreeMap;
+use tasktrack_core::{
+    ActionReceipt, Capabilities, Error, Failure, Result, TaskAction, TaskFilter, TaskPage,
+    TaskProvider, TaskState, TaskStatus,
+};
+
+use crate::client::{task_not_found, KpsClient, DEFAULT_LIMIT};
+use crate::model::{FailedTask, KpsPhase, KpsTaskState, RunningTask};
+
+/// The status of a KPS task, from whichever source knew it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KpsStatus {
+    /// Task id.
+    pub task_id: String,
+    /// State, e.g. `FAILED_RESET`.
+    pub state: KpsTaskState,
+    /// Server id.
+    pub server_id: Option<String>,
+    /// Server name (list entries only).
+    pub server_name: Option<String>,
+    /// Key pair name (list entries only).
+    pub keypair_name: Option<String>,
+    /// When the task ran (list entries only).
+    pub task_time: Option<DateTime<Utc>>,
+    /// Error code of a failed task.
+    pub error_code: Option<String>,
+    /// Error message of a failed task.
+    pub error_msg: Option<String>,
+}
+
+impl KpsStatus {
+    fn from_failed(t: FailedTask) -> Self {
+        KpsStatus {
+            state: t
+                .operate_type
+                .unwrap_or_else(|| KpsTaskState::new("FAILED")),
+            task_id: t.task_id,
+            server_id: t.server_id,
+            server_name: t.server_name,
+            keypair_name: t.keypair_name,
+            task_time: t.task_time,
+            error_code: t.task_error_code,
+            error_msg: t.task_error_msg,
+        }
+    }
+
+    fn from_running(t: RunningTask) -> Self {
+        KpsStatus {
+            state: t
+                .operate_type
+                .unwrap_or_else(|| KpsTaskState::new("RUNNING")),
+            task_id: t.task_id,
+            server_id: t.server_id,
+            server_name: t.server_name,
+            keypair_name: t.keypair_name,
+            task_time: t.task_time,
+            error_code: None,
+            error_msg: None,
+        }
+    }
+
+    /// Entries of the failed list are failed whatever their `operate_type`
+    /// says (the document's example shows `RUNNING_RESET` there).
+    fn failed_entry(t: FailedTask) -> Self {
+        let mut s = Self::from_failed(t);
+        if s.state.phase() != Some(KpsPhase::Failed) {
+            let op = s
+                .state
+                .as_str()
+                .split_once('_')
+                .map_or("", |(_, op)| op)
+                .to_owned();
+            s.state = KpsTaskState::new(if op.is_empty() {
+                "FAILED".to_owned()
+            } else {
+                format!("FAILED_{op}")
+            });
+        }
+        s
+    }
+}
+
+impl TaskStatus for KpsStatus {
+    fn state(&self) -> TaskState {
+        match self.state.phase() {
+            Some(KpsPhase::Ready) => TaskState::Pending,
+            Some(KpsPhase::Running) => TaskState::Running,
+            Some(KpsPhase::Success) => TaskState::Succeeded,
+            Some(KpsPhase::Failed) => TaskState::Failed,
+            None => TaskState::Unknown,
+        }
+    }
+    fn vendor_state(&self) -> String {
+        self.state.to_string()
+    }
+    fn failure(&self) -> Option<Failure> {
+        if self.state() != TaskState::Failed {
+            return None;
+        }
+        let message = self
+            .error_msg
+            .clone()
+            .unwrap_or_else(|| format!("key pair task {}", self.state));
+        let failure = Failure::new(message);
+        Some(match &self.error_code {
+            Some(code) => failure.with_code(code),
+            None => failure,
+        })
+    }
+    fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.task_time
+    }
+    fn kind(&self) -> Option<String> {
+        self.state
+            .as_str()
+            .split_once('_')
+            .map(|(_, op)| op.to_owned())
+    }
+    fn title(&self) -> Option<String> {
+        let op = self.kind()?.to_lowercase();
+        Some(match (&self.keypair_name, &self.server_name) {
+            (Some(k), Some(s)) => format!("{op} key pair {k} on {s}"),
+            _ => format!("{op} key pair"),
+        })
+    }
+    fn attributes(&self) -> BTreeMap<String, String> {
+        [
+            ("server_id", &self.server_id),
+            ("server_name", &self.server_name),
+            ("keypair_name", &self.keypair_name),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), v.clone()?)))
+        .collect()
+    }
+}
+
+/// KPS key-pair tasks. `Id` is the task id.
+///
+/// Status comes from the single-task query; a failed task's code and
+/// message come from the failed-task list, and a task the single query no
+/// longer knows is looked up in the failed and running lists. `list` returns
+/// failed and running tasks. The [`TaskAction::Delete`] action deletes a
+/// failed task's *record* (`DELETE /failed-tasks/{id}`): the key pair and the
+/// server are untouched, and the task is not retried.
+#[derive(Debug, Clone)]
+pub struct KpsProvider {
+    client: KpsClient,
+    name: String,
+}
+
+impl KpsProvider {
+    /// A provider named `kps`.
+    pub fn new(client: KpsClient) -> Self {
+        KpsProvider {
+            client,
+            name: "kps".into(),
+        }
+    }
+    /// Renames it.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+    /// The client.
+    pub fn client(&self) -> &KpsClient {
+        &self.client
+    }
+
+    async fn find_failed(&self, id: &str) -> Result<Option<FailedTask>> {
+        let mut stream = std::pin::pin!(self.client.failed_tasks(DEFAULT_LIMIT));
+        while let Some(t) = stream.try_next().await? {
+            if t.task_id == id {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn find_running(&self, id: &str) -> Result<Option<RunningTask>> {
+        let mut stream = std::pin::pin!(self.client.running_tasks(DEFAULT_LIMIT));
+        while let Some(t) = stream.try_next().await? {
+            if t.task_id == id {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl TaskProvider for KpsProvider {
+    type Id = String;
+    type Status = KpsStatus;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            list: true,
+            delete: true,
+            ..Capabilities::NONE
+        }
+    }
+
+    async fn status(&self, id: &String) -> Result<KpsStatus> {
+        match self.client.task(id).await {
+            Ok(task) => {
+                let mut status = KpsStatus {
+                    task_id: id.clone(),
+                    state: task.task_status,
+                    server_id: task.server_id,
+                    server_name: None,
+                    keypair_name: None,
+                    task_time: None,
+                    error_code: None,
+                    error_msg: None,
+                };
+                if status.state.phase() == Some(KpsPhase::Failed) {
+                    if let Some(f) = self.find_failed(id).await? {
+                        let detailed = KpsStatus::from_failed(f);
+                        status.error_code = detailed.error_code;
+                        status.error_msg = detailed.error_msg;
+                        status.server_name = detailed.server_name;
+                        status.keypair_name = detailed.keypair_name;
+                        status.task_time = detailed.task_time;
+                    }
+                }
+                Ok(status)
+            }
+            Err(Error::NotFound { .. }) => {
+                if let Some(f) = self.find_failed(id).await? {
+                    return Ok(KpsStatus::failed_entry(f));
+                }
+                if let Some(r) = self.find_running(id).await? {
+                    return Ok(KpsStatus::from_running(r));
+                }
+                Err(Error::not_found(&self.name, format!("key pair task {id}")))
+            }
+            Err(e) => Err(task_not_found(id, e)),
+        }
+    }
+
+    /// Failed tasks, then running ones; `states` picks the lists to read.
+    /// The cursor is an offset into that combined list.
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(String, KpsStatus)>> {
+        let offset: usize = match &filter.cursor {
+            Some(c) => c
+                .parse()
+                .map_err(|_| Error::invalid_input(&self.name, format!("bad list cursor {c:?}")))?,
+            None => 0,
+        };
+        let mut all: Vec<KpsStatus> = Vec::new();
+        if filter.admits_state(TaskState::Failed) {
+            let failed: Vec<FailedTask> = self
+                .client
+                .failed_tasks(DEFAULT_LIMIT)
+                .try_collect()
+                .await?;
+            all.extend(failed.into_iter().map(KpsStatus::failed_entry));
+        }
+        if filter.admits_state(TaskState::Running) {
+            let running: Vec<RunningTask> = self
+                .client
+                .running_tasks(DEFAULT_LIMIT)
+                .try_collect()
+                .await?;
+            all.extend(running.into_iter().map(KpsStatus::from_running));
+        }
+        let matching: Vec<KpsStatus> = all
+            .into_iter()
+            .filter(|s| filter.admits_state(s.state()))
+            .filter(|s| {
+                filter
+                    .kind
+                    .as_deref()
+                    .is_none_or(|k| s.kind().as_deref() == Some(k))
+            })
+            .filter(|s| {
+                filter
+                    .since
+                    .is_none_or(|since| s.task_time.is_some_and(|t| t >= since))
+            })
+            .collect();
+        let total = matching.len();
+        let limit = filter.limit.unwrap_or(total.max(1));
+        let items: Vec<(String, KpsStatus)> = matching
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|s| (s.task_id.clone(), s))
+            .collect();
+        let next = offset + items.len();
+        Ok(TaskPage {
+            next_cursor: (next < total).then(|| next.to_string()),
+            total: Some(total as u64),
+            items,
+        })
+    }
+
+    async fn act(&self, id: &String, action: TaskAction) -> Result<ActionReceipt> {
+        match action {
+            TaskAction::Delete => {
+                self.client
+                    .delete_failed(id)
+                    .await
+                    .map_err(|e| task_not_found(id, e))?;
+                Ok(ActionReceipt::accepted(action))
+            }
+            other => Err(Error::unsupported(&self.name, format!("action {other}"))),
+        }
+    }
+}
