@@ -45,6 +45,10 @@ pub use tasktrack_kps as kps;
 #[cfg(feature = "dcs")]
 pub use tasktrack_dcs as dcs;
 
+/// OceanBase OCP (feature `ocp`): see [`tasktrack_ocp`].
+#[cfg(feature = "ocp")]
+pub use tasktrack_ocp as ocp;
+
 /// Proxmox VE (feature `proxmox`): see [`tasktrack_proxmox`].
 #[cfg(feature = "proxmox")]
 pub use tasktrack_proxmox as proxmox;

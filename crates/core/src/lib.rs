@@ -41,7 +41,7 @@ pub use error::{Error, HttpError, Result};
 pub use memory::{MemoryFault, MemoryProvider, MemoryStatus, Outcome, TaskScript};
 pub use model::{Failure, Progress, Step, TaskSnapshot, TaskState, TaskStatus};
 pub use policy::{random_jitter, JitterSource, PollPolicy};
-pub use poller::{Poller, TaskOutcome};
+pub use poller::{Poller, RemediationPolicy, TaskOutcome};
 pub use provider::{
     parse_task_id, ActionReceipt, Capabilities, DynTaskProvider, LogLine, LogRange, TaskAction,
     TaskFilter, TaskHandle, TaskId, TaskPage, TaskProvider, DEFAULT_STATUS_CONCURRENCY,

@@ -13,6 +13,46 @@ use crate::model::{Failure, TaskSnapshot, TaskState, TaskStatus};
 use crate::policy::{random_jitter, JitterSource, PollPolicy};
 use crate::provider::{ActionReceipt, LogLine, LogRange, TaskAction, TaskHandle, TaskProvider};
 
+/// Opt-in remediation while waiting: when the task fails, ask the provider
+/// to retry it (its `Retry` action), up to `max_retries` times, optionally
+/// only for tasks whose name (title or kind) contains one of
+/// `name_contains`. Each retry is logged at `warn`. OceanBase's own
+/// diagnostic tool hard-codes exactly this for OCP. Off unless set with
+/// [`Poller::with_remediation`]; the deadline applies to each attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemediationPolicy {
+    /// Retries at most.
+    pub max_retries: u32,
+    /// Only tasks whose title or kind contains one of these (empty: all).
+    pub name_contains: Vec<String>,
+}
+
+impl RemediationPolicy {
+    /// Retry any failed task up to `n` times.
+    pub fn retry_up_to(n: u32) -> Self {
+        RemediationPolicy {
+            max_retries: n,
+            name_contains: Vec::new(),
+        }
+    }
+
+    /// Only for tasks whose title or kind contains one of `names`.
+    pub fn only_for<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.name_contains = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    fn applies_to(&self, snapshot: &TaskSnapshot) -> bool {
+        if self.name_contains.is_empty() {
+            return true;
+        }
+        let names = [snapshot.title.as_deref(), snapshot.kind.as_deref()];
+        self.name_contains
+            .iter()
+            .any(|wanted| names.iter().flatten().any(|n| n.contains(wanted.as_str())))
+    }
+}
+
 /// How a wait ended: the terminal status and what it cost.
 #[derive(Debug, Clone)]
 pub struct TaskOutcome<S> {
@@ -29,6 +69,8 @@ pub struct TaskOutcome<S> {
     /// The end of the task's log, for failed or cancelled tasks of providers
     /// with the `logs` capability.
     pub log_tail: Vec<LogLine>,
+    /// Retries made by the [`RemediationPolicy`].
+    pub retries: u32,
 }
 
 impl<S: TaskStatus> TaskOutcome<S> {
@@ -72,6 +114,7 @@ pub struct Poller<P: TaskProvider> {
     policy: PollPolicy,
     clock: SharedClock,
     jitter: JitterSource,
+    remediation: Option<RemediationPolicy>,
 }
 
 impl<P: TaskProvider> Clone for Poller<P> {
@@ -81,6 +124,7 @@ impl<P: TaskProvider> Clone for Poller<P> {
             policy: self.policy.clone(),
             clock: self.clock.clone(),
             jitter: self.jitter.clone(),
+            remediation: self.remediation.clone(),
         }
     }
 }
@@ -104,7 +148,14 @@ impl<P: TaskProvider> Poller<P> {
             policy,
             clock: Arc::new(TokioClock),
             jitter: random_jitter(),
+            remediation: None,
         }
+    }
+
+    /// Retries failed tasks while waiting, by `policy` (off by default).
+    pub fn with_remediation(mut self, policy: RemediationPolicy) -> Self {
+        self.remediation = Some(policy);
+        self
     }
 
     /// Uses another clock (e.g. [`ManualClock`](crate::ManualClock) in tests).
@@ -140,21 +191,24 @@ impl<P: TaskProvider> Poller<P> {
     /// the budget); a failed task is an `Ok` outcome: call
     /// [`TaskOutcome::into_result`] to turn it into an error.
     pub async fn wait(&self, id: &P::Id) -> Result<TaskOutcome<P::Status>> {
-        let mut stream = std::pin::pin!(self.watch_inner(id.clone()));
-        let mut last = None;
-        while let Some(item) = stream.next().await {
-            last = Some(item?);
-        }
-        let (status, polls, elapsed) = last.ok_or_else(|| {
-            // watch_inner always yields at least once; keep a typed error
-            // rather than a panic should that ever change.
-            Error::decode(
-                self.provider.name(),
-                "poll stream",
-                ".",
-                "ended without a status",
-            )
-        })?;
+        let (mut polls, mut elapsed, mut retries) = (0, Duration::ZERO, 0);
+        let status = loop {
+            let (status, attempt_polls, attempt_elapsed) = self.wait_once(id).await?;
+            polls += attempt_polls;
+            elapsed += attempt_elapsed;
+            if !self.should_remediate(id, &status, retries) {
+                break status;
+            }
+            retries += 1;
+            tracing::warn!(
+                provider = self.provider.name(),
+                task = %id,
+                retry = retries,
+                failure = %status.failure().map(|f| f.to_string()).unwrap_or_default(),
+                "task failed; retrying it as the remediation policy allows"
+            );
+            self.provider.act(id, TaskAction::Retry).await?;
+        };
         let log_tail = if status.state().is_unsuccessful() {
             self.log_tail(id).await
         } else {
@@ -167,7 +221,36 @@ impl<P: TaskProvider> Poller<P> {
             elapsed,
             polls,
             log_tail,
+            retries,
         })
+    }
+
+    async fn wait_once(&self, id: &P::Id) -> Result<(P::Status, u64, Duration)> {
+        let mut stream = std::pin::pin!(self.watch_inner(id.clone()));
+        let mut last = None;
+        while let Some(item) = stream.next().await {
+            last = Some(item?);
+        }
+        // watch_inner always yields at least once; keep a typed error rather
+        // than a panic should that ever change.
+        last.ok_or_else(|| {
+            Error::decode(
+                self.provider.name(),
+                "poll stream",
+                ".",
+                "ended without a status",
+            )
+        })
+    }
+
+    fn should_remediate(&self, id: &P::Id, status: &P::Status, retries: u32) -> bool {
+        let Some(policy) = &self.remediation else {
+            return false;
+        };
+        status.state() == TaskState::Failed
+            && retries < policy.max_retries
+            && self.provider.capabilities().retry
+            && policy.applies_to(&status.snapshot(self.provider.name(), &id.to_string()))
     }
 
     /// Resumes waiting on a saved [`TaskHandle`] (e.g. after a restart).

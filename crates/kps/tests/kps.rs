@@ -154,13 +154,13 @@ impl Harness for KpsHarness {
     fn attempts_per_status(&self) -> u32 {
         3
     }
-    async fn prepare_action(&self, action: &TaskAction) -> Option<String> {
+    async fn prepare_action(&self, action: &TaskAction) -> Option<(String, TaskAction)> {
         (*action == TaskAction::Delete).then(|| {
             let id = self
                 .sim
                 .create_task(TaskSpec::new("reset", Duration::ZERO).fails("KPS.1", "failed"));
             self.clock.advance(Duration::from_millis(1));
-            id
+            (id, TaskAction::Delete)
         })
     }
 }

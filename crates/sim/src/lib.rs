@@ -37,6 +37,7 @@ mod faults;
 pub mod generic;
 pub mod huawei;
 pub mod kps;
+pub mod ocp;
 pub mod proxmox;
 mod server;
 

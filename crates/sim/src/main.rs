@@ -10,6 +10,7 @@ use tasktrack_sim::dcs::Dcs;
 use tasktrack_sim::generic::Generic;
 use tasktrack_sim::huawei::HuaweiAuth;
 use tasktrack_sim::kps::Kps;
+use tasktrack_sim::ocp::{Ocp, OcpSubtaskSpec, OcpTaskSpec};
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, SimHandle, SimOutcome, StepSpec, TaskSpec};
 
@@ -79,6 +80,16 @@ struct Args {
         value_delimiter = ','
     )]
     instances: Vec<String>,
+    /// ocp: the HTTP Basic user accepted.
+    #[arg(long, default_value = "admin")]
+    ocp_user: String,
+    /// ocp: that user's password.
+    #[arg(
+        long,
+        default_value = "sim-password",
+        env = "TASKTRACK_SIM_OCP_PASSWORD"
+    )]
+    ocp_password: String,
     /// Start a few sample tasks.
     #[arg(long)]
     sample_tasks: bool,
@@ -97,6 +108,8 @@ enum VendorName {
     Kps,
     /// Huawei Cloud DCS background tasks (`/v2/{project_id}`): token or AK/SK.
     Dcs,
+    /// OceanBase OCP task instances (`/api/v2/tasks/instances`): HTTP Basic.
+    Ocp,
 }
 
 fn samples(vendor: VendorName, sim: &SimHandle) -> Vec<String> {
@@ -163,6 +176,30 @@ fn samples(vendor: VendorName, sim: &SimHandle) -> Vec<String> {
     ]
 }
 
+fn ocp_samples(ocp: &Ocp) -> Vec<String> {
+    let s = Duration::from_secs;
+    let upgrade = OcpTaskSpec::new(
+        "Upgrade cluster",
+        vec![
+            OcpSubtaskSpec::new("Prepare host", s(3), &[]),
+            OcpSubtaskSpec::new("Install on zone1", s(5), &[0]).parallel(0),
+            OcpSubtaskSpec::new("Install on zone2", s(6), &[0]).parallel(1),
+            OcpSubtaskSpec::new("Start observer", s(3), &[1, 2])
+                .failing(1)
+                .log(["observer exited with code 1"]),
+            OcpSubtaskSpec::new("Check cluster", s(2), &[3]),
+        ],
+    );
+    let backup = OcpTaskSpec::new(
+        "Backup tenant",
+        vec![OcpSubtaskSpec::new("Backup data", s(20), &[])],
+    );
+    vec![
+        ocp.create(upgrade).to_string(),
+        ocp.create(backup).to_string(),
+    ]
+}
+
 fn huawei_auth(args: &Args) -> HuaweiAuth {
     HuaweiAuth::new(args.project_id.clone())
         .aksk(args.ak.clone(), args.sk.clone())
@@ -176,8 +213,10 @@ async fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
+    let ocp = Ocp::new(args.ocp_user.clone(), args.ocp_password.clone());
     let mut builder = match args.vendor {
         VendorName::Generic => SimBuilder::new(Generic::new(args.token.clone())),
+        VendorName::Ocp => SimBuilder::new(ocp.clone()),
         VendorName::Kps => SimBuilder::new(Kps::new(huawei_auth(&args))),
         VendorName::Dcs => SimBuilder::new(Dcs::new(huawei_auth(&args), args.instances.clone())),
         VendorName::Proxmox => SimBuilder::new(
@@ -200,10 +239,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let ids = if args.sample_tasks {
-        samples(args.vendor, &sim)
-    } else {
-        Vec::new()
+    let ids = match (args.sample_tasks, args.vendor) {
+        (false, _) => Vec::new(),
+        (true, VendorName::Ocp) => ocp_samples(&ocp),
+        (true, vendor) => samples(vendor, &sim),
     };
     // A closed stdout (the reader went away) must not kill the server.
     let mut out = std::io::stdout().lock();

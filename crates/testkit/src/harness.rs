@@ -87,14 +87,15 @@ pub trait Harness: Send + Sync {
         true
     }
 
-    /// A task in a state where `action` applies (e.g. a failed task for
-    /// `Retry`), when the harness can make one. The suite then checks the
+    /// A task in a state where an action of `action`'s kind applies (e.g. a
+    /// failed task for `Retry`), and the concrete action to send (step
+    /// actions name a real step of that task). The suite then checks the
     /// action is accepted. Default: none, and the check is skipped (`Cancel`
     /// is always checked on a running task).
     async fn prepare_action(
         &self,
         action: &TaskAction,
-    ) -> Option<<Self::Provider as TaskProvider>::Id> {
+    ) -> Option<(<Self::Provider as TaskProvider>::Id, TaskAction)> {
         let _ = action;
         None
     }

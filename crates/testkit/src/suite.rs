@@ -278,7 +278,10 @@ async fn action_matches_capability<H: Harness>(h: &H, action: TaskAction) -> Che
         return Ok(());
     }
     match h.prepare_action(&action).await {
-        Some(id) => expect_ok(&format!("{action}"), p.act(&id, action.clone()).await).map(|_| ()),
+        Some((id, concrete)) if concrete.name() == action.name() => {
+            expect_ok(&format!("{concrete}"), p.act(&id, concrete.clone()).await).map(|_| ())
+        }
+        Some((_, other)) => Err(format!("the harness prepared {other} for {action}")),
         None => Err(format!("skip: the harness prepares no task for {action}")),
     }
 }

@@ -1,0 +1,336 @@
+//! [`OcpClient`]: the OCP task endpoints over the core HTTP layer.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use futures::{Stream, StreamExt};
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+use serde::de::DeserializeOwned;
+use tasktrack_core::http::{
+    Authenticate, ErrorAnswer, ErrorBodyParser, HttpClient, HttpRequest, RetryPolicy, VendorError,
+};
+use tasktrack_core::{Error, HttpError, Result, Secret};
+
+use crate::model::{
+    BasicTaskInstance, Envelope, OcpTaskStatus, Paged, SubtaskInstance, SubtaskLog, TaskType,
+    WrappedTaskInstance,
+};
+
+const PROVIDER: &str = "ocp";
+/// The largest page OCP serves.
+pub const MAX_PAGE_SIZE: u32 = 2000;
+
+/// HTTP Basic credentials, as OCP's public clients send them on every call.
+#[derive(Clone)]
+struct BasicAuth {
+    header: Secret,
+}
+
+impl fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BasicAuth(***)")
+    }
+}
+
+#[async_trait]
+impl Authenticate for BasicAuth {
+    async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
+        let mut v = HeaderValue::from_str(self.header.expose()).map_err(|_| {
+            Error::invalid_input(
+                PROVIDER,
+                "user or password holds characters not allowed in a header",
+            )
+        })?;
+        v.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, v);
+        Ok(())
+    }
+}
+
+/// OCP's error answers: an envelope with `error {code, message}` and `traceId`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OcpErrors;
+
+impl ErrorBodyParser for OcpErrors {
+    fn parse(&self, answer: &ErrorAnswer<'_>) -> VendorError {
+        let env: Option<Envelope<serde_json::Value>> = serde_json::from_slice(answer.body).ok();
+        let (code, message, trace) = match env {
+            Some(e) => {
+                let (code, message) = e
+                    .error
+                    .map(|x| (x.code.map(|c| c.0), x.message))
+                    .unwrap_or_default();
+                (code, message, e.trace_id)
+            }
+            None => (None, None, None),
+        };
+        VendorError {
+            code,
+            message,
+            request_id: trace,
+        }
+    }
+}
+
+/// Filters of `GET /api/v2/tasks/instances`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskQuery {
+    /// Name, fuzzy.
+    pub name: Option<String>,
+    /// Statuses (repeatable).
+    pub status: Vec<OcpTaskStatus>,
+    /// Type.
+    pub task_type: Option<TaskType>,
+    /// Cluster name, fuzzy.
+    pub cluster_name: Option<String>,
+    /// Cluster id.
+    pub cluster_id: Option<u64>,
+    /// Tenant name (with a cluster id).
+    pub tenant_name: Option<String>,
+    /// Tenant id.
+    pub tenant_id: Option<u64>,
+    /// Host id.
+    pub host_id: Option<u64>,
+    /// Page number, from 1.
+    pub page: Option<u32>,
+    /// Page size (at most 2000; default 10).
+    pub size: Option<u32>,
+    /// Sort, e.g. `id,asc`.
+    pub sort: Option<String>,
+}
+
+/// Builds an [`OcpClient`].
+#[derive(Debug)]
+pub struct OcpClientBuilder {
+    base: String,
+    auth: BasicAuth,
+    timeout: Duration,
+    retry: RetryPolicy,
+    root_pems: Vec<Vec<u8>>,
+    insecure: bool,
+}
+
+impl OcpClientBuilder {
+    /// Per-request timeout (default 30 s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+    /// Retry of idempotent reads (actions are never retried).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Trusts a root CA in PEM.
+    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+        self.root_pems.push(pem.to_vec());
+        self
+    }
+    /// **Dangerous**: accepts any certificate.
+    pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+        self.insecure = yes;
+        self
+    }
+    /// Builds the client.
+    pub fn build(self) -> Result<OcpClient> {
+        let mut http = HttpClient::builder(PROVIDER, self.base)
+            .auth(Arc::new(self.auth))
+            .error_parser(Arc::new(OcpErrors))
+            .timeout(self.timeout)
+            .retry(self.retry)
+            .danger_accept_invalid_certs(self.insecure);
+        for pem in &self.root_pems {
+            http = http.add_root_certificate_pem(pem);
+        }
+        Ok(OcpClient {
+            http: http.build()?,
+        })
+    }
+}
+
+/// An OCP client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct OcpClient {
+    http: HttpClient,
+}
+
+/// A failed envelope on a 2xx answer (`successful: false`) as a typed error
+/// keeping the trace id.
+fn envelope_error<T>(method: &str, path: &str, env: &Envelope<T>) -> Error {
+    let mut e = HttpError::new(
+        PROVIDER,
+        method,
+        path,
+        env.status
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(200),
+    );
+    if let Some(err) = &env.error {
+        e.vendor_code = err.code.as_ref().map(|c| c.0.clone());
+        e.vendor_message = err.message.clone();
+    }
+    e.request_id = env.trace_id.clone();
+    e.into()
+}
+
+impl OcpClient {
+    /// A client for `base_url` (e.g. `http://ocp.example.com:8080`) with
+    /// HTTP Basic credentials.
+    pub fn builder(base_url: impl Into<String>, user: &str, password: &Secret) -> OcpClientBuilder {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{user}:{}", password.expose()));
+        OcpClientBuilder {
+            base: base_url.into(),
+            auth: BasicAuth {
+                header: Secret::new(format!("Basic {token}")),
+            },
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            root_pems: Vec::new(),
+            insecure: false,
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, req: HttpRequest, what: &str) -> Result<Envelope<T>> {
+        let (method, path) = (req.method().to_string(), req.path().to_owned());
+        let env: Envelope<T> = self.http.send_json(req, what).await?;
+        if env.successful == Some(false) || env.error.is_some() {
+            return Err(envelope_error(&method, &path, &env));
+        }
+        Ok(env)
+    }
+
+    async fn data<T: DeserializeOwned>(&self, req: HttpRequest, what: &str) -> Result<T> {
+        let env = self.call::<T>(req, what).await?;
+        env.data
+            .ok_or_else(|| Error::decode(PROVIDER, what, "data", "the envelope has no data"))
+    }
+
+    fn not_found(id: u64, e: Error) -> Error {
+        match e {
+            Error::NotFound { provider, .. } => {
+                Error::not_found(provider, format!("task instance {id}"))
+            }
+            other => other,
+        }
+    }
+
+    /// `GET /api/v2/tasks/instances` with every documented filter.
+    pub async fn list(&self, q: &TaskQuery) -> Result<Paged<BasicTaskInstance>> {
+        let mut req = HttpRequest::get("/api/v2/tasks/instances")
+            .query_opt("name", q.name.as_ref())
+            .query_opt("type", q.task_type.as_ref().map(TaskType::as_str))
+            .query_opt("clusterName", q.cluster_name.as_ref())
+            .query_opt("clusterId", q.cluster_id)
+            .query_opt("tenantName", q.tenant_name.as_ref())
+            .query_opt("tenantId", q.tenant_id)
+            .query_opt("hostId", q.host_id)
+            .query_opt("page", q.page)
+            .query_opt("size", q.size.map(|s| s.min(MAX_PAGE_SIZE)))
+            .query_opt("sort", q.sort.as_ref());
+        for s in &q.status {
+            req = req.query("status", s.as_str());
+        }
+        self.data(req, "task instance list").await
+    }
+
+    /// Every task matching `q`, page after page (`q.page` is ignored).
+    pub fn list_all(
+        &self,
+        q: TaskQuery,
+    ) -> impl Stream<Item = Result<BasicTaskInstance>> + Send + '_ {
+        let size = q.size.unwrap_or(100).clamp(1, MAX_PAGE_SIZE);
+        futures::stream::unfold((q, 1u32, false), move |(q, page, done)| async move {
+            if done {
+                return None;
+            }
+            let query = TaskQuery {
+                page: Some(page),
+                size: Some(size),
+                ..q.clone()
+            };
+            match self.list(&query).await {
+                Err(e) => Some((vec![Err(e)], (q, page, true))),
+                Ok(p) => {
+                    let last = p.contents.is_empty() || u64::from(page) >= p.page.total_pages;
+                    Some((
+                        p.contents.into_iter().map(Ok).collect(),
+                        (q, page + 1, last),
+                    ))
+                }
+            }
+        })
+        .flat_map(futures::stream::iter)
+    }
+
+    /// `GET /api/v2/tasks/instances/{id}`.
+    pub async fn task(&self, id: u64) -> Result<WrappedTaskInstance> {
+        self.data(
+            HttpRequest::get(format!("/api/v2/tasks/instances/{id}")),
+            "task instance",
+        )
+        .await
+        .map_err(|e| Self::not_found(id, e))
+    }
+
+    /// `POST …/{id}/retry`: runs the failed subtasks again. Never retried.
+    pub async fn retry(&self, id: u64) -> Result<WrappedTaskInstance> {
+        self.data(
+            HttpRequest::post(format!("/api/v2/tasks/instances/{id}/retry")),
+            "retried task",
+        )
+        .await
+        .map_err(|e| Self::not_found(id, e))
+    }
+
+    /// `POST …/{id}/rollback`: rolls back from every failed subtask. Never retried.
+    pub async fn rollback(&self, id: u64) -> Result<WrappedTaskInstance> {
+        self.data(
+            HttpRequest::post(format!("/api/v2/tasks/instances/{id}/rollback")),
+            "rolled-back task",
+        )
+        .await
+        .map_err(|e| Self::not_found(id, e))
+    }
+
+    /// `POST …/{id}/subtasks/{sid}/cancel`: marks a running subtask failed. Never retried.
+    pub async fn cancel_subtask(&self, id: u64, sid: u64) -> Result<()> {
+        let req = HttpRequest::post(format!(
+            "/api/v2/tasks/instances/{id}/subtasks/{sid}/cancel"
+        ));
+        self.call::<serde_json::Value>(req, "subtask cancel")
+            .await
+            .map(|_| ())
+            .map_err(|e| Self::not_found(id, e))
+    }
+
+    /// `POST …/{id}/subtasks/{sid}/retry`: runs a failed subtask again. Never retried.
+    pub async fn retry_subtask(&self, id: u64, sid: u64) -> Result<SubtaskInstance> {
+        let req = HttpRequest::post(format!("/api/v2/tasks/instances/{id}/subtasks/{sid}/retry"));
+        self.data(req, "retried subtask")
+            .await
+            .map_err(|e| Self::not_found(id, e))
+    }
+
+    /// `POST …/{id}/subtasks/{sid}/skip`: marks a failed subtask done. Never retried.
+    pub async fn skip_subtask(&self, id: u64, sid: u64) -> Result<()> {
+        let req = HttpRequest::post(format!("/api/v2/tasks/instances/{id}/subtasks/{sid}/skip"));
+        self.call::<serde_json::Value>(req, "subtask skip")
+            .await
+            .map(|_| ())
+            .map_err(|e| Self::not_found(id, e))
+    }
+
+    /// `GET …/{id}/subtasks/{sid}/log`.
+    pub async fn subtask_log(&self, id: u64, sid: u64) -> Result<String> {
+        let req = HttpRequest::get(format!("/api/v2/tasks/instances/{id}/subtasks/{sid}/log"));
+        let log: SubtaskLog = self
+            .data(req, "subtask log")
+            .await
+            .map_err(|e| Self::not_found(id, e))?;
+        Ok(log.log)
+    }
+}
