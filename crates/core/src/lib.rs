@@ -43,8 +43,8 @@ pub use model::{Failure, Progress, Step, TaskSnapshot, TaskState, TaskStatus};
 pub use policy::{random_jitter, JitterSource, PollPolicy};
 pub use poller::{Poller, RemediationPolicy, TaskOutcome};
 pub use provider::{
-    parse_task_id, ActionReceipt, Capabilities, DynTaskProvider, LogLine, LogRange, TaskAction,
-    TaskFilter, TaskHandle, TaskId, TaskPage, TaskProvider, DEFAULT_STATUS_CONCURRENCY,
+    parse_task_id, ActionReceipt, Capabilities, DynTaskProvider, ErasedProvider, LogLine, LogRange,
+    TaskAction, TaskFilter, TaskHandle, TaskId, TaskPage, TaskProvider, DEFAULT_STATUS_CONCURRENCY,
 };
 pub use secret::Secret;
 pub use tracker::{TaskEvent, TaskEventKind, TaskEvents, Tracker, TrackerBuilder, TrackerStats};

@@ -434,3 +434,50 @@ impl TaskHandle {
         parse_task_id(&self.provider, &self.id)
     }
 }
+
+/// A [`DynTaskProvider`] seen as a [`TaskProvider`] (string ids,
+/// [`TaskSnapshot`] statuses), so the typed [`Poller`](crate::Poller) works
+/// on providers chosen at run time (from a config file, say).
+#[derive(Clone)]
+pub struct ErasedProvider(pub std::sync::Arc<dyn DynTaskProvider>);
+
+impl fmt::Debug for ErasedProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ErasedProvider")
+            .field(&self.0.provider_name())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TaskProvider for ErasedProvider {
+    type Id = String;
+    type Status = TaskSnapshot;
+
+    fn name(&self) -> &str {
+        self.0.provider_name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.provider_capabilities()
+    }
+    async fn status(&self, id: &String) -> Result<TaskSnapshot> {
+        self.0.snapshot(id).await
+    }
+    async fn status_many(&self, ids: &[String]) -> Vec<Result<TaskSnapshot>> {
+        self.0.snapshot_many(ids).await
+    }
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(String, TaskSnapshot)>> {
+        let page = self.0.list_snapshots(filter).await?;
+        Ok(TaskPage {
+            items: page.items.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            next_cursor: page.next_cursor,
+            total: page.total,
+        })
+    }
+    async fn logs(&self, id: &String, range: LogRange) -> Result<Vec<LogLine>> {
+        self.0.log_lines(id, range).await
+    }
+    async fn act(&self, id: &String, action: TaskAction) -> Result<ActionReceipt> {
+        self.0.perform(id, action).await
+    }
+}

@@ -40,6 +40,7 @@ pub mod kps;
 pub mod ocp;
 pub mod proxmox;
 mod server;
+pub mod standalone;
 
 pub use auth::AuthState;
 pub use clock::SimClock;

@@ -1,209 +1,20 @@
 //! `tasktrack-sim`: run one simulator as a standalone process.
 
-use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use tasktrack_sim::dcs::Dcs;
-use tasktrack_sim::generic::Generic;
-use tasktrack_sim::huawei::HuaweiAuth;
-use tasktrack_sim::kps::Kps;
-use tasktrack_sim::ocp::{Ocp, OcpSubtaskSpec, OcpTaskSpec};
-use tasktrack_sim::proxmox::Proxmox;
-use tasktrack_sim::{SimBuilder, SimHandle, SimOutcome, StepSpec, TaskSpec};
+use clap::Parser;
+use tasktrack_sim::standalone::{serve, SimOptions, VendorName, CONTROL_API_HELP};
 
 /// Runs one vendor simulator in the foreground so curl or any client can be
 /// pointed at it.
-///
-/// Besides the vendor's own API, every simulator serves an unauthenticated
-/// control API for loopback use:
-///   GET  /_sim/requests              request counts per route
-///   GET|POST|DELETE /_sim/faults     list / add / clear fault rules, e.g.
-///        {"route":"*","fault":{"kind":"status","status":503},"times":2}
-///   GET|POST /_sim/tasks             list / create scripted tasks, e.g.
-///        {"kind":"backup","duration_ms":5000}
-///   POST /_sim/clock/advance?ms=N    (only with --manual-clock)
-///
-/// The first line printed is `<vendor> simulator listening on <url>`; with
-/// --sample-tasks each sample task's id follows as `task <id>`.
 #[derive(Parser, Debug)]
-#[command(name = "tasktrack-sim", version, verbatim_doc_comment)]
+#[command(name = "tasktrack-sim", version, after_help = CONTROL_API_HELP)]
 struct Args {
     /// Which vendor's API to speak.
     #[arg(long, value_enum)]
     vendor: VendorName,
-    /// Port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// Serve HTTPS with a self-signed certificate (Proxmox VE's default).
-    #[arg(long)]
-    tls: bool,
-    /// generic: the bearer token accepted.
-    #[arg(long, default_value = "sim-token", env = "TASKTRACK_SIM_TOKEN")]
-    token: String,
-    /// proxmox: node names, comma-separated.
-    #[arg(long, default_value = "pve1,pve2,pve3", value_delimiter = ',')]
-    nodes: Vec<String>,
-    /// proxmox: the API token id accepted (USER@REALM!TOKENID).
-    #[arg(long, default_value = "root@pam!sim")]
-    token_id: String,
-    /// proxmox: the API token secret accepted.
-    #[arg(long, default_value = "sim-secret", env = "TASKTRACK_SIM_TOKEN_SECRET")]
-    token_secret: String,
-    /// proxmox: the user accepted at /access/ticket.
-    #[arg(long, default_value = "root@pam")]
-    user: String,
-    /// proxmox: that user's password.
-    #[arg(long, default_value = "sim-password", env = "TASKTRACK_SIM_PASSWORD")]
-    password: String,
-    /// kps, dcs: the project id in every path.
-    #[arg(long, default_value = "a4d31cb6-3d72-4fdc-8ec9-6e3a41e47f71")]
-    project_id: String,
-    /// kps, dcs: the access key accepted for AK/SK signatures.
-    #[arg(long, default_value = "SIMACCESSKEY")]
-    ak: String,
-    /// kps, dcs: the secret key of that access key.
-    #[arg(long, default_value = "sim-secret-key", env = "TASKTRACK_SIM_SK")]
-    sk: String,
-    /// kps, dcs: an IAM token accepted in X-Auth-Token.
-    #[arg(long, default_value = "sim-iam-token", env = "TASKTRACK_SIM_IAM_TOKEN")]
-    iam_token: String,
-    /// dcs: cache instance ids, comma-separated.
-    #[arg(
-        long,
-        default_value = "5560df16-cebf-4473-95c4-d1b573c16e79",
-        value_delimiter = ','
-    )]
-    instances: Vec<String>,
-    /// ocp: the HTTP Basic user accepted.
-    #[arg(long, default_value = "admin")]
-    ocp_user: String,
-    /// ocp: that user's password.
-    #[arg(
-        long,
-        default_value = "sim-password",
-        env = "TASKTRACK_SIM_OCP_PASSWORD"
-    )]
-    ocp_password: String,
-    /// Start a few sample tasks.
-    #[arg(long)]
-    sample_tasks: bool,
-    /// Time moves only through POST /_sim/clock/advance.
-    #[arg(long)]
-    manual_clock: bool,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum VendorName {
-    /// A small JSON task API (`/api/tasks/{id}`), bearer token auth.
-    Generic,
-    /// Proxmox VE (`/api2/json`): API token or ticket auth.
-    Proxmox,
-    /// Huawei Cloud KPS key-pair tasks (`/v3/{project_id}`): token or AK/SK.
-    Kps,
-    /// Huawei Cloud DCS background tasks (`/v2/{project_id}`): token or AK/SK.
-    Dcs,
-    /// OceanBase OCP task instances (`/api/v2/tasks/instances`): HTTP Basic.
-    Ocp,
-}
-
-fn samples(vendor: VendorName, sim: &SimHandle) -> Vec<String> {
-    let s = Duration::from_secs;
-    match vendor {
-        VendorName::Kps => {
-            return vec![
-                sim.create_task(
-                    TaskSpec::new("reset", s(1))
-                        .attr("keypair_name", "KeyPair-xt")
-                        .fails("KPS.0105", "Update public key error"),
-                ),
-                sim.create_task(TaskSpec::new("replace", s(600)).attr("operation", "REPLACE")),
-                sim.create_task(TaskSpec::new("unbind", s(5)).attr("operation", "UNBIND")),
-            ];
-        }
-        VendorName::Dcs => {
-            return vec![
-                sim.create_task(
-                    TaskSpec::new("ChangeInstanceSpec", s(0))
-                        .step(
-                            StepSpec::new("precheck", s(4))
-                                .substeps(["resource check", "instance check"]),
-                        )
-                        .step(
-                            StepSpec::new("migrate data", s(8))
-                                .substeps(["allocate", "copy slots"]),
-                        ),
-                ),
-                sim.create_task(
-                    TaskSpec::new("AddReplica", s(0))
-                        .step(StepSpec::new("precheck", s(2)))
-                        .step(
-                            StepSpec::new("create replica", s(3))
-                                .substeps(["allocate"])
-                                .failing("DCS.4933", "not enough capacity"),
-                        ),
-                ),
-            ];
-        }
-        _ => {}
-    }
-    vec![
-        sim.create_task(
-            TaskSpec::new("vzdump", s(20))
-                .attr("id", "100")
-                .log(["INFO: starting new backup job", "INFO: backup finished"]),
-        ),
-        sim.create_task(
-            TaskSpec::new("qmigrate", s(30))
-                .attr("id", "101")
-                .fails("E_NOSPC", "migration aborted: no space left on target"),
-        ),
-        sim.create_task(
-            TaskSpec::new("vzcreate", s(5))
-                .attr("id", "123")
-                .outcome(SimOutcome::Warnings { count: 1 }),
-        ),
-        sim.create_task(
-            TaskSpec::new("scale-out", s(0))
-                .step(StepSpec::new("prepare", s(10)))
-                .step(StepSpec::new("resize", s(20)).substeps(["allocate", "copy"])),
-        ),
-    ]
-}
-
-fn ocp_samples(ocp: &Ocp) -> Vec<String> {
-    let s = Duration::from_secs;
-    let upgrade = OcpTaskSpec::new(
-        "Upgrade cluster",
-        vec![
-            OcpSubtaskSpec::new("Prepare host", s(3), &[]),
-            OcpSubtaskSpec::new("Install on zone1", s(5), &[0]).parallel(0),
-            OcpSubtaskSpec::new("Install on zone2", s(6), &[0]).parallel(1),
-            OcpSubtaskSpec::new("Start observer", s(3), &[1, 2])
-                .failing(1)
-                .log(["observer exited with code 1"]),
-            OcpSubtaskSpec::new("Check cluster", s(2), &[3]),
-        ],
-    );
-    let backup = OcpTaskSpec::new(
-        "Backup tenant",
-        vec![OcpSubtaskSpec::new("Backup data", s(20), &[])],
-    );
-    vec![
-        ocp.create(upgrade).to_string(),
-        ocp.create(backup).to_string(),
-    ]
-}
-
-fn huawei_auth(args: &Args) -> HuaweiAuth {
-    HuaweiAuth::new(args.project_id.clone())
-        .aksk(args.ak.clone(), args.sk.clone())
-        .token(args.iam_token.clone())
+    #[command(flatten)]
+    options: SimOptions,
 }
 
 #[tokio::main]
@@ -213,52 +24,5 @@ async fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let ocp = Ocp::new(args.ocp_user.clone(), args.ocp_password.clone());
-    let mut builder = match args.vendor {
-        VendorName::Generic => SimBuilder::new(Generic::new(args.token.clone())),
-        VendorName::Ocp => SimBuilder::new(ocp.clone()),
-        VendorName::Kps => SimBuilder::new(Kps::new(huawei_auth(&args))),
-        VendorName::Dcs => SimBuilder::new(Dcs::new(huawei_auth(&args), args.instances.clone())),
-        VendorName::Proxmox => SimBuilder::new(
-            Proxmox::new(args.nodes.clone())
-                .api_token(args.token_id.clone(), args.token_secret.clone())
-                .user(args.user.clone(), args.password.clone()),
-        ),
-    }
-    .addr(SocketAddr::new(args.host, args.port))
-    .tls(args.tls);
-    if args.manual_clock {
-        builder = builder.clock(tasktrack_sim::SimClock::manual(
-            tasktrack_core::ManualClock::new(),
-        ));
-    }
-    let sim = match builder.start().await {
-        Ok(sim) => sim,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}:{}: {e}", args.host, args.port);
-            return ExitCode::from(2);
-        }
-    };
-    let ids = match (args.sample_tasks, args.vendor) {
-        (false, _) => Vec::new(),
-        (true, VendorName::Ocp) => ocp_samples(&ocp),
-        (true, vendor) => samples(vendor, &sim),
-    };
-    // A closed stdout (the reader went away) must not kill the server.
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{:?} simulator listening on {}",
-        args.vendor,
-        sim.base_url()
-    );
-    for id in ids {
-        let _ = writeln!(out, "task {id}");
-    }
-    let _ = writeln!(out, "press Ctrl-C to stop");
-    let _ = out.flush();
-    drop(out);
-    let _ = tokio::signal::ctrl_c().await;
-    sim.shutdown().await;
-    ExitCode::SUCCESS
+    serve(args.vendor, args.options).await
 }

@@ -1,0 +1,306 @@
+//! `tasktrack.toml`: named backends of the four kinds.
+//!
+//! ```toml
+//! [backends.pve]
+//! kind = "proxmox"
+//! url = "https://pve1.example.com:8006"
+//! token = "${PVE_TOKEN}"            # USER@REALM!TOKENID=SECRET, from the environment
+//! ca_cert = "/etc/pve/pve-root-ca.pem"
+//! ```
+//!
+//! Any string value written `${NAME}` is read from the environment variable
+//! `NAME`; values are never printed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tasktrack_core::{DynTaskProvider, Secret};
+use tasktrack_dcs::{DcsClient, DcsProvider};
+use tasktrack_huaweicloud::{Credentials, ServiceConfig};
+use tasktrack_kps::{KpsClient, KpsProvider};
+use tasktrack_ocp::{OcpClient, OcpProvider};
+use tasktrack_proxmox::{ProxmoxProvider, PveClient, PveCredentials};
+
+use crate::error::CliError;
+
+/// One backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Backend {
+    /// Proxmox VE.
+    Proxmox {
+        /// `https://host:8006`.
+        url: String,
+        /// `USER@REALM!TOKENID=SECRET`.
+        token: Option<String>,
+        /// `user@realm` for ticket login.
+        user: Option<String>,
+        /// Password for ticket login.
+        password: Option<String>,
+        /// Extra root CA (PEM file).
+        ca_cert: Option<PathBuf>,
+        /// Accept any certificate (dangerous).
+        #[serde(default)]
+        insecure: bool,
+    },
+    /// Huawei Cloud KPS.
+    Kps {
+        /// e.g. `https://kms.cn-north-4.myhuaweicloud.com`.
+        endpoint: String,
+        /// Project id.
+        project_id: String,
+        /// Access key.
+        ak: Option<String>,
+        /// Secret key.
+        sk: Option<String>,
+        /// IAM token instead of AK/SK.
+        token: Option<String>,
+    },
+    /// Huawei Cloud DCS.
+    Dcs {
+        /// e.g. `https://dcs.cn-north-4.myhuaweicloud.com`.
+        endpoint: String,
+        /// Project id.
+        project_id: String,
+        /// Access key.
+        ak: Option<String>,
+        /// Secret key.
+        sk: Option<String>,
+        /// IAM token instead of AK/SK.
+        token: Option<String>,
+        /// Instances whose task lists `list` and `watch` read.
+        #[serde(default)]
+        instances: Vec<String>,
+    },
+    /// OceanBase OCP.
+    Ocp {
+        /// e.g. `http://ocp.example.com:8080`.
+        url: String,
+        /// User.
+        user: String,
+        /// Password.
+        password: String,
+    },
+}
+
+impl Backend {
+    /// The kind's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Proxmox { .. } => "proxmox",
+            Backend::Kps { .. } => "kps",
+            Backend::Dcs { .. } => "dcs",
+            Backend::Ocp { .. } => "ocp",
+        }
+    }
+
+    /// What a task id looks like for this kind.
+    pub fn id_form(&self) -> &'static str {
+        match self {
+            Backend::Proxmox { .. } => "a UPID, UPID:node:PID:PSTART:STARTTIME:type:id:user@realm:",
+            Backend::Kps { .. } => "a KPS task id",
+            Backend::Dcs { .. } => "INSTANCE_ID/TASK_ID",
+            Backend::Ocp { .. } => "an OCP task instance id (a number)",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    backends: BTreeMap<String, Backend>,
+}
+
+/// A loaded configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Backends by name.
+    pub backends: BTreeMap<String, Backend>,
+}
+
+/// Expands `${NAME}` from the environment; the error names the variable,
+/// never a value.
+fn expand(backend: &str, field: &str, value: &str) -> Result<String, CliError> {
+    match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+        Some(var) => std::env::var(var).map_err(|_| {
+            CliError::usage(
+                format!("backend {backend}: environment variable {var} (for {field}) is not set"),
+                format!("export {var}=... or write the value in the config"),
+            )
+        }),
+        None => Ok(value.to_owned()),
+    }
+}
+
+fn opt(backend: &str, field: &str, value: &Option<String>) -> Result<Option<String>, CliError> {
+    value
+        .as_deref()
+        .map(|v| expand(backend, field, v))
+        .transpose()
+}
+
+impl Config {
+    /// The config at `path`, else `$TASKTRACK_CONFIG` (handled by clap),
+    /// else `./tasktrack.toml`.
+    pub fn load(path: Option<&Path>) -> Result<Config, CliError> {
+        let path = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("tasktrack.toml"));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            CliError::usage(
+                format!("cannot read config {}: {e}", path.display()),
+                "pass --config FILE or set TASKTRACK_CONFIG; `tasktrack demo --print-config` shows an example",
+            )
+        })?;
+        let file: File = toml::from_str(&text).map_err(|e| {
+            let first = e.message().lines().next().unwrap_or_default().to_owned();
+            let at = e.span().map(|s| format!(" at byte {}", s.start)).unwrap_or_default();
+            CliError::usage(
+                format!("config {} is invalid{at}: {first}", path.display()),
+                "each [backends.NAME] needs kind = \"proxmox\" | \"kps\" | \"dcs\" | \"ocp\" and its fields",
+            )
+        })?;
+        Ok(Config {
+            path,
+            backends: file.backends,
+        })
+    }
+
+    /// The backend named `name`.
+    pub fn backend(&self, name: &str) -> Result<&Backend, CliError> {
+        self.backends.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.backends.keys().map(String::as_str).collect();
+            CliError::usage(
+                format!("unknown backend {name:?}"),
+                if known.is_empty() {
+                    format!("{} defines no backend", self.path.display())
+                } else {
+                    format!("configured backends: {}", known.join(", "))
+                },
+            )
+        })
+    }
+
+    /// A provider for the backend named `name`, ready to use.
+    pub fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>, CliError> {
+        build(name, self.backend(name)?)
+    }
+}
+
+fn huawei_credentials(
+    name: &str,
+    ak: &Option<String>,
+    sk: &Option<String>,
+    token: &Option<String>,
+) -> Result<Credentials, CliError> {
+    match (
+        opt(name, "ak", ak)?,
+        opt(name, "sk", sk)?,
+        opt(name, "token", token)?,
+    ) {
+        (Some(ak), Some(sk), _) => Ok(Credentials::aksk(ak, sk)),
+        (None, None, Some(token)) => Ok(Credentials::token(token)),
+        _ => Err(CliError::usage(
+            format!("backend {name}: set ak and sk, or token"),
+            "e.g. ak = \"${CLOUD_SDK_AK}\" and sk = \"${CLOUD_SDK_SK}\"",
+        )),
+    }
+}
+
+/// Builds the provider of one backend.
+pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, CliError> {
+    Ok(match backend {
+        Backend::Proxmox {
+            url,
+            token,
+            user,
+            password,
+            ca_cert,
+            insecure,
+        } => {
+            let credentials = match (
+                opt(name, "token", token)?,
+                opt(name, "user", user)?,
+                opt(name, "password", password)?,
+            ) {
+                (Some(token), _, _) => PveCredentials::parse_token(&token)?,
+                (None, Some(user), Some(password)) => PveCredentials::password(user, password),
+                _ => {
+                    return Err(CliError::usage(
+                        format!("backend {name}: set token, or user and password"),
+                        "token = \"${PVE_TOKEN}\" with PVE_TOKEN=USER@REALM!TOKENID=SECRET",
+                    ))
+                }
+            };
+            let mut client = PveClient::builder(expand(name, "url", url)?, credentials)
+                .danger_accept_invalid_certs(*insecure);
+            if let Some(path) = ca_cert {
+                let pem = std::fs::read(path).map_err(|e| {
+                    CliError::usage(
+                        format!(
+                            "backend {name}: cannot read ca_cert {}: {e}",
+                            path.display()
+                        ),
+                        "point ca_cert at a PEM file",
+                    )
+                })?;
+                client = client.add_root_certificate_pem(&pem);
+            }
+            Arc::new(ProxmoxProvider::new(client.build()?).with_name(name))
+        }
+        Backend::Kps {
+            endpoint,
+            project_id,
+            ak,
+            sk,
+            token,
+        } => {
+            let config = ServiceConfig::new(
+                name,
+                expand(name, "endpoint", endpoint)?,
+                expand(name, "project_id", project_id)?,
+                huawei_credentials(name, ak, sk, token)?,
+            );
+            Arc::new(KpsProvider::new(KpsClient::new(&config)?).with_name(name))
+        }
+        Backend::Dcs {
+            endpoint,
+            project_id,
+            ak,
+            sk,
+            token,
+            instances,
+        } => {
+            let config = ServiceConfig::new(
+                name,
+                expand(name, "endpoint", endpoint)?,
+                expand(name, "project_id", project_id)?,
+                huawei_credentials(name, ak, sk, token)?,
+            );
+            Arc::new(
+                DcsProvider::new(DcsClient::new(&config)?)
+                    .with_instances(instances.clone())
+                    .with_name(name),
+            )
+        }
+        Backend::Ocp {
+            url,
+            user,
+            password,
+        } => {
+            let password = Secret::new(expand(name, "password", password)?);
+            let client = OcpClient::builder(
+                expand(name, "url", url)?,
+                &expand(name, "user", user)?,
+                &password,
+            )
+            .build()?;
+            Arc::new(OcpProvider::new(client).with_name(name))
+        }
+    })
+}

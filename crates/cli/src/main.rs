@@ -1,0 +1,307 @@
+//! `tasktrack`: follow long-running infrastructure tasks from the command line.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod config;
+mod demo;
+mod error;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tasktrack_core::{TaskAction, TaskState};
+use tasktrack_sim::standalone::{SimOptions, VendorName, CONTROL_API_HELP};
+
+use crate::config::Config;
+use crate::error::CliError;
+
+/// Track long-running tasks on Proxmox VE, Huawei Cloud KPS and DCS, and
+/// OceanBase OCP through one tool.
+///
+/// Backends are named in a config file (`tasktrack.toml`; `tasktrack demo
+/// --print-config` prints an example). Exit codes: 0 success, 1 the task
+/// failed, 2 usage, configuration, credential or connection problem, 3 timeout.
+#[derive(Parser, Debug)]
+#[command(name = "tasktrack", version)]
+struct Cli {
+    /// Config file (default: ./tasktrack.toml).
+    #[arg(long, global = true, env = "TASKTRACK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 90s, 5m, 1h30m)"))
+}
+
+fn parse_state(s: &str) -> Result<TaskState, String> {
+    s.parse::<TaskState>().map_err(|e| e.to_string())
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run four simulated backends with ~40 tasks in one live table (~30 s).
+    Demo {
+        /// Print one JSON task event per line instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Print a config for simulators started with `tasktrack sim`, and exit.
+        #[arg(long)]
+        print_config: bool,
+        /// Multiply every task's duration (tests use small values).
+        #[arg(long, default_value_t = 1.0, hide = true)]
+        time_scale: f64,
+    },
+    /// Wait for a task, with a progress bar; exit 0 on success, 1 on failure, 3 on timeout.
+    Wait {
+        /// Backend name from the config.
+        backend: String,
+        /// Task id.
+        task_id: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Poll at this fixed interval (default: 1 s backing off to 30 s).
+        #[arg(long, value_parser = parse_duration)]
+        interval: Option<Duration>,
+        /// Print each status as a JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow running (and show recently failed) tasks of backends live.
+    Watch {
+        /// Backend names (default: all).
+        backends: Vec<String>,
+        /// Print task events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a backend's tasks.
+    List {
+        /// Backend name.
+        backend: String,
+        /// Only these states (repeatable): pending, running, succeeded, failed, cancelled.
+        #[arg(long = "state", value_parser = parse_state)]
+        states: Vec<TaskState>,
+        /// Only this kind (task type or name).
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a task's log.
+    Logs {
+        /// Backend name.
+        backend: String,
+        /// Task id.
+        task_id: String,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a task's status, progress and steps.
+    Status {
+        /// Backend name.
+        backend: String,
+        /// Task id.
+        task_id: String,
+        /// JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retry a failed task (OCP).
+    Retry(ActionArgs),
+    /// Roll a failed task back (OCP).
+    Rollback(ActionArgs),
+    /// Cancel (stop) a running task (Proxmox VE).
+    Cancel(ActionArgs),
+    /// Retry a failed step (OCP subtask).
+    RetryStep(StepArgs),
+    /// Skip a failed step (OCP subtask).
+    SkipStep(StepArgs),
+    /// Cancel a running step (OCP subtask).
+    CancelStep(StepArgs),
+    /// Run one simulator in the foreground.
+    #[command(after_help = CONTROL_API_HELP)]
+    Sim {
+        /// Which vendor's API to speak.
+        #[arg(value_enum)]
+        vendor: VendorName,
+        #[command(flatten)]
+        options: Box<SimOptions>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ActionArgs {
+    /// Backend name.
+    backend: String,
+    /// Task id.
+    task_id: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct StepArgs {
+    /// Backend name.
+    backend: String,
+    /// Task id.
+    task_id: String,
+    /// Step (subtask) id.
+    step_id: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = || Config::load(cli.config.as_deref());
+    match cli.command {
+        Command::Demo {
+            print_config: true, ..
+        } => {
+            print!("{}", demo::example_config());
+            Ok(())
+        }
+        Command::Demo {
+            json, time_scale, ..
+        } => {
+            if !(time_scale.is_finite() && time_scale > 0.0) {
+                return Err(CliError::usage(
+                    "--time-scale must be a positive number",
+                    "e.g. 0.5",
+                ));
+            }
+            demo::run(demo::DemoOptions { json, time_scale }).await
+        }
+        Command::Wait {
+            backend,
+            task_id,
+            timeout,
+            interval,
+            json,
+        } => commands::wait(&config()?, &backend, &task_id, timeout, interval, json).await,
+        Command::Watch { backends, json } => commands::watch(&config()?, &backends, json).await,
+        Command::List {
+            backend,
+            states,
+            kind,
+            limit,
+            json,
+        } => commands::list(&config()?, &backend, &states, kind, limit, json).await,
+        Command::Logs {
+            backend,
+            task_id,
+            tail,
+            json,
+        } => commands::logs(&config()?, &backend, &task_id, tail, json).await,
+        Command::Status {
+            backend,
+            task_id,
+            json,
+        } => commands::status(&config()?, &backend, &task_id, json).await,
+        Command::Retry(a) => {
+            commands::act(&config()?, &a.backend, &a.task_id, TaskAction::Retry, a.yes).await
+        }
+        Command::Rollback(a) => {
+            commands::act(
+                &config()?,
+                &a.backend,
+                &a.task_id,
+                TaskAction::Rollback,
+                a.yes,
+            )
+            .await
+        }
+        Command::Cancel(a) => {
+            commands::act(
+                &config()?,
+                &a.backend,
+                &a.task_id,
+                TaskAction::Cancel,
+                a.yes,
+            )
+            .await
+        }
+        Command::RetryStep(a) => {
+            commands::act(
+                &config()?,
+                &a.backend,
+                &a.task_id,
+                TaskAction::RetryStep(a.step_id),
+                a.yes,
+            )
+            .await
+        }
+        Command::SkipStep(a) => {
+            commands::act(
+                &config()?,
+                &a.backend,
+                &a.task_id,
+                TaskAction::SkipStep(a.step_id),
+                a.yes,
+            )
+            .await
+        }
+        Command::CancelStep(a) => {
+            commands::act(
+                &config()?,
+                &a.backend,
+                &a.task_id,
+                TaskAction::CancelStep(a.step_id),
+                a.yes,
+            )
+            .await
+        }
+        Command::Sim { vendor, options } => {
+            let code = tasktrack_sim::standalone::serve(vendor, *options).await;
+            if code == ExitCode::SUCCESS {
+                Ok(())
+            } else {
+                Err(CliError::usage(
+                    "the simulator could not start",
+                    "pick another --port",
+                ))
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Library logs go to stderr only when asked for (RUST_LOG), so a person
+    // sees one clear line per problem.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::TaskFailed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}

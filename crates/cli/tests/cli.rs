@@ -1,0 +1,438 @@
+//! The `tasktrack` binary as a process, against simulators over loopback.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use tasktrack_core::{ManualClock, TaskEvent, TaskSnapshot, TaskState};
+use tasktrack_sim::ocp::{Ocp, OcpSubtaskSpec, OcpTaskSpec};
+use tasktrack_sim::proxmox::Proxmox;
+use tasktrack_sim::{SimBuilder, SimClock, SimHandle, TaskSpec};
+
+const SECRET: &str = "pve-cli-secret-value";
+const OCP_PASSWORD: &str = "ocp-cli-password";
+
+struct Env {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    pve: SimHandle,
+    ocp: Ocp,
+    /// The OCP simulator's time: the tests move it, the CLI process polls it.
+    ocp_clock: ManualClock,
+    _ocp_sim: SimHandle,
+}
+
+async fn env() -> Env {
+    let pve = SimBuilder::new(Proxmox::new(["pve1"]).api_token("root@pam!cli", SECRET))
+        .start()
+        .await
+        .unwrap();
+    let ocp = Ocp::new("admin", OCP_PASSWORD);
+    let ocp_clock = ManualClock::new();
+    let ocp_sim = SimBuilder::new(ocp.clone())
+        .clock(SimClock::manual(ocp_clock.clone()))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tasktrack.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[backends.pve]
+kind = "proxmox"
+url = "{}"
+token = "${{TT_TEST_PVE_TOKEN}}"
+
+[backends.ocp]
+kind = "ocp"
+url = "{}"
+user = "admin"
+password = "{OCP_PASSWORD}"
+
+[backends.down]
+kind = "ocp"
+url = "http://127.0.0.1:1"
+user = "admin"
+password = "x"
+"#,
+            pve.base_url(),
+            ocp_sim.base_url()
+        ),
+    )
+    .unwrap();
+    Env {
+        _dir: dir,
+        config,
+        pve,
+        ocp,
+        ocp_clock,
+        _ocp_sim: ocp_sim,
+    }
+}
+
+async fn tasktrack(env: &Env, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(args)
+        .env("TT_TEST_PVE_TOKEN", format!("root@pam!cli={SECRET}"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn assert_no_secret(o: &Output) {
+    let (out, err) = text(o);
+    for s in [SECRET, OCP_PASSWORD] {
+        assert!(
+            !out.contains(s) && !err.contains(s),
+            "secret printed:\n{out}\n{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wait_exit_codes() {
+    let env = env().await;
+    let ok = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_millis(300)).attr("id", "100"));
+    let o = tasktrack(&env, &["wait", "pve", &ok, "--interval", "100ms"]).await;
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("succeeded (stopped: OK)"), "{out}");
+
+    let bad = env.pve.create_task(
+        TaskSpec::new("qmigrate", Duration::from_millis(200))
+            .log(["copying disk", "ERROR: target storage full"])
+            .fails("E", "migration aborted"),
+    );
+    let o = tasktrack(&env, &["wait", "pve", &bad, "--interval", "100ms"]).await;
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("failed: migration aborted"), "{err}");
+    assert!(
+        err.contains("ERROR: target storage full") && err.contains("TASK ERROR: migration aborted"),
+        "log tail: {err}"
+    );
+
+    let slow = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)));
+    let o = tasktrack(
+        &env,
+        &[
+            "wait",
+            "pve",
+            &slow,
+            "--interval",
+            "100ms",
+            "--timeout",
+            "400ms",
+        ],
+    )
+    .await;
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("gave up waiting"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert_no_secret(&o);
+}
+
+#[tokio::test]
+async fn json_output_parses_line_by_line() {
+    let env = env().await;
+    let id = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_millis(300)));
+    let o = tasktrack(&env, &["wait", "pve", &id, "--interval", "100ms", "--json"]).await;
+    let (out, _) = text(&o);
+    let snaps: Vec<TaskSnapshot> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(snaps.last().unwrap().state, TaskState::Succeeded);
+    assert!(snaps.iter().all(|s| s.id == id));
+
+    let o = tasktrack(&env, &["status", "pve", &id, "--json"]).await;
+    let s: TaskSnapshot = serde_json::from_str(&text(&o).0).unwrap();
+    assert_eq!(s.kind.as_deref(), Some("vzdump"));
+    let o = tasktrack(&env, &["list", "pve", "--json"]).await;
+    assert!(text(&o)
+        .0
+        .lines()
+        .all(|l| serde_json::from_str::<TaskSnapshot>(l).is_ok()));
+    let o = tasktrack(&env, &["logs", "pve", &id, "--tail", "1", "--json"]).await;
+    let line: serde_json::Value = serde_json::from_str(text(&o).0.trim()).unwrap();
+    assert_eq!(line["text"], "TASK OK");
+}
+
+#[tokio::test]
+async fn config_and_input_errors_are_one_clear_line() {
+    let env = env().await;
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["status", "nope", "1"],
+            "unknown backend \"nope\" (configured backends: down, ocp, pve)",
+        ),
+        (
+            vec!["status", "pve", "UPID:broken"],
+            "UPID:node:PID:PSTART:STARTTIME:type:id:user@realm:",
+        ),
+        (
+            vec!["status", "ocp", "abc"],
+            "an OCP task instance id (a number)",
+        ),
+        (vec!["status", "down", "1"], "check the backend's URL"),
+        (vec!["logs", "ocp", "999"], "not found"),
+    ];
+    for (args, needle) in cases {
+        let o = tasktrack(&env, &args).await;
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+    }
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .args(["--config", "/nonexistent/tasktrack.toml", "list", "pve"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("tasktrack demo --print-config"),
+        "{}",
+        text(&o).1
+    );
+    // The token variable unset: the error names the variable, not a value.
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["list", "pve"])
+        .env_remove("TT_TEST_PVE_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .1
+            .contains("environment variable TT_TEST_PVE_TOKEN (for token) is not set"),
+        "{}",
+        text(&o).1
+    );
+    // Wrong credentials: a clear line, no secret.
+    let bad = env.config.with_file_name("bad.toml");
+    std::fs::write(&bad, format!("[backends.pve]\nkind = \"proxmox\"\nurl = \"{}\"\ntoken = \"root@pam!cli=wrong-{SECRET}\"\n", env.pve.base_url())).unwrap();
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .arg("--config")
+        .arg(&bad)
+        .args(["list", "pve"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("authentication failed")
+            && text(&o).1.contains("check the backend's credentials"),
+        "{}",
+        text(&o).1
+    );
+    assert_no_secret(&o);
+}
+
+#[tokio::test]
+async fn actions_and_their_refusals() {
+    let env = env().await;
+    let s = Duration::from_millis;
+    let id = env.ocp.create(OcpTaskSpec::new(
+        "Add tenant",
+        vec![
+            OcpSubtaskSpec::new("Create unit", s(50), &[]),
+            OcpSubtaskSpec::new("Apply parameters", s(50), &[0]).failing(u32::MAX),
+            OcpSubtaskSpec::new("Create tenant", s(50), &[1]),
+        ],
+    ));
+    let subs = env.ocp.subtask_ids(id);
+    let id = id.to_string();
+    let o = tasktrack(&env, &["cancel", "ocp", &id, "--yes"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("backend ocp (ocp) cannot cancel (ocp backends support: retry, rollback, retry-step, skip-step, cancel-step)"), "{}", text(&o).1);
+    env.ocp_clock.advance(s(150)); // the second subtask has failed
+    let o = tasktrack(&env, &["skip-step", "ocp", &id, &subs[1].to_string()]).await;
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "no --yes and no terminal: refused"
+    );
+    assert!(text(&o).1.contains("pass --yes"), "{}", text(&o).1);
+    let o = tasktrack(
+        &env,
+        &["skip-step", "ocp", &id, &subs[2].to_string(), "--yes"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("only a FAILED subtask can be skipped"),
+        "{}",
+        text(&o).1
+    );
+    let o = tasktrack(
+        &env,
+        &["skip-step", "ocp", &id, &subs[1].to_string(), "--yes"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    assert!(
+        text(&o)
+            .0
+            .contains(&format!("skip-step {} sent to ocp task {id}", subs[1])),
+        "{}",
+        text(&o).0
+    );
+    env.ocp_clock.advance(s(100));
+    let o = tasktrack(&env, &["wait", "ocp", &id, "--interval", "50ms"]).await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the downstream ran: {}",
+        text(&o).1
+    );
+    let o = tasktrack(&env, &["rollback", "ocp", &id, "--yes"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("only a FAILED task can be rolled back"),
+        "{}",
+        text(&o).1
+    );
+    let upid = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)));
+    let o = tasktrack(&env, &["cancel", "pve", &upid, "--yes"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    let o = tasktrack(&env, &["status", "pve", &upid]).await;
+    assert!(
+        text(&o).0.contains("stopped: interrupted by signal"),
+        "{}",
+        text(&o).0
+    );
+    assert_no_secret(&o);
+}
+
+#[tokio::test]
+async fn demo_json_finishes_with_every_task_terminal_and_a_matching_summary() {
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .args(["demo", "--json", "--time-scale", "0.1"])
+        .output()
+        .await
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let events: Vec<TaskEvent> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let mut last: HashMap<(String, String), &TaskEvent> = HashMap::new();
+    for e in &events {
+        last.insert((e.provider.clone(), e.id.clone()), e);
+    }
+    assert!(last.len() >= 38, "about 40 tasks: {}", last.len());
+    assert!(
+        last.values().all(|e| e.is_final()),
+        "every task ends terminal"
+    );
+    let mut counts: HashMap<(String, String), u64> = HashMap::new();
+    for ((backend, _), e) in &last {
+        let state = e
+            .state()
+            .map_or("gave_up".to_owned(), |s| s.as_str().to_owned());
+        *counts.entry((backend.clone(), state)).or_default() += 1;
+    }
+    let summary: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    for ((backend, state), n) in &counts {
+        assert_eq!(
+            summary["states"][backend][state], *n,
+            "{backend} {state}: {summary}"
+        );
+    }
+    for backend in ["proxmox", "kps", "dcs", "ocp"] {
+        assert!(
+            summary["requests"][backend].as_u64().unwrap() > 0,
+            "{summary}"
+        );
+    }
+    let actions = summary["actions"].as_array().unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("retry on ocp")),
+        "{summary}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("skip-step")),
+        "{summary}"
+    );
+    // The retried and skipped OCP tasks end well; some tasks of each kind fail.
+    assert!(
+        counts
+            .get(&("ocp".into(), "succeeded".into()))
+            .copied()
+            .unwrap_or(0)
+            >= 7
+    );
+    assert!(
+        counts
+            .get(&("proxmox".into(), "failed".into()))
+            .copied()
+            .unwrap_or(0)
+            >= 1
+    );
+}
+
+#[tokio::test]
+async fn print_config_is_a_valid_config() {
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .args(["demo", "--print-config"])
+        .output()
+        .await
+        .unwrap();
+    let (out, _) = text(&o);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(&path, &out).unwrap();
+    // Parses, and names the four backends (nothing listens there: a connection error).
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .arg("--config")
+        .arg(&path)
+        .args(["status", "nope", "1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        text(&o)
+            .1
+            .contains("configured backends: dcs, kps, ocp, pve"),
+        "{}",
+        text(&o).1
+    );
+}
