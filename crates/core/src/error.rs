@@ -60,6 +60,10 @@ pub enum Error {
         path: String,
         /// What was wrong there.
         message: String,
+        /// True when the body was cut short or was not JSON at all (a proxy's
+        /// HTML page, a dropped stream): trying again may succeed. A body
+        /// that is JSON but does not match the model is permanent.
+        garbled: bool,
     },
     /// The poll deadline or attempt limit ran out before the task ended.
     #[error("{provider}: gave up waiting for task {id} after {elapsed:?} and {polls} polls")]
@@ -209,11 +213,13 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 
 impl Error {
     /// True when trying the same idempotent call again may succeed:
-    /// transport problems, 5xx, 408 and 429. Everything else (auth, not
-    /// found, decode, invalid input, task failure) is permanent.
+    /// transport problems, 5xx, 408, 429, and garbled bodies (truncated or
+    /// not JSON). Everything else (auth, not found, a body of the wrong
+    /// shape, invalid input, task failure) is permanent.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport { .. } => true,
+            Error::Decode { garbled, .. } => *garbled,
             Error::Http(e) => matches!(e.status, 408 | 429 | 500..=599),
             _ => false,
         }
@@ -278,6 +284,7 @@ impl Error {
             what: what.into(),
             path: path.into(),
             message: message.into(),
+            garbled: false,
         }
     }
 

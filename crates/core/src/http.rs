@@ -272,13 +272,20 @@ pub fn decode_json<T: DeserializeOwned>(provider: &str, what: &str, body: &[u8])
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
+        let garbled = inner.is_syntax() || inner.is_eof();
+        let message = if garbled {
             let excerpt = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
             format!("{inner} (body starts {excerpt:?})")
         } else {
             inner.to_string()
         };
-        Error::decode(provider, what, path, message)
+        Error::Decode {
+            provider: provider.to_owned(),
+            what: what.to_owned(),
+            path,
+            message,
+            garbled,
+        }
     })
 }
 
@@ -722,7 +729,16 @@ mod tests {
         let err =
             decode_json::<Outer>("p", "task list", b"<html>502 Bad Gateway</html>").unwrap_err();
         assert!(err.to_string().contains("<html>"), "{err}");
+        assert!(
+            err.is_retryable(),
+            "an HTML page is a glitch, not a schema change"
+        );
         let err = decode_json::<Outer>("p", "task list", br#"{"data":[{"pid":1"#).unwrap_err();
-        assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Decode { garbled: true, .. }),
+            "{err:?}"
+        );
+        let err = decode_json::<Outer>("p", "task list", br#"{"data":[{"pid":"x"}]}"#).unwrap_err();
+        assert!(!err.is_retryable(), "a schema mismatch is permanent");
     }
 }

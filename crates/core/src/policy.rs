@@ -139,6 +139,21 @@ impl PollPolicy {
         )
     }
 
+    /// The interval after a transient error: the usual growth, but never
+    /// sooner than the server's `Retry-After` (which may exceed
+    /// `max_interval`: a server asking for time gets it, up to one hour).
+    pub fn interval_after_error(
+        &self,
+        current: Duration,
+        retry_after: Option<Duration>,
+    ) -> Duration {
+        let grown = self.next_interval(current, false, None);
+        match retry_after {
+            Some(wait) => grown.max(wait.min(Duration::from_secs(3600))),
+            None => grown,
+        }
+    }
+
     /// Clamps a server-derived delay to `hint_floor..=max_interval`.
     pub fn clamp_hint(&self, hint: Duration) -> Duration {
         let floor = self.hint_floor.min(self.max_interval);
@@ -201,6 +216,20 @@ mod tests {
         assert_eq!(p.jittered(secs(10.0), 0.0), secs(8.0));
         assert_eq!(p.jittered(secs(10.0), 1.0), secs(12.0));
         assert_eq!(p.jittered(secs(10.0), f64::NAN), secs(10.0));
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_even_past_the_maximum() {
+        let p = PollPolicy::fixed(secs(1.0));
+        assert_eq!(p.interval_after_error(secs(1.0), None), secs(1.0));
+        assert_eq!(
+            p.interval_after_error(secs(1.0), Some(secs(7.0))),
+            secs(7.0)
+        );
+        assert_eq!(
+            p.interval_after_error(secs(1.0), Some(secs(0.2))),
+            secs(1.0)
+        );
     }
 
     #[test]

@@ -382,7 +382,7 @@ impl<P: TaskProvider> WatchState<P> {
                 Err(e) if e.is_retryable() && self.errors < policy.error_budget => {
                     self.errors += 1;
                     tracing::debug!(provider = %name, task = %self.id_text, error = %e, errors = self.errors, "transient error while polling");
-                    self.interval = policy.next_interval(self.interval, false, e.retry_after());
+                    self.interval = policy.interval_after_error(self.interval, e.retry_after());
                 }
                 Err(e) => {
                     self.done = true;

@@ -642,7 +642,7 @@ impl Scheduler {
                 }
                 Err(e) if e.is_retryable() && entry.errors < policy.error_budget => {
                     entry.errors += 1;
-                    entry.interval = policy.next_interval(entry.interval, false, e.retry_after());
+                    entry.interval = policy.interval_after_error(entry.interval, e.retry_after());
                     tracing::debug!(provider = %provider_name, task = %entry.id, error = %e, "transient error while tracking");
                     self.reschedule(slot, now);
                 }
