@@ -411,6 +411,10 @@ type Slot = u32;
 
 struct BatchResult {
     provider: usize,
+    /// When the batch was sent: the next poll is due an interval after
+    /// this, not after the answer, so slow answers do not make the
+    /// schedule drift (fixed rate, like `tokio::time::interval`).
+    dispatched: Instant,
     slots: Vec<(Slot, u32)>,
     answers: Vec<Result<TaskSnapshot>>,
 }
@@ -569,6 +573,7 @@ impl Scheduler {
                     let answers = rt.provider.snapshot_many(&ids).await;
                     BatchResult {
                         provider,
+                        dispatched: now,
                         slots,
                         answers,
                     }
@@ -595,6 +600,7 @@ impl Scheduler {
     /// good and the scheduler should stop.
     async fn apply(&mut self, batch: BatchResult) -> bool {
         let now = self.clock.now();
+        let dispatched = batch.dispatched;
         let provider_name = self.providers[batch.provider].name.clone();
         let mut answers = batch.answers.into_iter();
         for (slot, generation) in batch.slots {
@@ -637,14 +643,14 @@ impl Scheduler {
                     if terminal {
                         self.remove_slot(slot);
                     } else {
-                        self.reschedule(slot, now);
+                        self.reschedule(slot, dispatched, now);
                     }
                 }
                 Err(e) if e.is_retryable() && entry.errors < policy.error_budget => {
                     entry.errors += 1;
                     entry.interval = policy.interval_after_error(entry.interval, e.retry_after());
                     tracing::debug!(provider = %provider_name, task = %entry.id, error = %e, "transient error while tracking");
-                    self.reschedule(slot, now);
+                    self.reschedule(slot, dispatched, now);
                 }
                 Err(e) => {
                     if !self.finish_with_error(slot, &e).await {
@@ -656,15 +662,13 @@ impl Scheduler {
         true
     }
 
-    fn reschedule(&mut self, slot: Slot, now: Instant) {
+    fn reschedule(&mut self, slot: Slot, dispatched: Instant, now: Instant) {
         if let Some(entry) = self.entries[slot as usize].as_ref() {
             let policy = &self.providers[entry.provider].policy;
             let delay = policy.jittered(entry.interval, (self.jitter)());
-            self.heap.push(Reverse((
-                now + delay,
-                slot,
-                self.generations[slot as usize],
-            )));
+            let due = (dispatched + delay).max(now);
+            self.heap
+                .push(Reverse((due, slot, self.generations[slot as usize])));
         }
     }
 
