@@ -8,7 +8,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tasktrack_core::{
     Capabilities, DynTaskProvider, ErasedProvider, Error, LogRange, PollPolicy, Poller, TaskAction,
-    TaskFilter, TaskSnapshot, TaskState, TaskStatus, Tracker,
+    TaskFilter, TaskSnapshot, TaskState, TaskStatus, TrackStore, TrackedEntry, Tracker,
 };
 
 use crate::config::Config;
@@ -300,7 +300,12 @@ pub async fn act(
 
 /// `tasktrack watch`: running and failed tasks listed from the backends,
 /// the running ones followed live until they end (or Ctrl-C).
-pub async fn watch(config: &Config, backends: &[String], json: bool) -> Result<(), CliError> {
+pub async fn watch(
+    config: &Config,
+    backends: &[String],
+    json: bool,
+    store: Option<Arc<dyn TrackStore>>,
+) -> Result<(), CliError> {
     let names: Vec<String> = if backends.is_empty() {
         config.backends.keys().cloned().collect()
     } else {
@@ -313,6 +318,9 @@ pub async fn watch(config: &Config, backends: &[String], json: bool) -> Result<(
         ));
     }
     let mut builder = Tracker::builder();
+    if let Some(store) = store {
+        builder = builder.store(store);
+    }
     let mut providers = Vec::new();
     for name in &names {
         let p = config.provider(name)?;
@@ -380,10 +388,144 @@ pub async fn watch(config: &Config, backends: &[String], json: bool) -> Result<(
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    tracker.shutdown();
+    tracker.stop().await;
     let text = table.finish();
     if !json {
         println!("{text}");
     }
     Ok(())
+}
+
+/// `tasktrack track`: adds a task to a store's tracked set.
+pub async fn track(
+    config: &Config,
+    backend: &str,
+    id: &str,
+    store: Arc<dyn TrackStore>,
+) -> Result<(), CliError> {
+    let provider = config.provider(backend)?;
+    let id = task_id(config, backend, &provider, id)?;
+    store.put(&TrackedEntry::new(backend, id.clone())).await?;
+    println!("{backend} task {id} added to the tracked set");
+    Ok(())
+}
+
+/// `tasktrack events`: prints the durable event log.
+pub async fn events(
+    store: Arc<dyn TrackStore>,
+    mut after: String,
+    follow: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    loop {
+        let page = store.read(&after, 1000).await?;
+        for (cursor, event) in &page {
+            if json {
+                print_json(&serde_json::json!({ "cursor": cursor, "event": event }));
+            } else {
+                let state = event
+                    .state()
+                    .map_or("gave up".to_owned(), |s| s.to_string());
+                println!(
+                    "{cursor:>20}  {} {:<10} {} {}",
+                    event.at.format("%H:%M:%S"),
+                    event.provider,
+                    state,
+                    event.id
+                );
+            }
+        }
+        if let Some((last, _)) = page.last() {
+            after = last.clone();
+        }
+        if page.len() < 1000 {
+            if !follow {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Options of `tasktrack worker`.
+#[derive(Debug)]
+pub struct WorkerOptions {
+    /// Replica name.
+    pub owner: Option<String>,
+    /// Lease TTL.
+    pub lease_ttl: Duration,
+    /// Exit when nothing is left to track.
+    pub exit_when_idle: bool,
+    /// JSON lines.
+    pub json: bool,
+}
+
+/// `tasktrack worker`: one tracker replica on a shared store.
+pub async fn worker(
+    config: &Config,
+    store: Arc<dyn TrackStore>,
+    opts: WorkerOptions,
+) -> Result<(), CliError> {
+    let mut builder = Tracker::builder()
+        .store(store.clone())
+        .lease_ttl(opts.lease_ttl);
+    if let Some(owner) = &opts.owner {
+        builder = builder.owner(owner.clone());
+    }
+    for name in config.backends.keys() {
+        builder = builder.provider(name.clone(), config.provider(name)?);
+    }
+    let (tracker, mut events) = builder.build();
+    if !opts.json {
+        eprintln!(
+            "worker running on {} backend(s); Ctrl-C stops it and releases its leases",
+            config.backends.len()
+        );
+    }
+    let print = |event: &tasktrack_core::TaskEvent| {
+        if opts.json {
+            print_json(event);
+        } else {
+            let state = event
+                .state()
+                .map_or("gave up".to_owned(), |s| s.to_string());
+            println!("{} {} {state}", event.provider, event.id);
+        }
+    };
+    let mut idle_check = tokio::time::interval(opts.lease_ttl.max(Duration::from_millis(300)));
+    idle_check.tick().await;
+    loop {
+        tokio::select! {
+            e = events.next() => match e {
+                Some(event) => print(&event),
+                None => break,
+            },
+            _ = idle_check.tick(), if opts.exit_when_idle => {
+                if tracker.stats().tracked == 0 && store_is_empty(&store).await {
+                    break;
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    // Events already emitted are printed before exiting: the stream ends once
+    // the scheduler has stopped.
+    tracker.stop().await;
+    while let Some(event) = events.next().await {
+        print(&event);
+    }
+    Ok(())
+}
+
+async fn store_is_empty(store: &Arc<dyn TrackStore>) -> bool {
+    for shard in 0..store.shards() {
+        match store.entries(shard).await {
+            Ok(e) if e.is_empty() => {}
+            _ => return false,
+        }
+    }
+    true
 }

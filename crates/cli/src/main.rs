@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod demo;
 mod error;
+mod store;
 mod table;
 
 use std::path::PathBuf;
@@ -82,6 +83,52 @@ enum Command {
         /// Backend names (default: all).
         backends: Vec<String>,
         /// Print task events as JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// Share the tracked set through a store (file:PATH, redis://...).
+        #[arg(long, env = "TASKTRACK_STORE")]
+        store: Option<String>,
+    },
+    /// Add a task to a store's shared tracked set (the fleet of workers tracks it).
+    Track {
+        /// Backend name.
+        backend: String,
+        /// Task id.
+        task_id: String,
+        /// The store (file:PATH, redis://..., rediss://...).
+        #[arg(long, env = "TASKTRACK_STORE")]
+        store: String,
+    },
+    /// Print a store's durable event log.
+    Events {
+        /// The store.
+        #[arg(long, env = "TASKTRACK_STORE")]
+        store: String,
+        /// Start after this cursor.
+        #[arg(long, default_value = "0")]
+        after: String,
+        /// Keep printing new events.
+        #[arg(long)]
+        follow: bool,
+        /// JSON lines (with their cursor).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one tracker replica on a store until interrupted (Ctrl-C releases its leases).
+    Worker {
+        /// The store.
+        #[arg(long, env = "TASKTRACK_STORE")]
+        store: String,
+        /// This replica's name (default: unique per process).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Lease time-to-live: a dead worker's tasks move after this long.
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        lease_ttl: Duration,
+        /// Exit once the shared tracked set is empty.
+        #[arg(long)]
+        exit_when_idle: bool,
+        /// Print events as JSON lines.
         #[arg(long)]
         json: bool,
     },
@@ -199,7 +246,43 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             interval,
             json,
         } => commands::wait(&config()?, &backend, &task_id, timeout, interval, json).await,
-        Command::Watch { backends, json } => commands::watch(&config()?, &backends, json).await,
+        Command::Watch {
+            backends,
+            json,
+            store,
+        } => {
+            let store = match store {
+                Some(url) => Some(store::open(&url).await?),
+                None => None,
+            };
+            commands::watch(&config()?, &backends, json, store).await
+        }
+        Command::Track {
+            backend,
+            task_id,
+            store,
+        } => commands::track(&config()?, &backend, &task_id, store::open(&store).await?).await,
+        Command::Events {
+            store,
+            after,
+            follow,
+            json,
+        } => commands::events(store::open(&store).await?, after, follow, json).await,
+        Command::Worker {
+            store,
+            owner,
+            lease_ttl,
+            exit_when_idle,
+            json,
+        } => {
+            let opts = commands::WorkerOptions {
+                owner,
+                lease_ttl,
+                exit_when_idle,
+                json,
+            };
+            commands::worker(&config()?, store::open(&store).await?, opts).await
+        }
         Command::List {
             backend,
             states,

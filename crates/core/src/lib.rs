@@ -26,6 +26,8 @@
 
 mod clock;
 mod error;
+#[cfg(feature = "file-store")]
+mod file_store;
 #[cfg(feature = "http")]
 pub mod http;
 mod memory;
@@ -34,10 +36,13 @@ mod policy;
 mod poller;
 mod provider;
 mod secret;
+mod store;
 mod tracker;
 
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
 pub use error::{Error, HttpError, Result};
+#[cfg(feature = "file-store")]
+pub use file_store::FileStore;
 pub use memory::{MemoryFault, MemoryProvider, MemoryStatus, Outcome, TaskScript};
 pub use model::{Failure, Progress, Step, TaskSnapshot, TaskState, TaskStatus};
 pub use policy::{random_jitter, JitterSource, PollPolicy};
@@ -47,6 +52,10 @@ pub use provider::{
     TaskAction, TaskFilter, TaskHandle, TaskId, TaskPage, TaskProvider, DEFAULT_STATUS_CONCURRENCY,
 };
 pub use secret::Secret;
+pub use store::{
+    entry_key, numeric_cursor, shard_of, Cursor, MemoryStore, TrackStore, TrackedEntry,
+    DEFAULT_SHARDS,
+};
 pub use tracker::{TaskEvent, TaskEventKind, TaskEvents, Tracker, TrackerBuilder, TrackerStats};
 
 /// Re-exported so providers implement [`TaskProvider`] with the same macro.

@@ -7,7 +7,7 @@
 //! batch turns N polls into one request. No task spawns its own loop.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::model::{TaskSnapshot, TaskState};
 use crate::policy::{random_jitter, JitterSource, PollPolicy};
 use crate::provider::{DynTaskProvider, TaskHandle};
+use crate::store::{shard_of, TrackStore, TrackedEntry};
 
 /// Something that happened to a tracked task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +117,9 @@ pub struct TrackerBuilder {
     concurrency: usize,
     batch_size: usize,
     event_buffer: usize,
+    store: Option<Arc<dyn TrackStore>>,
+    owner: String,
+    lease_ttl: Duration,
 }
 
 struct ProviderSlot {
@@ -134,6 +138,13 @@ impl Default for TrackerBuilder {
             concurrency: 4,
             batch_size: 500,
             event_buffer: 1024,
+            store: None,
+            owner: format!(
+                "tracker-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -206,6 +217,29 @@ impl TrackerBuilder {
         self
     }
 
+    /// Keeps the tracked set, leases and event log in `store`, so tracking
+    /// survives restarts and several trackers (replicas) sharing one store
+    /// split the work. Without a store the tracker keeps everything in its
+    /// own memory, as fast as possible, and a restart forgets it.
+    pub fn store(mut self, store: Arc<dyn TrackStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// This replica's name in the store's leases (default: unique per process).
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// How long a lease lasts without renewal (default 15 s): a replica that
+    /// dies has its tasks taken over after at most this long. Leases are
+    /// renewed every third of it.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(30));
+        self
+    }
+
     /// Starts the scheduler on the current tokio runtime and returns the
     /// handle and the event stream. The scheduler stops when every
     /// [`Tracker`] clone is dropped or [`Tracker::shutdown`] is called.
@@ -242,13 +276,21 @@ impl TrackerBuilder {
             heap: BinaryHeap::new(),
             counters: counters.clone(),
             events: ev_tx,
+            store: self.store.map(|store| StoreState {
+                store,
+                owner: self.owner,
+                ttl: self.lease_ttl,
+                held: BTreeMap::new(),
+                unsent: Vec::new(),
+            }),
         };
-        tokio::spawn(scheduler.run(cmd_rx));
+        let task = tokio::spawn(scheduler.run(cmd_rx));
         let tracker = Tracker {
             commands: cmd_tx,
             names,
             providers: Arc::new(providers),
             counters,
+            task: Arc::new(std::sync::Mutex::new(Some(task))),
         };
         (tracker, TaskEvents { rx: ev_rx })
     }
@@ -282,6 +324,7 @@ pub struct Tracker {
     names: Arc<HashMap<String, usize>>,
     providers: Arc<Vec<ProviderRuntime>>,
     counters: Arc<Counters>,
+    task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -361,9 +404,27 @@ impl Tracker {
     }
 
     /// Stops the scheduler; the event stream ends after the events already
-    /// emitted.
+    /// emitted. With a store, leases are released (see [`Tracker::stop`] to
+    /// wait for that).
     pub fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown);
+    }
+
+    /// Stops the scheduler at once *without* releasing leases or flushing
+    /// anything, as a crashed process would: for failover tests and drills.
+    pub fn kill(&self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+    }
+
+    /// Stops the scheduler and waits until it has released its leases.
+    pub async fn stop(&self) {
+        self.shutdown();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 
     /// Current counters.
@@ -399,12 +460,15 @@ impl Stream for TaskEvents {
 
 struct Entry {
     provider: usize,
+    shard: u32,
     id: Arc<str>,
     tracked_since: Instant,
     last: Option<TaskSnapshot>,
     interval: Duration,
     errors: u32,
     in_flight: bool,
+    /// A final append failed without an answer: the store may have taken it.
+    final_unacked: bool,
 }
 
 type Slot = u32;
@@ -445,11 +509,24 @@ struct Scheduler {
     heap: BinaryHeap<Reverse<(Instant, Slot, u32)>>,
     counters: Arc<Counters>,
     events: mpsc::Sender<TaskEvent>,
+    store: Option<StoreState>,
+}
+
+/// The scheduler's side of a [`TrackStore`].
+struct StoreState {
+    store: Arc<dyn TrackStore>,
+    owner: String,
+    ttl: Duration,
+    /// Shards this replica holds, with the version last loaded.
+    held: BTreeMap<u32, u64>,
+    /// Non-final events the store could not take yet (it was down).
+    unsent: Vec<TaskEvent>,
 }
 
 impl Scheduler {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut in_flight = FuturesUnordered::new();
+        let mut next_lease = self.clock.now();
         loop {
             let sleep = match self.heap.peek() {
                 Some(Reverse((due, _, _))) => self
@@ -457,13 +534,32 @@ impl Scheduler {
                     .sleep(due.saturating_duration_since(self.clock.now())),
                 None => Box::pin(std::future::pending()),
             };
+            let lease_sleep = match &self.store {
+                Some(_) => self
+                    .clock
+                    .sleep(next_lease.saturating_duration_since(self.clock.now())),
+                None => Box::pin(std::future::pending()),
+            };
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Track { provider, id, since }) => self.insert(provider, id, since),
-                    Some(Command::Untrack { provider, id }) => self.remove_key(provider, &id),
+                    Some(Command::Track { provider, id, since }) => self.track(provider, id, since).await,
+                    Some(Command::Untrack { provider, id }) => {
+                        if let Some(st) = &self.store {
+                            let name = self.providers[provider].name.clone();
+                            if let Err(e) = st.store.remove(&name, &id).await {
+                                tracing::warn!(error = %e, "could not remove an untracked task from the store");
+                            }
+                        }
+                        self.remove_key(provider, &id)
+                    }
                     Some(Command::Shutdown) | None => break,
                 },
+                _ = lease_sleep => {
+                    self.lease_tick().await;
+                    let ttl = self.store.as_ref().map_or(Duration::from_secs(1), |st| st.ttl);
+                    next_lease = self.clock.now() + ttl / 3;
+                }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     if !self.apply(done).await {
                         break;
@@ -476,9 +572,165 @@ impl Scheduler {
                 }
             }
         }
+        if let Some(st) = &self.store {
+            for shard in st.held.keys() {
+                if let Err(e) = st.store.release(&st.owner, *shard).await {
+                    tracing::warn!(shard, error = %e, "could not release a lease at shutdown");
+                }
+            }
+        }
     }
 
-    fn insert(&mut self, provider: usize, id: String, since: DateTime<Utc>) {
+    /// A `track` command: write the entry through to the store and track it
+    /// here when this replica holds its shard (otherwise its holder will).
+    async fn track(&mut self, provider: usize, id: String, since: DateTime<Utc>) {
+        let Some(st) = &mut self.store else {
+            self.insert(provider, id, since, None);
+            return;
+        };
+        let name = self.providers[provider].name.to_string();
+        let shard = shard_of(&name, &id, st.store.shards());
+        let entry = TrackedEntry {
+            provider: name,
+            id: id.clone(),
+            tracked_at: since,
+            last: None,
+            next_due: Utc::now(),
+        };
+        if let Err(e) = st.store.put(&entry).await {
+            tracing::warn!(error = %e, task = %id, "could not save a tracked task to the store; tracking it here only");
+            self.insert(provider, id, since, None);
+            return;
+        }
+        if st.held.contains_key(&shard) {
+            self.insert(provider, id, since, None);
+        }
+    }
+
+    /// Keeps this replica's share of shards: heartbeat, renew, shed extras,
+    /// claim free ones, reload shards that changed, resend unsent events.
+    async fn lease_tick(&mut self) {
+        let Some(st) = &mut self.store else { return };
+        let (store, owner, ttl) = (st.store.clone(), st.owner.clone(), st.ttl);
+        let unsent = std::mem::take(&mut st.unsent);
+        for (i, event) in unsent.iter().enumerate() {
+            if let Err(e) = store.append(event).await {
+                tracing::debug!(error = %e, "store still unavailable for events");
+                st.unsent.extend(unsent[i..].iter().cloned());
+                break;
+            }
+        }
+        let live = match store.heartbeat(&owner, ttl).await {
+            Ok(n) => n.max(1),
+            Err(e) => {
+                tracing::warn!(error = %e, "store unavailable; tracking the tasks already held");
+                return;
+            }
+        };
+        let shards = store.shards();
+        let target = (shards as usize).div_ceil(live);
+        let mut lost = Vec::new();
+        for shard in st.held.keys().copied().collect::<Vec<_>>() {
+            match store.acquire(&owner, shard, ttl).await {
+                Ok(true) => {}
+                Ok(false) => lost.push(shard),
+                Err(e) => {
+                    tracing::debug!(shard, error = %e, "lease renewal failed; keeping the shard for now")
+                }
+            }
+        }
+        while st.held.len() - lost.iter().filter(|l| st.held.contains_key(l)).count() > target {
+            let Some((&extra, _)) = st.held.iter().rev().find(|(s, _)| !lost.contains(s)) else {
+                break;
+            };
+            let _ = store.release(&owner, extra).await;
+            lost.push(extra);
+        }
+        for shard in &lost {
+            st.held.remove(shard);
+        }
+        let start = shard_of(&owner, "", shards);
+        let mut claimed = Vec::new();
+        for k in 0..shards {
+            if st.held.len() + claimed.len() >= target {
+                break;
+            }
+            let shard = (start + k) % shards;
+            if st.held.contains_key(&shard) {
+                continue;
+            }
+            if let Ok(true) = store.acquire(&owner, shard, ttl).await {
+                claimed.push(shard);
+            }
+        }
+        let held: Vec<u32> = st.held.keys().copied().collect();
+        let versions = store.versions(&held).await.unwrap_or_default();
+        let mut reload: Vec<u32> = held
+            .iter()
+            .zip(versions)
+            .filter(|(s, v)| st.held.get(s) != Some(v))
+            .map(|(s, _)| *s)
+            .collect();
+        reload.extend(claimed.iter().copied());
+        for shard in lost {
+            self.drop_shard(shard);
+        }
+        for shard in reload {
+            self.load_shard(shard).await;
+        }
+    }
+
+    async fn load_shard(&mut self, shard: u32) {
+        let Some(st) = &mut self.store else { return };
+        let store = st.store.clone();
+        let version = store
+            .versions(&[shard])
+            .await
+            .ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0);
+        let entries = match store.entries(shard).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(shard, error = %e, "could not load a shard; will retry");
+                return;
+            }
+        };
+        st.held.insert(shard, version);
+        for entry in entries {
+            let Some(provider) = self
+                .providers
+                .iter()
+                .position(|p| *p.name == entry.provider)
+            else {
+                tracing::warn!(provider = %entry.provider, "the store tracks a task of a provider this tracker lacks; left for another replica");
+                continue;
+            };
+            self.insert(provider, entry.id, entry.tracked_at, entry.last);
+        }
+    }
+
+    fn drop_shard(&mut self, shard: u32) {
+        let slots: Vec<Slot> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().filter(|e| e.shard == shard).map(|_| i as Slot))
+            .collect();
+        for slot in slots {
+            self.remove_slot(slot);
+        }
+    }
+
+    fn insert(
+        &mut self,
+        provider: usize,
+        id: String,
+        since: DateTime<Utc>,
+        last: Option<TaskSnapshot>,
+    ) {
+        let shards = self.store.as_ref().map_or(1, |st| st.store.shards());
+        let shard = shard_of(&self.providers[provider].name, &id, shards);
         let id: Arc<str> = Arc::from(id);
         if self.index.contains_key(&(provider, id.clone())) {
             return;
@@ -492,12 +744,14 @@ impl Scheduler {
         });
         self.entries[slot as usize] = Some(Entry {
             provider,
+            shard,
             id: id.clone(),
             tracked_since: now.checked_sub(age).unwrap_or(now),
-            last: None,
+            last,
             interval: self.providers[provider].policy.initial_interval,
             errors: 0,
             in_flight: false,
+            final_unacked: false,
         });
         self.index.insert((provider, id), slot);
         self.counters.tracked.fetch_add(1, Ordering::Relaxed);
@@ -625,24 +879,47 @@ impl Scheduler {
                     let changed = entry.last.as_ref() != Some(&snapshot);
                     entry.interval = policy.next_interval(entry.interval, changed, hint);
                     let terminal = snapshot.state.is_terminal();
+                    let event = TaskEvent {
+                        provider: provider_name.to_string(),
+                        id: entry.id.to_string(),
+                        previous: entry.last.as_ref().map(|s| s.state),
+                        kind: TaskEventKind::Changed {
+                            snapshot: Box::new(snapshot.clone()),
+                        },
+                        at: Utc::now(),
+                    };
                     if changed {
-                        let event = TaskEvent {
-                            provider: provider_name.to_string(),
-                            id: entry.id.to_string(),
-                            previous: entry.last.as_ref().map(|s| s.state),
-                            kind: TaskEventKind::Changed {
-                                snapshot: Box::new(snapshot.clone()),
-                            },
-                            at: Utc::now(),
-                        };
                         entry.last = Some(snapshot);
-                        if !self.emit(event).await {
-                            return false;
-                        }
                     }
                     if terminal {
-                        self.remove_slot(slot);
+                        // With a store the terminal event is logged at most
+                        // once across replicas; unlogged (store down), the
+                        // task is polled again and the append retried.
+                        let unacked = entry.final_unacked;
+                        match self.log_final(&event).await {
+                            // Report it when logged now, or logged by an
+                            // earlier attempt of this replica whose answer
+                            // was lost; stay silent when another logged it.
+                            Some(logged_now) => {
+                                self.remove_slot(slot);
+                                if (logged_now || unacked) && !self.emit(event).await {
+                                    return false;
+                                }
+                            }
+                            None => {
+                                if let Some(e) = self.entries[slot as usize].as_mut() {
+                                    e.final_unacked = true;
+                                }
+                                self.reschedule(slot, dispatched, now)
+                            }
+                        }
                     } else {
+                        if changed {
+                            self.log_change(&event, slot).await;
+                            if !self.emit(event).await {
+                                return false;
+                            }
+                        }
                         self.reschedule(slot, dispatched, now);
                     }
                 }
@@ -672,6 +949,57 @@ impl Scheduler {
         }
     }
 
+    /// Logs a final event: `Some(true)` to emit it, `Some(false)` when
+    /// another replica (or an earlier life of this one) already did, `None`
+    /// when the store could not be reached (try again later).
+    async fn log_final(&mut self, event: &TaskEvent) -> Option<bool> {
+        let Some(st) = &self.store else {
+            return Some(true);
+        };
+        match st.store.append(event).await {
+            Ok(Some(_)) => {
+                if let Err(e) = st.store.remove(&event.provider, &event.id).await {
+                    tracing::warn!(task = %event.id, error = %e, "could not remove a finished task from the store");
+                }
+                Some(true)
+            }
+            Ok(None) => {
+                let _ = st.store.remove(&event.provider, &event.id).await;
+                Some(false)
+            }
+            Err(e) => {
+                tracing::warn!(task = %event.id, error = %e, "could not log a final event; will retry");
+                None
+            }
+        }
+    }
+
+    /// Logs a non-final change and saves the entry's progress; when the
+    /// store is down the event waits in `unsent` for the next lease tick.
+    async fn log_change(&mut self, event: &TaskEvent, slot: Slot) {
+        let Some(st) = &mut self.store else { return };
+        if let Err(e) = st.store.append(event).await {
+            tracing::debug!(error = %e, "store unavailable; event kept for later");
+            st.unsent.push(event.clone());
+            return;
+        }
+        if let Some(entry) = self.entries[slot as usize].as_ref() {
+            let saved = TrackedEntry {
+                provider: event.provider.clone(),
+                id: event.id.clone(),
+                tracked_at: Utc::now()
+                    - chrono::Duration::from_std(self.clock.now() - entry.tracked_since)
+                        .unwrap_or_default(),
+                last: entry.last.clone(),
+                next_due: Utc::now()
+                    + chrono::Duration::from_std(entry.interval).unwrap_or_default(),
+            };
+            if let Err(e) = st.store.update(&saved).await {
+                tracing::debug!(error = %e, "could not save a task's progress");
+            }
+        }
+    }
+
     async fn finish_with_error(&mut self, slot: Slot, err: &Error) -> bool {
         let Some(entry) = self.entries[slot as usize].as_ref() else {
             return true;
@@ -687,7 +1015,18 @@ impl Scheduler {
             at: Utc::now(),
         };
         self.remove_slot(slot);
-        self.emit(event).await
+        match self.log_final(&event).await {
+            Some(false) => true,
+            Some(true) => self.emit(event).await,
+            None => {
+                // The store is down and the task cannot be polled again to
+                // find out: report it, and log it when the store is back.
+                if let Some(st) = &mut self.store {
+                    st.unsent.push(event.clone());
+                }
+                self.emit(event).await
+            }
+        }
     }
 
     async fn emit(&mut self, event: TaskEvent) -> bool {

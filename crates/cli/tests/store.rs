@@ -1,0 +1,211 @@
+//! Shared tracked sets through the CLI: a worker killed with SIGKILL resumes
+//! from the file store; two workers share one Redis.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tasktrack_core::{FileStore, TaskEvent, TrackStore, TrackedEntry};
+use tasktrack_redis::testing::{free_port, RedisServer};
+use tasktrack_sim::proxmox::Proxmox;
+use tasktrack_sim::{SimBuilder, SimHandle, TaskSpec};
+
+fn config(dir: &std::path::Path, pve: &SimHandle) -> std::path::PathBuf {
+    let path = dir.join("tasktrack.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[backends.pve]\nkind = \"proxmox\"\nurl = \"{}\"\ntoken = \"root@pam!w=s\"\n",
+            pve.base_url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn tasktrack(cfg: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tasktrack"));
+    c.arg("--config").arg(cfg);
+    c
+}
+
+async fn create(pve: &SimHandle, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let spec = TaskSpec::new(
+                "vzdump",
+                Duration::from_millis(300 + (i as u64 * 37) % 3000),
+            )
+            .attr("id", (100 + i).to_string());
+            pve.create_task(if i % 5 == 0 {
+                spec.fails("E", "boom")
+            } else {
+                spec
+            })
+        })
+        .collect()
+}
+
+fn finals_of(events: &[TaskEvent]) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for e in events.iter().filter(|e| e.is_final()) {
+        *out.entry(e.id.clone()).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_with_sigkill_resumes_from_the_file_store() {
+    let pve = SimBuilder::new(Proxmox::new(["pve1", "pve2"]).api_token("root@pam!w", "s"))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &pve);
+    let db = dir.path().join("t.db");
+    let url = format!("file:{}", db.display());
+    let ids = create(&pve, 500).await;
+    // A few through the command, the rest straight into the store.
+    for id in &ids[..3] {
+        let out = tasktrack(&cfg)
+            .args(["track", "pve", id, "--store", &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    {
+        let store = FileStore::open(&db).unwrap();
+        for id in &ids[3..] {
+            store
+                .put(&TrackedEntry::new("pve", id.clone()))
+                .await
+                .unwrap();
+        }
+    }
+    let mut first = tasktrack(&cfg)
+        .args(["worker", "--store", &url, "--json", "--lease-ttl", "1s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    let mut seen = 0;
+    while seen < 100 {
+        let line = lines.next().expect("worker output").unwrap();
+        let event: TaskEvent = serde_json::from_str(&line).unwrap();
+        seen += usize::from(event.is_final());
+    }
+    first.kill().unwrap(); // SIGKILL, mid-run
+    first.wait().unwrap();
+    let second = tasktrack(&cfg)
+        .args([
+            "worker",
+            "--store",
+            &url,
+            "--json",
+            "--lease-ttl",
+            "1s",
+            "--exit-when-idle",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let store = FileStore::open(&db).unwrap();
+    let log: Vec<TaskEvent> = store
+        .read("0", usize::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    let finals = finals_of(&log);
+    assert_eq!(finals.len(), 500, "every task finished");
+    assert!(
+        finals.values().all(|n| *n == 1),
+        "exactly once, across the kill"
+    );
+    drop(store);
+    let out = tasktrack(&cfg)
+        .args(["events", "--store", &url, "--json"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(printed, log.len(), "events prints the whole log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_one_redis() {
+    let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
+    let pve = SimBuilder::new(Proxmox::new(["pve1", "pve2"]).api_token("root@pam!w", "s"))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &pve);
+    let ids = create(&pve, 200).await;
+    let store = tasktrack_redis::RedisStore::connect(&redis.url())
+        .await
+        .unwrap();
+    for id in &ids {
+        store
+            .put(&TrackedEntry::new("pve", id.clone()))
+            .await
+            .unwrap();
+    }
+    let spawn = |owner: &str| {
+        tasktrack(&cfg)
+            .args([
+                "worker",
+                "--store",
+                &redis.url(),
+                "--json",
+                "--lease-ttl",
+                "1s",
+                "--exit-when-idle",
+                "--owner",
+                owner,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("w1"), spawn("w2"));
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let mut per_worker = Vec::new();
+    let mut all = Vec::new();
+    for out in &outputs {
+        assert!(out.status.success());
+        let events: Vec<TaskEvent> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        per_worker.push(finals_of(&events).len());
+        all.extend(events);
+    }
+    println!("finals per worker: {per_worker:?}");
+    assert!(
+        per_worker.iter().all(|n| *n > 0),
+        "both workers tracked part of the set: {per_worker:?}"
+    );
+    let finals = finals_of(&all);
+    assert_eq!(finals.len(), 200, "every end printed by one worker");
+    assert!(finals.values().all(|n| *n == 1));
+    let logged: Vec<TaskEvent> = store
+        .read("0", 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    let logged = finals_of(&logged);
+    assert_eq!(logged.len(), 200, "and logged in the stream");
+    assert!(logged.values().all(|n| *n == 1));
+}

@@ -1,0 +1,234 @@
+//! Trackers sharing a store: work split by leases, takeover after a crash,
+//! resume after a restart, terminal events exactly once. Paused tokio time:
+//! deterministic, no real waiting.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tasktrack_core::{
+    MemoryProvider, MemoryStore, Outcome, PollPolicy, TaskEvents, TaskScript, TrackStore, Tracker,
+};
+
+fn s(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn replica(
+    owner: &str,
+    provider: &Arc<MemoryProvider>,
+    store: &Arc<MemoryStore>,
+) -> (Tracker, TaskEvents) {
+    Tracker::builder()
+        .provider("memory", provider.clone())
+        .policy(PollPolicy::fixed(Duration::from_millis(500)).with_deadline(None))
+        .store(store.clone())
+        .owner(owner)
+        .lease_ttl(s(3))
+        .build()
+}
+
+async fn finals_in_log(store: &MemoryStore) -> HashMap<String, usize> {
+    let mut finals = HashMap::new();
+    for (_, e) in store.read("0", usize::MAX).await.unwrap() {
+        if e.is_final() {
+            *finals.entry(e.id).or_default() += 1;
+        }
+    }
+    finals
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_replicas_share_the_set_and_take_over_a_crashed_one() {
+    let provider = Arc::new(MemoryProvider::new("memory"));
+    let store = Arc::new(MemoryStore::new());
+    let ids: Vec<u64> = (0..300)
+        .map(|i| {
+            let outcome = if i % 5 == 0 {
+                Outcome::failed("E", "boom")
+            } else {
+                Outcome::Succeeded
+            };
+            provider.start(TaskScript::new("job", s(1 + i % 40)).outcome(outcome))
+        })
+        .collect();
+    let (a, ea) = replica("a", &provider, &store);
+    let (b, eb) = replica("b", &provider, &store);
+    let (c, ec) = replica("c", &provider, &store);
+    for id in &ids {
+        a.track("memory", &id.to_string()).unwrap();
+    }
+    let mut merged = futures::stream::select_all([
+        ea.map(|e| ("a", e)).boxed(),
+        eb.map(|e| ("b", e)).boxed(),
+        ec.map(|e| ("c", e)).boxed(),
+    ]);
+    let mut emitted: HashMap<String, usize> = HashMap::new();
+    let mut by_replica: HashMap<&str, usize> = HashMap::new();
+    let mut killed = false;
+    while emitted.len() < ids.len() {
+        let (who, event) = merged.next().await.expect("replicas alive");
+        *by_replica.entry(who).or_default() += 1;
+        if event.is_final() {
+            *emitted.entry(event.id.clone()).or_default() += 1;
+        }
+        if !killed && emitted.len() >= 60 {
+            b.kill(); // crashes: its leases are not released
+            killed = true;
+        }
+    }
+    assert!(
+        emitted.values().all(|n| *n == 1),
+        "a terminal event emitted twice"
+    );
+    let logged = finals_in_log(&store).await;
+    assert_eq!(
+        logged.len(),
+        ids.len(),
+        "every task's terminal event is logged"
+    );
+    assert!(logged.values().all(|n| *n == 1), "exactly once in the log");
+    assert!(by_replica.len() == 3, "all three worked: {by_replica:?}");
+    for t in [&a, &c] {
+        t.stop().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_fleet_resumes_from_the_store() {
+    let provider = Arc::new(MemoryProvider::new("memory"));
+    let store = Arc::new(MemoryStore::new());
+    let ids: Vec<u64> = (0..100)
+        .map(|i| provider.start(TaskScript::new("job", s(5 + i % 30))))
+        .collect();
+    let (first, mut events) = replica("a", &provider, &store);
+    for id in &ids {
+        first.track("memory", &id.to_string()).unwrap();
+    }
+    let mut done = 0;
+    while done < 20 {
+        if events.next().await.unwrap().is_final() {
+            done += 1;
+        }
+    }
+    first.stop().await;
+    drop(events);
+    let before = finals_in_log(&store).await.len();
+    assert!(before >= 20);
+    // A new process: nothing is tracked again by the caller.
+    let (second, mut events) = replica("a2", &provider, &store);
+    let mut rest = 0;
+    while rest < ids.len() - before {
+        if events.next().await.unwrap().is_final() {
+            rest += 1;
+        }
+    }
+    tokio::time::sleep(s(60)).await;
+    assert!(
+        futures::FutureExt::now_or_never(events.next()).is_none(),
+        "the second life finished exactly the remaining tasks"
+    );
+    let logged = finals_in_log(&store).await;
+    assert_eq!(logged.len(), ids.len());
+    assert!(logged.values().all(|n| *n == 1));
+    second.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminal_event_already_logged_is_not_emitted_again() {
+    let provider = Arc::new(MemoryProvider::new("memory"));
+    let store = Arc::new(MemoryStore::new());
+    let id = provider.start(TaskScript::new("job", s(1)));
+    let (t, mut events) = replica("a", &provider, &store);
+    t.track("memory", &id.to_string()).unwrap();
+    while !events.next().await.unwrap().is_final() {}
+    // Tracked again (say, by an operator who did not know it ended).
+    t.track("memory", &id.to_string()).unwrap();
+    tokio::time::sleep(s(10)).await;
+    assert!(
+        futures::FutureExt::now_or_never(events.next()).is_none(),
+        "no second terminal event"
+    );
+    assert_eq!(finals_in_log(&store).await[&id.to_string()], 1);
+    t.stop().await;
+}
+
+#[cfg(feature = "file-store")]
+#[tokio::test]
+async fn the_file_store_keeps_entries_events_and_exactly_once_finals() {
+    use tasktrack_core::{
+        FileStore, TaskEvent, TaskEventKind, TaskSnapshot, TaskState, TrackedEntry,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let event = |id: &str, state: TaskState| TaskEvent {
+        provider: "memory".into(),
+        id: id.into(),
+        previous: None,
+        kind: TaskEventKind::Changed {
+            snapshot: Box::new(TaskSnapshot {
+                provider: "memory".into(),
+                id: id.into(),
+                state,
+                vendor_state: state.to_string(),
+                kind: None,
+                title: None,
+                progress: None,
+                failure: None,
+                warnings: None,
+                started_at: None,
+                finished_at: None,
+                steps: vec![],
+                poll_hint: None,
+                attributes: Default::default(),
+            }),
+        },
+        at: chrono::Utc::now(),
+    };
+    {
+        let store = FileStore::open(&path).unwrap();
+        let entry = TrackedEntry::new("memory", "7");
+        store.put(&entry).await.unwrap();
+        let shard = tasktrack_core::shard_of("memory", "7", store.shards());
+        assert_eq!(store.entries(shard).await.unwrap(), vec![entry]);
+        assert_eq!(store.versions(&[shard]).await.unwrap(), vec![1]);
+        assert_eq!(
+            store
+                .append(&event("7", TaskState::Running))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            store
+                .append(&event("7", TaskState::Succeeded))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            store
+                .append(&event("7", TaskState::Succeeded))
+                .await
+                .unwrap(),
+            None,
+            "final once"
+        );
+    }
+    // Reopened (as after a crash): everything is there.
+    let store = FileStore::open(&path).unwrap();
+    let log = store.read("0", 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+        ["1", "2"]
+    );
+    assert_eq!(store.read("1", 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.append(&event("7", TaskState::Failed)).await.unwrap(),
+        None
+    );
+    assert!(FileStore::open(&path).is_err(), "one process at a time");
+}
