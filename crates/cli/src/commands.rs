@@ -529,3 +529,64 @@ async fn store_is_empty(store: &Arc<dyn TrackStore>) -> bool {
     }
     true
 }
+
+/// `tasktrack serve`: the web dashboard over every configured backend.
+pub async fn serve(
+    config: &Config,
+    listen: std::net::SocketAddr,
+    store: Option<Arc<dyn TrackStore>>,
+    allow_actions: bool,
+    token: Option<tasktrack_core::Secret>,
+) -> Result<(), CliError> {
+    let mut named = Vec::new();
+    let mut builder = Tracker::builder();
+    if let Some(s) = &store {
+        builder = builder.store(s.clone());
+    }
+    for name in config.backends.keys() {
+        let p = config.provider(name)?;
+        builder = builder.provider(name.clone(), p.clone());
+        named.push((name.clone(), p));
+    }
+    let (tracker, mut events) = builder.build();
+    let dashboard = crate::web::Dashboard::new(named.clone(), store, allow_actions, token);
+    let bound = crate::web::start(dashboard.clone(), listen).await?;
+    println!(
+        "dashboard: http://{bound}/ ({} backend(s); Ctrl-C stops)",
+        named.len()
+    );
+    let _ = std::io::stdout().flush();
+    let mut relist = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = relist.tick() => {
+                // New running tasks appear in the listings; tracking a task
+                // already tracked changes nothing.
+                for (name, p) in &named {
+                    if !p.provider_capabilities().list {
+                        continue;
+                    }
+                    let filter = TaskFilter { limit: Some(500), ..TaskFilter::default() };
+                    match p.list_snapshots(&filter).await {
+                        Ok(page) => {
+                            for s in page.items {
+                                dashboard.show(&s);
+                                if !s.state.is_terminal() {
+                                    let _ = tracker.track(name, &s.id);
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(backend = %name, error = %e, "listing failed"),
+                    }
+                }
+            }
+            e = events.next() => match e {
+                Some(event) => dashboard.publish(&event),
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracker.stop().await;
+    Ok(())
+}

@@ -86,6 +86,8 @@ pub struct DemoOptions {
     pub json: bool,
     /// Multiplies every task duration (1.0: about 30 s in all).
     pub time_scale: f64,
+    /// Also serve the web dashboard here, and keep serving after the run.
+    pub web: Option<std::net::SocketAddr>,
 }
 
 struct Sims {
@@ -562,6 +564,20 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
         builder = builder.provider(*name, p.clone());
     }
     let (tracker, mut events) = builder.build();
+    let dashboard = match opts.web {
+        Some(addr) => {
+            let named = providers
+                .iter()
+                .map(|(n, p)| ((*n).to_owned(), p.clone()))
+                .collect();
+            let d = crate::web::Dashboard::new(named, None, false, None);
+            let bound = crate::web::start(d.clone(), addr).await?;
+            println!("dashboard: http://{bound}/");
+            let _ = std::io::stdout().flush();
+            Some(d)
+        }
+        None => None,
+    };
     let mut table = LiveTable::new(!opts.json);
     for (backend, id) in &workload.tasks {
         table.ensure(backend, id);
@@ -593,6 +609,9 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
             let _ = writeln!(stdout.lock(), "{line}");
         }
         table.apply(&event);
+        if let Some(d) = &dashboard {
+            d.publish(&event);
+        }
         let key = (event.provider.clone(), event.id.clone());
         if !event.is_final() {
             continue;
@@ -662,6 +681,11 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
         eprintln!("{}", serde_json::to_string(&summary).unwrap_or_default());
     } else {
         println!("{final_table}\n\n{}", summary_text(&summary));
+    }
+    if dashboard.is_some() {
+        println!("the demo has ended; the dashboard stays up until Ctrl-C");
+        let _ = std::io::stdout().flush();
+        let _ = tokio::signal::ctrl_c().await;
     }
     Ok(())
 }

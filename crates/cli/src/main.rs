@@ -7,6 +7,7 @@ mod demo;
 mod error;
 mod store;
 mod table;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,27 @@ enum Command {
         /// Multiply every task's duration (tests use small values).
         #[arg(long, default_value_t = 1.0, hide = true)]
         time_scale: f64,
+        /// Also serve the live web dashboard (and keep it up after the run).
+        #[arg(long)]
+        web: bool,
+        /// Address of the web dashboard.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Serve the live web dashboard of every configured backend.
+    Serve {
+        /// Address to listen on (non-loopback needs a token).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Share the tracked set and replay events (Last-Event-ID) from a store.
+        #[arg(long, env = "TASKTRACK_STORE")]
+        store: Option<String>,
+        /// Allow control actions through the API (POST, bearer token required).
+        #[arg(long)]
+        allow_actions: bool,
+        /// The bearer token for actions (and for a non-loopback address).
+        #[arg(long, env = "TASKTRACK_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Wait for a task, with a progress bar; exit 0 on success, 1 on failure, 3 on timeout.
     Wait {
@@ -229,7 +251,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Demo {
-            json, time_scale, ..
+            json,
+            time_scale,
+            web,
+            listen,
+            ..
         } => {
             if !(time_scale.is_finite() && time_scale > 0.0) {
                 return Err(CliError::usage(
@@ -237,7 +263,37 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     "e.g. 0.5",
                 ));
             }
-            demo::run(demo::DemoOptions { json, time_scale }).await
+            if web {
+                web::check_listen(listen, None)?;
+            }
+            demo::run(demo::DemoOptions {
+                json,
+                time_scale,
+                web: web.then_some(listen),
+            })
+            .await
+        }
+        Command::Serve {
+            listen,
+            store,
+            allow_actions,
+            token,
+        } => {
+            let token = token
+                .filter(|t| !t.is_empty())
+                .map(tasktrack_core::Secret::new);
+            web::check_listen(listen, token.as_ref())?;
+            if allow_actions && token.is_none() {
+                return Err(CliError::usage(
+                    "--allow-actions needs a token",
+                    "set --token or TASKTRACK_TOKEN",
+                ));
+            }
+            let store = match store {
+                Some(url) => Some(store::open(&url).await?),
+                None => None,
+            };
+            commands::serve(&config()?, listen, store, allow_actions, token).await
         }
         Command::Wait {
             backend,

@@ -1,0 +1,383 @@
+//! The web dashboard: its JSON API over HTTP, and the page in a real
+//! headless Chromium (Debian's `chromium` and `chromium-driver`).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tasktrack_sim::ocp::{Ocp, OcpSubtaskSpec, OcpTaskSpec};
+use tasktrack_sim::proxmox::Proxmox;
+use tasktrack_sim::{SimBuilder, TaskSpec};
+
+const PVE_SECRET: &str = "web-pve-secret-value";
+const OCP_PASSWORD: &str = "web-ocp-password-value";
+const TOKEN: &str = "web-action-token";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a `tasktrack` command that prints `dashboard: URL` first.
+fn start_dashboard(
+    args: &[&str],
+    config: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+) -> (Proc, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tasktrack"));
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("dashboard: ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let url = url
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    (Proc(child), url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_tasks_events_and_guarded_actions() {
+    let pve = SimBuilder::new(Proxmox::new(["pve1"]).api_token("root@pam!web", PVE_SECRET))
+        .start()
+        .await
+        .unwrap();
+    let ocp = Ocp::new("admin", OCP_PASSWORD);
+    let ocp_sim = SimBuilder::new(ocp.clone()).start().await.unwrap();
+    let upid =
+        pve.create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).attr("id", "100"));
+    let failed = ocp.create(OcpTaskSpec::new(
+        "Add tenant",
+        vec![OcpSubtaskSpec::new("Create tenant", Duration::ZERO, &[]).failing(1)],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[backends.pve]\nkind = \"proxmox\"\nurl = \"{}\"\ntoken = \"root@pam!web={PVE_SECRET}\"\n\n[backends.ocp]\nkind = \"ocp\"\nurl = \"{}\"\nuser = \"admin\"\npassword = \"{OCP_PASSWORD}\"\n",
+            pve.base_url(),
+            ocp_sim.base_url()
+        ),
+    )
+    .unwrap();
+    let (_server, url) = start_dashboard(
+        &["serve", "--listen", "127.0.0.1:0", "--allow-actions"],
+        Some(&config),
+        &[("TASKTRACK_TOKEN", TOKEN)],
+    );
+    let http = reqwest::Client::new();
+    let mut bodies = Vec::new();
+
+    // The listing runs at start: wait until it is in.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let tasks: Vec<Value> = loop {
+        let tasks: Vec<Value> = http
+            .get(format!("{url}/api/tasks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if tasks.len() >= 2 || Instant::now() > deadline {
+            break tasks;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        tasks.iter().any(|t| t["id"] == upid.as_str())
+            && tasks
+                .iter()
+                .any(|t| t["id"].as_str() == Some(failed.to_string().as_str())),
+        "{tasks:?}"
+    );
+    let ocp_only: Vec<Value> = http
+        .get(format!("{url}/api/tasks?backend=ocp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(ocp_only.iter().all(|t| t["provider"] == "ocp"));
+
+    let enc = |s: &str| {
+        url::form_urlencoded::byte_serialize(s.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    };
+    let one = http
+        .get(format!("{url}/api/tasks/pve/{}", enc(&upid)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let one: Value = one.json().await.unwrap();
+    assert_eq!(one["state"], "running");
+    let logs = http
+        .get(format!("{url}/api/tasks/ocp/{failed}/logs?tail=2"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(logs.contains("failed on run 1"), "{logs}");
+    bodies.push(logs);
+
+    // SSE: the stream is open and speaks text/event-stream.
+    let sse = http.get(format!("{url}/api/events")).send().await.unwrap();
+    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+    drop(sse);
+
+    // Actions: POST only, bearer token, capability checked, JSON errors.
+    let action = format!("{url}/api/tasks/ocp/{failed}/actions/retry");
+    let r = http.get(&action).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    bodies.push(r.text().await.unwrap());
+    let r = http.post(&action).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("bearer token"));
+    let r = http
+        .post(format!("{url}/api/tasks/pve/{}/actions/retry", enc(&upid)))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "proxmox cannot retry");
+    let r = http.post(&action).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = http.post(&action).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 400, "refused locally: no longer failed");
+    bodies.push(r.text().await.unwrap());
+    let r = http
+        .get(format!("{url}/api/tasks/nope/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    bodies.push(r.text().await.unwrap());
+    bodies.push(
+        http.get(format!("{url}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    bodies.push(serde_json::to_string(&tasks).unwrap());
+    for b in &bodies {
+        assert!(
+            !b.contains(PVE_SECRET) && !b.contains(OCP_PASSWORD) && !b.contains(TOKEN),
+            "a credential reached the API: {b}"
+        );
+    }
+}
+
+#[test]
+fn a_public_address_needs_a_token() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .args(["demo", "--web", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("refusing to listen on 0.0.0.0:0 without a token"));
+}
+
+/// A minimal WebDriver client over chromedriver's HTTP API.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    _driver: Proc,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run chromedriver ({e}); install Debian's chromium and chromium-driver (.ci/run does)"));
+        let http = reqwest::Client::new();
+        let driver_url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http
+            .get(format!("{driver_url}/status"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1500,950",
+                     format!("--user-data-dir={}", profile.path().display())]
+        }}}});
+        let session: Value = http
+            .post(format!("{driver_url}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = session["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {session}"))
+            .to_owned();
+        Browser {
+            http,
+            base: format!("{driver_url}/session/{id}"),
+            _driver: Proc(driver),
+            _profile: profile,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let v = req.send().await.unwrap().json::<Value>().await.unwrap();
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({ "url": url }))
+            .await;
+    }
+
+    async fn script(&self, js: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({ "script": js, "args": [] }),
+        )
+        .await
+    }
+
+    /// Polls a script until it returns something truthy.
+    async fn until(&self, what: &str, js: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.script(js).await;
+            if !(v.is_null() || v == json!(false) || v == json!(0) || v == json!("")) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = self
+            .call(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_live_in_a_real_browser() {
+    let (_demo, url) = start_dashboard(
+        &[
+            "demo",
+            "--web",
+            "--listen",
+            "127.0.0.1:0",
+            "--time-scale",
+            "0.6",
+        ],
+        None,
+        &[],
+    );
+    let browser = Browser::start().await;
+    browser.goto(&format!("{url}/")).await;
+
+    // Rows from all four backends are rendered.
+    let backends = browser
+        .until("rows of four backends", "const b = new Set([...document.querySelectorAll('tbody tr')].map(r => r.dataset.backend)); return b.size >= 4 ? [...b].sort() : null;")
+        .await;
+    assert_eq!(backends, json!(["dcs", "kps", "ocp", "proxmox"]));
+
+    // A row changes state without a reload (the page's own marker survives).
+    let before = browser.script("window.__noReload = true; return Object.fromEntries([...document.querySelectorAll('tbody tr')].map(r => [r.dataset.key, r.dataset.state]));").await;
+    let changed = browser
+        .until(
+            "a live state change",
+            &format!("const before = {before}; return window.__noReload && [...document.querySelectorAll('tbody tr')].some(r => before[r.dataset.key] && before[r.dataset.key] !== r.dataset.state);"),
+        )
+        .await;
+    assert_eq!(changed, json!(true));
+
+    // Clicking the failed OCP task (the one the demo leaves failed) shows
+    // its failed subtask. Found and clicked in one script, so a re-render
+    // cannot swap the row in between.
+    browser
+        .until(
+            "the failed OCP task, clicked",
+            "const r = [...document.querySelectorAll('tbody tr')].find(r => r.dataset.backend === 'ocp' && r.dataset.state === 'failed' && r.cells[2].textContent === 'Delete cluster'); if (!r) return false; r.click(); return true;",
+        )
+        .await;
+    let failed_step = browser
+        .until("its failed subtask", "const li = document.querySelector('#steps li[data-state=\"failed\"]'); return li ? li.textContent : null;")
+        .await;
+    assert!(
+        failed_step.as_str().unwrap().contains("Clean data"),
+        "{failed_step}"
+    );
+    let log = browser
+        .until(
+            "its log tail",
+            "const p = document.getElementById('log'); return p ? p.textContent : null;",
+        )
+        .await;
+    assert!(log.as_str().unwrap().contains("Clean data"), "{log}");
+
+    let png = browser.screenshot().await;
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let path = match std::env::var("TASKTRACK_SCREENSHOT") {
+        Ok(p) => std::path::PathBuf::from(p),
+        Err(_) => std::env::temp_dir().join("tasktrack-dashboard.png"),
+    };
+    std::fs::write(&path, &png).unwrap();
+    println!("screenshot: {}", path.display());
+}
