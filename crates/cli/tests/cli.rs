@@ -436,3 +436,33 @@ async fn print_config_is_a_valid_config() {
         text(&o).1
     );
 }
+
+#[tokio::test]
+async fn watch_follows_running_tasks_to_their_end() {
+    let env = env().await;
+    let done = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::ZERO).fails("E", "old failure"));
+    let running = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_millis(400)));
+    let _ = done;
+    let o = tasktrack(&env, &["watch", "pve", "--json"]).await;
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    // Listed snapshots and tracker events, one JSON value per line.
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ended = lines.iter().any(|v| {
+        v["id"] == running.as_str()
+            && v["event"] == "changed"
+            && v["snapshot"]["state"] == "succeeded"
+    });
+    assert!(ended, "the running task was followed to its end: {out}");
+    assert!(
+        lines.iter().any(|v| v["state"] == "failed"),
+        "the failed task is shown: {out}"
+    );
+}

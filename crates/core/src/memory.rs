@@ -412,24 +412,7 @@ impl TaskProvider for MemoryProvider {
             .tasks
             .get(id)
             .ok_or_else(|| Error::not_found(&self.name, format!("task {id}")))?;
-        let lines: Vec<LogLine> = self
-            .visible_log(task, now)
-            .into_iter()
-            .enumerate()
-            .map(|(i, text)| LogLine {
-                n: i as u64 + 1,
-                text,
-            })
-            .collect();
-        Ok(match range {
-            LogRange::All => lines,
-            LogRange::Tail(n) => lines[lines.len().saturating_sub(n)..].to_vec(),
-            LogRange::Range { start, limit } => lines
-                .into_iter()
-                .skip(usize::try_from(start).unwrap_or(usize::MAX))
-                .take(limit)
-                .collect(),
-        })
+        Ok(range.select(self.visible_log(task, now)))
     }
 
     async fn act(&self, id: &u64, action: TaskAction) -> Result<ActionReceipt> {

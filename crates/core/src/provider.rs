@@ -202,6 +202,29 @@ pub enum LogRange {
     },
 }
 
+impl LogRange {
+    /// Numbers `texts` from 1 and keeps the lines this range asks for: for
+    /// providers that read a whole log and cut it locally.
+    pub fn select(self, texts: Vec<String>) -> Vec<LogLine> {
+        let numbered = texts.into_iter().enumerate().map(|(i, text)| LogLine {
+            n: i as u64 + 1,
+            text,
+        });
+        match self {
+            LogRange::All => numbered.collect(),
+            LogRange::Tail(n) => {
+                let all: Vec<LogLine> = numbered.collect();
+                let from = all.len().saturating_sub(n);
+                all.into_iter().skip(from).collect()
+            }
+            LogRange::Range { start, limit } => numbered
+                .skip(usize::try_from(start).unwrap_or(usize::MAX))
+                .take(limit)
+                .collect(),
+        }
+    }
+}
+
 /// One line of a task's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {

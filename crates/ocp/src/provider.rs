@@ -405,23 +405,7 @@ impl TaskProvider for OcpProvider {
                 lines.push(format!("[{} {name}] {text}", sub.id));
             }
         }
-        let numbered: Vec<LogLine> = lines
-            .into_iter()
-            .enumerate()
-            .map(|(i, text)| LogLine {
-                n: i as u64 + 1,
-                text,
-            })
-            .collect();
-        Ok(match range {
-            LogRange::All => numbered,
-            LogRange::Tail(n) => numbered[numbered.len().saturating_sub(n)..].to_vec(),
-            LogRange::Range { start, limit } => numbered
-                .into_iter()
-                .skip(usize::try_from(start).unwrap_or(usize::MAX))
-                .take(limit)
-                .collect(),
-        })
+        Ok(range.select(lines))
     }
 
     async fn act(&self, id: &u64, action: TaskAction) -> Result<ActionReceipt> {

@@ -271,7 +271,7 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
     // Local refusals, before any action request.
     let actions_before = sim
         .requests()
-        .count("POST /api/v2/tasks/instances/{id}/subtasks/{sid}/skip");
+        .count("POST /api/v2/tasks/instances/{id}/subtasks/{sid}/{action}");
     let err = p
         .act(&id, TaskAction::SkipStep(subs[4].to_string()))
         .await
@@ -296,7 +296,7 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
     ));
     assert_eq!(
         sim.requests()
-            .count("POST /api/v2/tasks/instances/{id}/subtasks/{sid}/skip"),
+            .count("POST /api/v2/tasks/instances/{id}/subtasks/{sid}/{action}"),
         actions_before
     );
 
@@ -331,8 +331,9 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
     assert_eq!(t.progress().unwrap().percent, Some(100.0));
     assert_eq!(
         sim.requests()
-            .count("POST /api/v2/tasks/instances/{id}/subtasks/{sid}/skip"),
-        actions_before + 1
+            .count("POST /api/v2/tasks/instances/{id}/subtasks/{sid}/{action}"),
+        actions_before + 2,
+        "one retry-step and one skip-step were sent, each once"
     );
 
     // Another task is rolled back: subtasks undone in reverse order.

@@ -795,36 +795,22 @@ async fn sub_action(app: &App, id: u64, sid: u64, action: &str) -> Response {
     }
 }
 
-async fn cancel_sub(
+/// `POST …/subtasks/{sid}/{cancel|retry|skip}`.
+async fn subtask_action(
     State(app): State<App>,
     headers: HeaderMap,
-    Path((id, sid)): Path<(u64, u64)>,
+    Path((id, sid, action)): Path<(u64, u64, String)>,
 ) -> Response {
-    match app.rejection(&headers) {
-        Some(r) => r,
-        None => sub_action(&app, id, sid, "cancel").await,
+    if let Some(r) = app.rejection(&headers) {
+        return r;
     }
-}
-
-async fn retry_sub(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path((id, sid)): Path<(u64, u64)>,
-) -> Response {
-    match app.rejection(&headers) {
-        Some(r) => r,
-        None => sub_action(&app, id, sid, "retry").await,
-    }
-}
-
-async fn skip_sub(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path((id, sid)): Path<(u64, u64)>,
-) -> Response {
-    match app.rejection(&headers) {
-        Some(r) => r,
-        None => sub_action(&app, id, sid, "skip").await,
+    match action.as_str() {
+        "cancel" | "retry" | "skip" => sub_action(&app, id, sid, &action).await,
+        _ => app.fail(
+            StatusCode::NOT_FOUND,
+            "10404",
+            format!("No such subtask operation: {action}"),
+        ),
     }
 }
 
@@ -862,16 +848,8 @@ impl Vendor for Ocp {
             .route(&format!("{base}/{{id}}/retry"), post(retry))
             .route(&format!("{base}/{{id}}/rollback"), post(rollback))
             .route(
-                &format!("{base}/{{id}}/subtasks/{{sid}}/cancel"),
-                post(cancel_sub),
-            )
-            .route(
-                &format!("{base}/{{id}}/subtasks/{{sid}}/retry"),
-                post(retry_sub),
-            )
-            .route(
-                &format!("{base}/{{id}}/subtasks/{{sid}}/skip"),
-                post(skip_sub),
+                &format!("{base}/{{id}}/subtasks/{{sid}}/{{action}}"),
+                post(subtask_action),
             )
             .route(&format!("{base}/{{id}}/subtasks/{{sid}}/log"), get(sub_log))
             .with_state(app)
