@@ -53,7 +53,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Long soak: 10,000 tasks with faults sprinkled; RSS at start and end.
+    /// Long soak: 10,000 tasks with faults sprinkled, then a fault-free drain;
+    /// RSS at start and end.
     Soak {
         /// Minutes to run.
         #[arg(long, default_value_t = 30)]
@@ -612,6 +613,7 @@ async fn soak(minutes: u64) -> Result<(), String> {
     );
     let started = Instant::now();
     let mut finals = 0usize;
+    let mut ended: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     let mut next_fault = Instant::now();
     let mut next_report = Instant::now() + Duration::from_secs(60);
     let faults = [
@@ -623,7 +625,11 @@ async fn soak(minutes: u64) -> Result<(), String> {
     ];
     let mut k = 0;
     while finals < tasks_n && started.elapsed() < Duration::from_secs(minutes * 60 + 120) {
-        if Instant::now() >= next_fault {
+        // Faults come at a fixed rate, so near the end the few tasks left
+        // would take every one of them; the grace period after the window
+        // is fault-free so the survivors can drain.
+        let in_window = started.elapsed() < Duration::from_secs(minutes * 60);
+        if in_window && Instant::now() >= next_fault {
             let rule = FaultRule {
                 route: "*".into(),
                 fault: faults[k % faults.len()].clone(),
@@ -642,19 +648,45 @@ async fn soak(minutes: u64) -> Result<(), String> {
             next_report += Duration::from_secs(60);
         }
         match tokio::time::timeout(Duration::from_secs(1), events.next()).await {
-            Ok(Some(ev)) if ev.is_final() => finals += 1,
+            Ok(Some(ev)) if ev.is_final() => {
+                finals += 1;
+                ended.insert((ev.provider.clone(), ev.id.clone()));
+            }
             Ok(None) => break,
             _ => {}
         }
     }
+    let stats = tracker.stats();
+    let still = usize::try_from(stats.tracked).unwrap_or(usize::MAX);
+    for (b, id) in tasks
+        .iter()
+        .filter(|(b, id)| !ended.contains(&((*b).to_owned(), id.clone())))
+    {
+        let now = match providers.iter().find(|(n, _)| n == b) {
+            Some((_, p)) => match p.snapshot(id).await {
+                Ok(s) => format!("{:?} (vendor state {})", s.state, s.vendor_state),
+                Err(e) => format!("error: {e}"),
+            },
+            None => "no provider".into(),
+        };
+        println!("  not ended: {b} {id}; backend now says {now}");
+    }
+    println!(
+        "  tracker still tracks {} task(s); {} status updates",
+        stats.tracked, stats.status_updates
+    );
     println!(
         "soak: {finals} of {tasks_n} tasks ended ({} lost); RSS start {:.1} MiB, end {:.1} MiB",
-        tasks_n - finals,
+        tasks_n - finals - still.min(tasks_n - finals),
         start_rss as f64 / 1048576.0,
         rss() as f64 / 1048576.0
     );
     if finals == tasks_n {
         Ok(())
+    } else if finals + still == tasks_n {
+        Err(format!(
+            "{still} task(s) still tracked after the drain period"
+        ))
     } else {
         Err("tasks were lost".into())
     }
@@ -858,6 +890,13 @@ async fn store_bench(n: usize, scale: f64) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Diagnostics on demand: `RUST_LOG=tasktrack_core=trace` logs to stderr.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if !(cli.scale.is_finite() && cli.scale > 0.0) {
         eprintln!("error: --scale must be a positive number");
         return ExitCode::from(2);

@@ -802,6 +802,7 @@ impl Scheduler {
                 continue;
             }
             entry.in_flight = true;
+            tracing::trace!(task = %entry.id, "dispatching");
             due[entry.provider].push((slot, generation));
         }
         for slot in expired {
@@ -871,6 +872,7 @@ impl Scheduler {
             };
             entry.in_flight = false;
             self.counters.status_updates.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(provider = %provider_name, task = %entry.id, answer = ?answer.as_ref().map(|s| s.state), "status answer");
             let policy = &self.providers[entry.provider].policy;
             match answer {
                 Ok(mut snapshot) => {
