@@ -187,9 +187,8 @@ impl fmt::Display for HttpError {
             (Some(c), Some(m)) => write!(f, ": {c}: {m}")?,
             (Some(c), None) => write!(f, ": {c}")?,
             (None, Some(m)) => write!(f, ": {m}")?,
-            (None, None) if !self.body_excerpt.is_empty() => {
-                let line = self.body_excerpt.lines().next().unwrap_or_default();
-                write!(f, ": {}", truncate(line, 120))?
+            (None, None) if !self.body_excerpt.trim().is_empty() => {
+                write!(f, ": {}", summarize_body(&self.body_excerpt))?
             }
             (None, None) => {}
         }
@@ -198,6 +197,27 @@ impl fmt::Display for HttpError {
         }
         Ok(())
     }
+}
+
+/// One line for a body with no vendor error in it. Proxies answer with an
+/// HTML page whose first line (`<html>`) says nothing; its `<title>` does.
+fn summarize_body(body: &str) -> String {
+    let trimmed = body.trim_start();
+    let head = trimmed.get(..trimmed.len().min(15)).unwrap_or_default();
+    let lower = head.to_ascii_lowercase();
+    if lower.starts_with("<html") || lower.starts_with("<!doctype") {
+        let title = body
+            .find("<title>")
+            .map(|start| &body[start + "<title>".len()..])
+            .and_then(|rest| rest.find("</title>").map(|end| rest[..end].trim()))
+            .filter(|t| !t.is_empty());
+        return match title {
+            Some(t) => format!("HTML page \"{}\"", truncate(t, 100)),
+            None => "an HTML page instead of the API's answer".to_owned(),
+        };
+    }
+    let line = trimmed.lines().next().unwrap_or_default();
+    truncate(line, 120).to_owned()
 }
 
 pub(crate) fn truncate(s: &str, max: usize) -> &str {
@@ -353,6 +373,23 @@ mod tests {
             Error::from(h).to_string(),
             "kps: HTTP 500 on GET /v3/p/failed-tasks: KPS.0001: boom (request id req-1)"
         );
+    }
+
+    #[test]
+    fn an_html_error_page_is_named_by_its_title() {
+        let mut h = HttpError::new("ocp", "GET", "/api/v2/tasks/instances/1", 502);
+        h.body_excerpt =
+            "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>nginx</body>".into();
+        assert_eq!(
+            Error::from(h.clone()).to_string(),
+            "ocp: HTTP 502 on GET /api/v2/tasks/instances/1: HTML page \"502 Bad Gateway\""
+        );
+        h.body_excerpt = "<!DOCTYPE html><body>down</body>".into();
+        assert!(Error::from(h.clone())
+            .to_string()
+            .ends_with(": an HTML page instead of the API's answer"));
+        h.body_excerpt = "\nupstream timed out\nmore".into();
+        assert!(Error::from(h).to_string().ends_with(": upstream timed out"));
     }
 
     #[test]
