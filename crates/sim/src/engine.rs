@@ -595,6 +595,22 @@ mod millis {
     }
 }
 
+/// A page of log lines numbered from 1, as `{"n": …, "t": …}` objects (the
+/// Proxmox shape, which the generic simulator borrows).
+pub(crate) fn numbered_lines(
+    lines: Vec<String>,
+    start: usize,
+    limit: usize,
+) -> Vec<serde_json::Value> {
+    lines
+        .into_iter()
+        .enumerate()
+        .skip(start)
+        .take(limit)
+        .map(|(i, t)| serde_json::json!({"n": i + 1, "t": t}))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,13 +180,7 @@ async fn log(
         _ => {}
     }
     let total = lines.len();
-    let page: Vec<Value> = lines
-        .into_iter()
-        .enumerate()
-        .skip(q.start)
-        .take(q.limit.unwrap_or(50))
-        .map(|(i, t)| json!({"n": i + 1, "t": t}))
-        .collect();
+    let page = crate::engine::numbered_lines(lines, q.start, q.limit.unwrap_or(50));
     Json(json!({"total": total, "lines": page})).into_response()
 }
 

@@ -125,18 +125,7 @@ async fn failed(
     Path(project): Path<String>,
     Query(q): Query<Page>,
 ) -> Response {
-    if let Some(r) = project_mismatch(&app.auth, &project, "KPS", false) {
-        return r;
-    }
-    let all = app
-        .ctx
-        .engine
-        .list()
-        .iter()
-        .filter(|v| phase(v) == "FAILED")
-        .map(failed_entry)
-        .collect();
-    paged(all, &q)
+    list_phase(&app, &project, &q, "FAILED", failed_entry)
 }
 
 async fn running(
@@ -144,7 +133,18 @@ async fn running(
     Path(project): Path<String>,
     Query(q): Query<Page>,
 ) -> Response {
-    if let Some(r) = project_mismatch(&app.auth, &project, "KPS", false) {
+    list_phase(&app, &project, &q, "RUNNING", running_entry)
+}
+
+/// One page of the tasks in `wanted` phase, each shaped by `entry`.
+fn list_phase(
+    app: &App,
+    project: &str,
+    q: &Page,
+    wanted: &str,
+    entry: fn(&TaskView) -> Value,
+) -> Response {
+    if let Some(r) = project_mismatch(&app.auth, project, "KPS", false) {
         return r;
     }
     let all = app
@@ -152,10 +152,10 @@ async fn running(
         .engine
         .list()
         .iter()
-        .filter(|v| phase(v) == "RUNNING")
-        .map(running_entry)
+        .filter(|v| phase(v) == wanted)
+        .map(entry)
         .collect();
-    paged(all, &q)
+    paged(all, q)
 }
 
 fn not_found(id: &str) -> Response {

@@ -396,13 +396,7 @@ async fn log(
     };
     let lines = log_lines(&v);
     let total = lines.len();
-    let page: Vec<Value> = lines
-        .into_iter()
-        .enumerate()
-        .skip(q.start)
-        .take(q.limit.unwrap_or(50))
-        .map(|(i, t)| json!({"n": i + 1, "t": t}))
-        .collect();
+    let page = crate::engine::numbered_lines(lines, q.start, q.limit.unwrap_or(50));
     Json(json!({"data": page, "total": total})).into_response()
 }
 
