@@ -192,24 +192,33 @@ impl Config {
     }
 }
 
-fn huawei_credentials(
+/// The service settings KPS and DCS backends share.
+fn huawei_service(
     name: &str,
+    endpoint: &str,
+    project_id: &str,
     ak: &Option<String>,
     sk: &Option<String>,
     token: &Option<String>,
-) -> Result<Credentials, CliError> {
-    match (
+) -> Result<ServiceConfig, CliError> {
+    // Checked in the order the fields are written in the file.
+    let endpoint = expand(name, "endpoint", endpoint)?;
+    let project_id = expand(name, "project_id", project_id)?;
+    let credentials = match (
         opt(name, "ak", ak)?,
         opt(name, "sk", sk)?,
         opt(name, "token", token)?,
     ) {
-        (Some(ak), Some(sk), _) => Ok(Credentials::aksk(ak, sk)),
-        (None, None, Some(token)) => Ok(Credentials::token(token)),
-        _ => Err(CliError::usage(
-            format!("backend {name}: set ak and sk, or token"),
-            "e.g. ak = \"${CLOUD_SDK_AK}\" and sk = \"${CLOUD_SDK_SK}\"",
-        )),
-    }
+        (Some(ak), Some(sk), _) => Credentials::aksk(ak, sk),
+        (None, None, Some(token)) => Credentials::token(token),
+        _ => {
+            return Err(CliError::usage(
+                format!("backend {name}: set ak and sk, or token"),
+                "e.g. ak = \"${CLOUD_SDK_AK}\" and sk = \"${CLOUD_SDK_SK}\"",
+            ))
+        }
+    };
+    Ok(ServiceConfig::new(name, endpoint, project_id, credentials))
 }
 
 /// Builds the provider of one backend.
@@ -260,12 +269,7 @@ pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, 
             sk,
             token,
         } => {
-            let config = ServiceConfig::new(
-                name,
-                expand(name, "endpoint", endpoint)?,
-                expand(name, "project_id", project_id)?,
-                huawei_credentials(name, ak, sk, token)?,
-            );
+            let config = huawei_service(name, endpoint, project_id, ak, sk, token)?;
             Arc::new(KpsProvider::new(KpsClient::new(&config)?).with_name(name))
         }
         Backend::Dcs {
@@ -276,12 +280,7 @@ pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, 
             token,
             instances,
         } => {
-            let config = ServiceConfig::new(
-                name,
-                expand(name, "endpoint", endpoint)?,
-                expand(name, "project_id", project_id)?,
-                huawei_credentials(name, ak, sk, token)?,
-            );
+            let config = huawei_service(name, endpoint, project_id, ak, sk, token)?;
             Arc::new(
                 DcsProvider::new(DcsClient::new(&config)?)
                     .with_instances(instances.clone())
