@@ -203,9 +203,13 @@ impl fmt::Display for HttpError {
 /// HTML page whose first line (`<html>`) says nothing; its `<title>` does.
 fn summarize_body(body: &str) -> String {
     let trimmed = body.trim_start();
-    let head = trimmed.get(..trimmed.len().min(15)).unwrap_or_default();
-    let lower = head.to_ascii_lowercase();
-    if lower.starts_with("<html") || lower.starts_with("<!doctype") {
+    let starts_with = |prefix: &str| {
+        trimmed
+            .as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    if starts_with("<html") || starts_with("<!doctype") {
         let title = body
             .find("<title>")
             .map(|start| &body[start + "<title>".len()..])
@@ -388,6 +392,11 @@ mod tests {
         assert!(Error::from(h.clone())
             .to_string()
             .ends_with(": an HTML page instead of the API's answer"));
+        // A multi-byte character early in the page does not hide it.
+        h.body_excerpt = "<html>üüüüü<title>Fehler</title>".into();
+        assert!(Error::from(h.clone())
+            .to_string()
+            .ends_with(": HTML page \"Fehler\""));
         h.body_excerpt = "\nupstream timed out\nmore".into();
         assert!(Error::from(h).to_string().ends_with(": upstream timed out"));
     }
