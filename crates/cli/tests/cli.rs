@@ -330,7 +330,7 @@ async fn actions_and_their_refusals() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
     let o = tasktrack(&env, &["status", "pve", &upid]).await;
     assert!(
-        text(&o).0.contains("stopped: interrupted by signal"),
+        text(&o).0.contains("stopped: received interrupt"),
         "{}",
         text(&o).0
     );

@@ -18,9 +18,13 @@ use crate::upid::Upid;
 
 const PROVIDER: &str = "proxmox";
 
-/// PVE's error answers: the message is in the status line's reason phrase
-/// (`500 unable to parse worker upid`), the body is `{"data": null}` with an
-/// `errors` object on parameter failures.
+/// PVE's error answers (pve-http-server `AnyEvent.pm`, `Formatter/Standard.pm`):
+/// the status line's reason phrase holds the message's first line
+/// (`400 Parameter verification failed.`, `401 Authentication failed!`);
+/// the JSON body is `{"data": null}`, since libpve-http-server 5.2 with the
+/// full `message`, and with an `errors` object per parameter on 400s; 401s
+/// have no body at all, and server-level errors have the message as a plain
+/// text body. Each distinct part is said once.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PveErrors;
 
@@ -33,17 +37,40 @@ impl ErrorBodyParser for PveErrors {
             #[serde(default)]
             message: Option<String>,
         }
-        let body: Option<Body> = serde_json::from_slice(answer.body).ok();
-        let mut parts: Vec<String> = answer.reason.map(str::to_owned).into_iter().collect();
-        if let Some(body) = body {
-            parts.extend(body.message);
-            for (param, msg) in body.errors.unwrap_or_default() {
-                let msg = msg
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| msg.to_string());
-                parts.push(format!("{param}: {}", msg.trim()));
+        let mut parts: Vec<String> = Vec::new();
+        let mut push = |part: &str| {
+            let part = part.trim();
+            let known = parts
+                .iter()
+                .any(|p| p.trim_end_matches('.') == part.trim_end_matches('.'));
+            if !part.is_empty() && !known {
+                parts.push(part.to_owned());
             }
+        };
+        if let Some(reason) = answer.reason {
+            push(reason);
+        }
+        match serde_json::from_slice::<Body>(answer.body) {
+            Ok(body) => {
+                if let Some(m) = &body.message {
+                    push(m);
+                }
+                for (param, msg) in body.errors.unwrap_or_default() {
+                    let msg = msg
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| msg.to_string());
+                    push(&format!("{param}: {}", msg.trim()));
+                }
+            }
+            // `error()` writes the message itself as the body.
+            Err(_) if !answer.body.is_empty() && answer.body.len() <= 512 => {
+                let text = String::from_utf8_lossy(answer.body);
+                if !text.trim_start().starts_with('<') {
+                    push(text.lines().next().unwrap_or_default());
+                }
+            }
+            Err(_) => {}
         }
         VendorError {
             code: None,
@@ -113,8 +140,31 @@ pub struct TaskListPage {
 pub struct LogPage {
     /// Lines, sorted by `n`.
     pub lines: Vec<PveLogLine>,
-    /// Lines in the whole log, when the server says.
+    /// Lines in the whole log, when the server says (PVE leaves `total` out
+    /// when it is 0).
     pub total: Option<u64>,
+}
+
+/// What `dump_logfile` answers for a log file it cannot open.
+const UNOPENABLE: &str = "unable to open file - ";
+
+impl LogPage {
+    /// True when the page is pve-common's answer for a log file the node
+    /// does not have (an unknown UPID, or the wrong node): one line
+    /// `unable to open file - …` and a total of 1. A real log could start
+    /// with that text, so callers confirm with `/status` before calling the
+    /// task unknown.
+    pub fn missing_file(&self) -> bool {
+        self.total.is_none_or(|t| t == 1)
+            && matches!(self.lines.as_slice(), [only] if only.n == 1 && only.t.starts_with(UNOPENABLE))
+    }
+
+    /// True when the page is the `no content` line PVE sends for an empty
+    /// log (an ExtJS workaround), not a line the task wrote.
+    pub fn is_placeholder(&self) -> bool {
+        self.total.is_none_or(|t| t == 1)
+            && matches!(self.lines.as_slice(), [only] if only.n == 1 && only.t == "no content")
+    }
 }
 
 #[derive(Deserialize)]
@@ -203,13 +253,22 @@ fn task_path(upid: &Upid, tail: &str) -> String {
 }
 
 /// PVE answers a well-formed UPID it has no log file for with
-/// `400 Parameter verification failed` and `errors.upid = "no such task"`.
+/// `400 Parameter verification failed.` and `errors.upid = "no such task"`
+/// (pve-manager `PVE/API2/Tasks.pm`, `read_task_status` / `stop_task`), and
+/// one it cannot parse (the PBS form, say) with `unable to parse worker
+/// upid`.
 fn not_found_for(upid: &Upid, e: Error) -> Error {
     match &e {
-        Error::Http(h) if h.status == 400 || h.status == 404 || h.status == 500 => {
+        Error::Http(h) if h.status == 400 => {
             let message = h.vendor_message.as_deref().unwrap_or_default();
-            if message.contains("no such task") || message.contains("No such file") {
+            if message.contains("no such task") {
                 return Error::not_found(PROVIDER, format!("task {upid} on node {}", upid.node()));
+            }
+            if message.contains("unable to parse worker upid") {
+                return Error::invalid_input(
+                    PROVIDER,
+                    format!("the server cannot parse the UPID {upid}; a Proxmox Backup Server UPID needs a PBS backend"),
+                );
             }
             e
         }
@@ -271,7 +330,15 @@ impl PveClient {
         .await
     }
 
-    /// `GET /nodes/{node}/tasks/{upid}/log?start=&limit=`.
+    /// `GET /nodes/{node}/tasks/{upid}/log?start=&limit=`: `limit` lines
+    /// from line `start` (0-based). As on PVE, `limit = 0` means *to the
+    /// end of the log*, not zero lines.
+    ///
+    /// The page is what the server sent, with two of pve-common's
+    /// `dump_logfile` artefacts made explicit: a UPID the node has no log
+    /// file for answers `200` with the single line `unable to open file -
+    /// …` (see [`LogPage::missing_file`]), and an empty log answers the
+    /// single line `no content` (see [`LogPage::is_placeholder`]).
     pub async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<LogPage> {
         let req = HttpRequest::get(task_path(upid, "/log"))
             .query("start", start)

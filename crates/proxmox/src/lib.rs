@@ -37,7 +37,8 @@ pub use client::{
     LogPage, NodeTaskQuery, PveClient, PveClientBuilder, PveErrors, TaskListPage, TaskSource,
 };
 pub use model::{
-    decode_log, ExitKind, ExitStatus, PveLogLine, PveTaskStatus, RunState, TaskListEntry,
+    decode_log, ExitKind, ExitStatus, ListedState, PveLogLine, PveTaskStatus, RunState,
+    TaskListEntry,
 };
 pub use provider::ProxmoxProvider;
 pub use upid::Upid;

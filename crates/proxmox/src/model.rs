@@ -146,8 +146,15 @@ pub struct PveTaskStatus {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
-/// One entry of `GET /nodes/{node}/tasks` or `GET /cluster/tasks`. For a
-/// finished task `status` holds the exit status text and `endtime` is set.
+/// One entry of `GET /nodes/{node}/tasks` or `GET /cluster/tasks`.
+///
+/// What real PVE sends (pve-manager `PVE/API2/Tasks.pm`, `node_tasks`):
+/// archived tasks carry `endtime` and `status` = their exit status (`OK`,
+/// `WARNINGS: N`, an error text); tasks still in the active file (with
+/// `source=active` or `all`) carry no `endtime`, `saved: "0"` and `status:
+/// "RUNNING"`, even for a moment after their worker ended, until the reaper
+/// archives them. So an entry only says a task ended when it has an
+/// `endtime` and an exit status: see [`TaskListEntry::listed_state`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskListEntry {
     /// The UPID.
@@ -155,7 +162,7 @@ pub struct TaskListEntry {
     /// Node.
     #[serde(default)]
     pub node: Option<String>,
-    /// Worker pid.
+    /// Worker pid (absent for finished tasks of `/cluster/tasks`).
     #[serde(default)]
     pub pid: Option<u64>,
     /// Worker process start.
@@ -164,7 +171,7 @@ pub struct TaskListEntry {
     /// Start, epoch seconds.
     #[serde(default)]
     pub starttime: Option<i64>,
-    /// End, epoch seconds (finished tasks).
+    /// End, epoch seconds (archived tasks).
     #[serde(default)]
     pub endtime: Option<i64>,
     /// Task type.
@@ -173,23 +180,62 @@ pub struct TaskListEntry {
     /// Object id.
     #[serde(default)]
     pub id: Option<String>,
-    /// Who started it.
+    /// Who started it (the user part, for an API token's tasks).
     #[serde(default)]
     pub user: Option<String>,
-    /// Exit status text of a finished task (`OK`, an error…).
+    /// The API token that started it (`root@pam!ci` is `user` `root@pam`,
+    /// `tokenid` `ci`).
+    #[serde(default)]
+    pub tokenid: Option<String>,
+    /// `RUNNING` for an active task, the exit status text of an archived one.
     #[serde(default)]
     pub status: Option<String>,
-    /// Fields this crate does not model, kept.
+    /// Fields this crate does not model (e.g. `saved`), kept.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+/// What a task-list entry proves about its task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListedState {
+    /// Still in the active list (no end time): running, or ended a moment
+    /// ago and not archived yet. Either way, not finished as far as the
+    /// list can tell.
+    Running,
+    /// Archived: ended with this exit status.
+    Ended(ExitStatus),
+    /// An end time without an exit status: ask `/status`.
+    Inconclusive,
+}
+
 impl TaskListEntry {
-    /// The entry as a status: finished when it has an end time (or a
-    /// status other than `running`), running otherwise.
+    /// Only an `endtime` with an exit status is evidence that a task ended;
+    /// `status: "RUNNING"` (or no status) without one means running.
+    pub fn listed_state(&self) -> ListedState {
+        let status = self
+            .status
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("running"));
+        match (self.endtime, status) {
+            (Some(_), Some(s)) => ListedState::Ended(ExitStatus(s.to_owned())),
+            (Some(_), None) => ListedState::Inconclusive,
+            (None, _) => ListedState::Running,
+        }
+    }
+
+    /// The entry as a status. An inconclusive entry is `stopped` without an
+    /// exit status, which maps to [`TaskState::Unknown`], never to a guess.
     pub fn to_status(&self) -> PveTaskStatus {
-        let finished =
-            self.endtime.is_some() || self.status.as_deref().is_some_and(|s| s != "running");
+        let (status, exitstatus) = match self.listed_state() {
+            ListedState::Running => (RunState::Running, None),
+            ListedState::Ended(e) => (RunState::Stopped, Some(e)),
+            ListedState::Inconclusive => (RunState::Stopped, None),
+        };
+        let mut extra = self.extra.clone();
+        if let Some(t) = &self.tokenid {
+            extra.insert("tokenid".into(), serde_json::Value::String(t.clone()));
+        }
         PveTaskStatus {
             upid: Some(self.upid.clone()),
             node: self.node.clone(),
@@ -200,21 +246,9 @@ impl TaskListEntry {
             task_type: self.task_type.clone(),
             id: self.id.clone(),
             user: self.user.clone(),
-            status: if finished {
-                RunState::Stopped
-            } else {
-                RunState::Running
-            },
-            exitstatus: if finished {
-                Some(ExitStatus(
-                    self.status
-                        .clone()
-                        .unwrap_or_else(|| "unexpected status".into()),
-                ))
-            } else {
-                None
-            },
-            extra: self.extra.clone(),
+            status,
+            exitstatus,
+            extra,
         }
     }
 }
@@ -379,6 +413,27 @@ mod tests {
             TaskState::Unknown,
             "no exit status yet: not a guess"
         );
+    }
+
+    #[test]
+    fn list_entries_end_only_with_evidence() {
+        let entry = |json: &str| serde_json::from_str::<TaskListEntry>(json).unwrap();
+        let active = entry(
+            r#"{"upid":"UPID:pve1:1:2:3:vzdump:1:root@pam:","status":"RUNNING","saved":"0"}"#,
+        );
+        assert_eq!(active.listed_state(), ListedState::Running);
+        assert_eq!(active.to_status().state(), TaskState::Running);
+        assert!(active.to_status().failure().is_none());
+        let bare = entry(r#"{"upid":"UPID:pve1:1:2:3:vzdump:1:root@pam:"}"#);
+        assert_eq!(bare.to_status().state(), TaskState::Running);
+        let done = entry(r#"{"upid":"u","endtime":5,"status":"job errors"}"#);
+        assert_eq!(done.to_status().state(), TaskState::Failed);
+        let odd = entry(r#"{"upid":"u","endtime":5}"#);
+        assert_eq!(odd.listed_state(), ListedState::Inconclusive);
+        assert_eq!(odd.to_status().state(), TaskState::Unknown);
+        let token =
+            entry(r#"{"upid":"u","user":"root@pam","tokenid":"ci","endtime":5,"status":"OK"}"#);
+        assert_eq!(token.to_status().state(), TaskState::Succeeded);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use tasktrack_core::{
     TaskFilter, TaskPage, TaskProvider, TaskStatus,
 };
 
-use crate::client::{NodeTaskQuery, PveClient, TaskSource};
-use crate::model::PveTaskStatus;
+use crate::client::{LogPage, NodeTaskQuery, PveClient, TaskSource};
+use crate::model::{ListedState, PveLogLine, PveTaskStatus, TaskListEntry};
 use crate::upid::Upid;
 
 /// Lines fetched per request when reading a whole log.
@@ -71,11 +71,55 @@ impl ProxmoxProvider {
         }
     }
 
+    /// One log page, with PVE's placeholders resolved: the `unable to open
+    /// file` line of an unknown UPID is confirmed with `/status` and becomes
+    /// [`Error::NotFound`]; the `no content` line of an empty log becomes no
+    /// line.
+    async fn log_page(&self, id: &Upid, start: u64, limit: u64) -> Result<LogPage> {
+        let page = self.client.task_log(id, start, limit).await?;
+        if page.missing_file() {
+            // Only a log whose first line happens to read so survives this.
+            self.client.task_status(id).await?;
+        } else if page.is_placeholder() {
+            return Ok(LogPage {
+                lines: Vec::new(),
+                total: Some(0),
+            });
+        }
+        Ok(page)
+    }
+
+    /// The whole log: one `limit=0` request. A server that answers it with
+    /// no line while its total says there are some (PVE before `limit=0`
+    /// meant "to the end") is read page by page instead, at most as many
+    /// pages as the total needs, stopping at a page that adds nothing.
+    async fn whole_log(&self, id: &Upid) -> Result<LogPage> {
+        let first = self.log_page(id, 0, 0).await?;
+        let total = first.total.unwrap_or(0);
+        if !first.lines.is_empty() || total == 0 {
+            return Ok(first);
+        }
+        let mut lines: Vec<PveLogLine> = Vec::new();
+        for _ in 0..=total / LOG_PAGE {
+            let page = self.log_page(id, lines.len() as u64, LOG_PAGE).await?;
+            let before = lines.len();
+            let last = lines.last().map_or(0, |l| l.n);
+            lines.extend(page.lines.into_iter().filter(|l| l.n > last));
+            if lines.len() == before || lines.len() as u64 >= total {
+                break;
+            }
+        }
+        Ok(LogPage {
+            lines,
+            total: Some(total),
+        })
+    }
+
     async fn node_batch(
         &self,
         node: &str,
         wanted: &[&Upid],
-    ) -> Result<HashMap<Upid, PveTaskStatus>> {
+    ) -> Result<HashMap<Upid, TaskListEntry>> {
         let since = wanted
             .iter()
             .map(|u| u.starttime())
@@ -92,7 +136,7 @@ impl ProxmoxProvider {
         Ok(page
             .entries
             .iter()
-            .filter_map(|e| Some((e.upid.parse::<Upid>().ok()?, e.to_status())))
+            .filter_map(|e| Some((e.upid.parse::<Upid>().ok()?, e.clone())))
             .collect())
     }
 }
@@ -131,15 +175,19 @@ impl TaskProvider for ProxmoxProvider {
                 .map(|(node, wanted)| async move { (*node, self.node_batch(node, wanted).await) }),
         )
         .await;
-        let lists: HashMap<&str, Result<HashMap<Upid, PveTaskStatus>>> =
+        let lists: HashMap<&str, Result<HashMap<Upid, TaskListEntry>>> =
             lists.into_iter().collect();
         let mut answers: Vec<Option<Result<PveTaskStatus>>> = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             match lists.get(id.node()) {
+                // An inconclusive entry (an end time without an exit
+                // status) is asked about directly, like a missing one.
                 Some(Ok(found)) => match found.get(id) {
-                    Some(status) => answers.push(Some(Ok(status.clone()))),
-                    None => {
+                    Some(entry) if entry.listed_state() != ListedState::Inconclusive => {
+                        answers.push(Some(Ok(entry.to_status())))
+                    }
+                    _ => {
                         answers.push(None);
                         missing.push(i);
                     }
@@ -209,55 +257,44 @@ impl TaskProvider for ProxmoxProvider {
         })
     }
 
+    /// Reads the log as PVE serves it: the whole log is one request
+    /// (`limit=0` reads to the end); a tail asks for the total first. An
+    /// unknown UPID (PVE answers it with one `unable to open file` line) is
+    /// [`Error::NotFound`], and an empty log is empty (not PVE's `no
+    /// content` placeholder).
     async fn logs(&self, id: &Upid, range: LogRange) -> Result<Vec<LogLine>> {
-        let convert = |lines: Vec<crate::model::PveLogLine>| -> Vec<LogLine> {
-            lines
-                .into_iter()
-                .map(|l| LogLine { n: l.n, text: l.t })
-                .collect()
-        };
-        match range {
-            LogRange::Range { start, limit } => Ok(convert(
-                self.client.task_log(id, start, limit as u64).await?.lines,
-            )),
+        let lines = match range {
+            LogRange::Range { limit: 0, .. } | LogRange::Tail(0) => return Ok(Vec::new()),
+            LogRange::Range { start, limit } => self.log_page(id, start, limit as u64).await?,
             LogRange::Tail(n) => {
-                // The envelope's `total` tells where the tail starts; without
-                // it, read everything and cut.
-                let probe = self.client.task_log(id, 0, 1).await?;
+                let probe = self.log_page(id, 0, 1).await?;
                 match probe.total {
-                    Some(total) => {
+                    Some(total) if total > 0 => {
                         let start = total.saturating_sub(n as u64);
-                        Ok(convert(
-                            self.client.task_log(id, start, n as u64).await?.lines,
-                        ))
+                        self.log_page(id, start, n as u64).await?
                     }
-                    None => {
-                        let all = self.logs(id, LogRange::All).await?;
-                        Ok(all[all.len().saturating_sub(n)..].to_vec())
-                    }
-                }
-            }
-            LogRange::All => {
-                let mut lines = Vec::new();
-                loop {
-                    let page = self
-                        .client
-                        .task_log(id, lines.len() as u64, LOG_PAGE)
-                        .await?;
-                    let got = page.lines.len() as u64;
-                    lines.extend(convert(page.lines));
-                    let done =
-                        got < LOG_PAGE || page.total.is_some_and(|t| lines.len() as u64 >= t);
-                    if done {
-                        return Ok(lines);
+                    _ if probe.lines.is_empty() => probe,
+                    _ => {
+                        let all = self.whole_log(id).await?;
+                        let from = all.lines.len().saturating_sub(n);
+                        LogPage {
+                            lines: all.lines[from..].to_vec(),
+                            total: all.total,
+                        }
                     }
                 }
             }
-        }
+            LogRange::All => self.whole_log(id).await?,
+        };
+        Ok(lines
+            .lines
+            .into_iter()
+            .map(|l| LogLine { n: l.n, text: l.t })
+            .collect())
     }
 
     /// `Cancel` stops the task (`DELETE /nodes/{node}/tasks/{upid}`); it then
-    /// ends as failed with `interrupted by signal`.
+    /// ends as failed with `received interrupt` (the worker's SIGTERM handler).
     async fn act(&self, id: &Upid, action: TaskAction) -> Result<ActionReceipt> {
         match action {
             TaskAction::Cancel => {

@@ -265,12 +265,19 @@ async fn ticket_auth_logs_in_and_renews_once_when_expired() {
     clock.advance(Duration::from_secs(1));
     let s = p.status(&upid).await.unwrap();
     assert_eq!(s.state(), TaskState::Failed);
-    assert_eq!(s.failure().unwrap().message, "interrupted by signal");
+    // The worker's SIGTERM handler dies "received interrupt" (pve-common
+    // PVE/RESTEnvironment.pm fork_worker).
+    assert_eq!(s.failure().unwrap().message, "received interrupt");
 
     let wrong = provider(&sim, PveCredentials::password("root@pam", "nope-password"));
     let err = wrong.status(&upid).await.unwrap_err();
     assert!(matches!(err, Error::Auth { status: 401, .. }), "{err:?}");
     assert!(err.to_string().contains("authentication failure"), "{err}");
+    assert_eq!(
+        sim.requests().count("POST /api2/json/access/ticket"),
+        3,
+        "the wrong password was tried once"
+    );
 }
 
 #[tokio::test]
@@ -290,9 +297,13 @@ async fn errors_keep_pve_messages_and_never_secrets() {
     match &err {
         Error::Http(h) => {
             assert_eq!(h.status, 500);
-            // A standard reason phrase carries no PVE message.
-            assert_eq!(h.vendor_message, None);
-            assert_eq!(h.body_excerpt, r#"{"data":null}"#);
+            // PVE's JSON error body carries the message (said once).
+            assert_eq!(h.vendor_message.as_deref(), Some("Internal Server Error"));
+            assert!(
+                h.body_excerpt.starts_with(r#"{"data":null"#),
+                "{}",
+                h.body_excerpt
+            );
             assert!(h.path.starts_with("/nodes/pve"), "{}", h.path);
         }
         other => panic!("{other:?}"),

@@ -39,6 +39,7 @@ pub mod huawei;
 pub mod kps;
 pub mod ocp;
 pub mod proxmox;
+pub mod replay;
 mod server;
 pub mod standalone;
 
