@@ -32,6 +32,24 @@ fn compact(t: DateTime<Utc>) -> String {
     t.format("%Y%m%d%H%M%S").to_string()
 }
 
+/// A missing task: DCS answers `400` with `error_code` `DCS.4133` (the code
+/// terraform-provider-huaweicloud converts into "deleted"), or a 404.
+fn task_not_found(instance_id: &str, task_id: &str, e: Error) -> Error {
+    let missing = match &e {
+        Error::NotFound { .. } => true,
+        Error::Http(h) => h.status == 400 && h.vendor_code.as_deref() == Some("DCS.4133"),
+        _ => false,
+    };
+    if missing {
+        Error::not_found(
+            e.provider(),
+            format!("task {task_id} of instance {instance_id}"),
+        )
+    } else {
+        e
+    }
+}
+
 impl DcsClient {
     /// A client from a service config.
     pub fn new(config: &ServiceConfig) -> Result<Self> {
@@ -61,13 +79,35 @@ impl DcsClient {
             .send_json(HttpRequest::get(path), "task progress")
             .instrument(span)
             .await
-            .map_err(|e| match e {
-                Error::NotFound { provider, .. } => Error::not_found(
-                    provider,
-                    format!("task {task_id} of instance {instance_id}"),
-                ),
-                other => other,
-            })
+            .map_err(|e| task_not_found(instance_id, task_id, e))
+    }
+
+    /// `DELETE /v2/{project_id}/instances/{instance_id}/tasks/{task_id}`:
+    /// removes a background task's record (the instance is untouched).
+    /// Sent once, never retried.
+    pub async fn delete_background_task(&self, instance_id: &str, task_id: &str) -> Result<()> {
+        let path = format!(
+            "/v2/{}/instances/{}/tasks/{}",
+            self.project,
+            encode_segment(instance_id),
+            encode_segment(task_id)
+        );
+        self.http
+            .send(HttpRequest::delete(path))
+            .await
+            .map(|_| ())
+            .map_err(|e| task_not_found(instance_id, task_id, e))
+    }
+
+    /// `GET /v2/{project_id}/tasks`: the project's task centre, every
+    /// instance's background tasks (`limit` 1..=1000).
+    pub async fn center_tasks(&self, q: &BackgroundTaskQuery) -> Result<BackgroundTaskList> {
+        let req = HttpRequest::get(format!("/v2/{}/tasks", self.project))
+            .query_opt("offset", q.offset)
+            .query_opt("limit", q.limit.map(|l| l.clamp(1, 1000)))
+            .query_opt("start_time", q.start_time.map(compact))
+            .query_opt("end_time", q.end_time.map(compact));
+        self.http.send_json(req, "task centre list").await
     }
 
     /// `GET /v2/{project_id}/instances/{instance_id}/tasks`.

@@ -240,6 +240,15 @@ pub struct BackgroundTask {
     /// Updated.
     #[serde(default, deserialize_with = "dcs_time", skip_serializing)]
     pub updated_at: Option<DateTime<Utc>>,
+    /// Error code of a failed task (task centre entries).
+    #[serde(default, deserialize_with = "lenient::opt_text")]
+    pub error_code: Option<String>,
+    /// Whether the task has step details to show (its progress has steps).
+    #[serde(default)]
+    pub enable_show: Option<bool>,
+    /// The job id (task centre entries).
+    #[serde(default, deserialize_with = "lenient::opt_text")]
+    pub job_id: Option<String>,
     /// Fields not modelled here.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -252,7 +261,8 @@ pub struct BackgroundTask {
 /// one task (otherwise which task they describe is unknowable).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct BackgroundTaskList {
-    /// Number of tasks (documented as a string, sent as a number).
+    /// Number of tasks: a string in both SDKs' models (`task_count: str`,
+    /// `TaskCount *string`), a number in the document's example; both decode.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub task_count: Option<i64>,
     /// Tasks.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tasktrack_core::{
-    Capabilities, Error, Failure, Progress, Result, Step, TaskFilter, TaskPage, TaskProvider,
-    TaskState, TaskStatus,
+    ActionReceipt, Capabilities, Error, Failure, Progress, Result, Step, TaskAction, TaskFilter,
+    TaskPage, TaskProvider, TaskState, TaskStatus,
 };
 
 use crate::client::{BackgroundTaskQuery, DcsClient};
@@ -267,7 +267,14 @@ impl TaskStatus for DcsTask {
         }
         match self.failed_step() {
             Some(s) => Some(step_failure(s)),
-            None => Some(Failure::new("background task failed")),
+            None => {
+                let failure = Failure::new("background task failed");
+                let code = self.background.as_ref().and_then(|b| b.error_code.clone());
+                Some(match code {
+                    Some(c) => failure.with_code(c),
+                    None => failure,
+                })
+            }
         }
     }
 
@@ -371,6 +378,7 @@ impl TaskProvider for DcsProvider {
             progress: true,
             steps: true,
             list: true,
+            delete: true,
             ..Capabilities::NONE
         }
     }
@@ -431,6 +439,13 @@ impl TaskProvider for DcsProvider {
         }
         let matching: Vec<_> = all
             .into_iter()
+            // `start_time` is the SDK's name; the document's example and
+            // terraform send `begin_time`: the time is checked here too.
+            .filter(|(_, t)| {
+                filter
+                    .since
+                    .is_none_or(|s| t.started_at().is_none_or(|st| st >= s))
+            })
             .filter(|(_, t)| filter.admits_state(t.state()))
             .filter(|(_, t)| {
                 filter
@@ -448,5 +463,20 @@ impl TaskProvider for DcsProvider {
             total: Some(total as u64),
             items,
         })
+    }
+
+    /// `Delete` removes the background task's record
+    /// (`DELETE …/instances/{instance_id}/tasks/{task_id}`); the instance and
+    /// whatever the task did are untouched. Sent once, never retried.
+    async fn act(&self, id: &DcsTaskId, action: TaskAction) -> Result<ActionReceipt> {
+        match action {
+            TaskAction::Delete => {
+                self.client
+                    .delete_background_task(&id.instance_id, &id.task_id)
+                    .await?;
+                Ok(ActionReceipt::accepted(action))
+            }
+            other => Err(Error::unsupported(&self.name, format!("action {other}"))),
+        }
     }
 }

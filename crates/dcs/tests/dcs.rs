@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{
-    async_trait, Error, ManualClock, PollPolicy, Poller, TaskFilter, TaskProvider, TaskState,
-    TaskStatus,
+    async_trait, Error, ManualClock, PollPolicy, Poller, TaskAction, TaskFilter, TaskProvider,
+    TaskState, TaskStatus,
 };
 use tasktrack_dcs::{
     BackgroundTaskList, DcsClient, DcsProvider, DcsStepStatus, DcsTask, DcsTaskId, DcsTaskProgress,
@@ -308,6 +308,44 @@ impl Harness for DcsHarness {
     fn attempts_per_status(&self) -> u32 {
         3
     }
+    async fn prepare_action(&self, action: &TaskAction) -> Option<(DcsTaskId, TaskAction)> {
+        (*action == TaskAction::Delete).then(|| {
+            let spec = TaskSpec::new("ChangeInstanceSpec", Duration::from_secs(1));
+            let id = DcsTaskId::new(INSTANCE, self.sim.create_task(spec));
+            self.clock.advance(Duration::from_secs(2));
+            (id, TaskAction::Delete)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_missing_task_is_not_found_and_a_deleted_record_goes() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let p = provider(&sim);
+    let id = DcsTaskId::new(
+        INSTANCE,
+        sim.create_task(TaskSpec::new("BindEip", Duration::from_secs(1))),
+    );
+    clock.advance(Duration::from_secs(2));
+    p.act(&id, TaskAction::Delete).await.unwrap();
+    // DCS answers a missing task with 400 DCS.4133, as terraform expects.
+    let err = p.status(&id).await.unwrap_err();
+    assert!(
+        matches!(err, tasktrack_core::Error::NotFound { .. }),
+        "{err:?}"
+    );
+    let err = p.act(&id, TaskAction::Delete).await.unwrap_err();
+    assert!(
+        matches!(err, tasktrack_core::Error::NotFound { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        sim.requests()
+            .count("DELETE /v2/{project_id}/instances/{instance_id}/tasks/{task_id}"),
+        2,
+        "each delete sent once"
+    );
 }
 
 #[tokio::test]

@@ -17,7 +17,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use reqwest::header::HeaderValue;
-use serde::Deserialize;
 use tasktrack_core::http::{
     request_id_header, Authenticate, ErrorAnswer, ErrorBodyParser, HttpClient, RetryPolicy,
     VendorError,
@@ -151,34 +150,62 @@ impl Authenticate for HuaweiAuth {
     }
 }
 
-/// Huawei Cloud's error body: `{"error_code", "error_msg", "error_ext_msg"}`
-/// (some services nest it under `"error": {"code", "message"}`), plus the
-/// `X-Request-Id` header.
+/// Huawei Cloud's error body, read the way the SDKs' own
+/// `DefaultExceptionHandler` reads it (huaweicloud-sdk-python-v3
+/// `huaweicloudsdkcore/exceptions/exception_handler.py`): `error_code` +
+/// `error_msg` (DCS adds `error_ext_msg`), else `errorCode` + `errorMsg`,
+/// else `code` + `message`, else the same one level down (`{"error":
+/// {"code", "message"}}`); the request id from `X-Request-Id`. Codes sent
+/// as numbers are kept as their text.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HuaweiErrors;
 
+fn text(v: Option<&serde_json::Value>) -> Option<String> {
+    match v? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// The code and message of an error object, by the SDK's precedence.
+fn code_and_message(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    depth: u8,
+) -> Option<(Option<String>, Option<String>)> {
+    for (code, message) in [
+        ("error_code", "error_msg"),
+        ("errorCode", "errorMsg"),
+        ("code", "message"),
+    ] {
+        if obj.contains_key(code) && obj.contains_key(message) {
+            let mut msg = text(obj.get(message));
+            if let (Some(m), Some(ext)) = (&msg, text(obj.get("error_ext_msg"))) {
+                if !ext.is_empty() {
+                    msg = Some(format!("{m} ({ext})"));
+                }
+            }
+            return Some((text(obj.get(code)), msg));
+        }
+    }
+    if depth == 0 {
+        return None;
+    }
+    obj.values()
+        .filter_map(|v| v.as_object())
+        .find_map(|inner| code_and_message(inner, depth - 1))
+}
+
 impl ErrorBodyParser for HuaweiErrors {
     fn parse(&self, answer: &ErrorAnswer<'_>) -> VendorError {
-        #[derive(Deserialize, Default)]
-        struct Nested {
-            code: Option<String>,
-            message: Option<String>,
-        }
-        #[derive(Deserialize, Default)]
-        struct Body {
-            error_code: Option<String>,
-            error_msg: Option<String>,
-            error_ext_msg: Option<String>,
-            error: Option<Nested>,
-        }
-        let body: Body = serde_json::from_slice(answer.body).unwrap_or_default();
-        let nested = body.error.unwrap_or_default();
-        let message = match (body.error_msg.or(nested.message), body.error_ext_msg) {
-            (Some(m), Some(ext)) if !ext.is_empty() => Some(format!("{m} ({ext})")),
-            (m, _) => m,
-        };
+        let body: Option<serde_json::Value> = serde_json::from_slice(answer.body).ok();
+        let (code, message) = body
+            .as_ref()
+            .and_then(|b| b.as_object())
+            .and_then(|o| code_and_message(o, 2))
+            .unwrap_or_default();
         VendorError {
-            code: body.error_code.or(nested.code),
+            code,
             message,
             request_id: request_id_header(answer.headers),
         }

@@ -10,7 +10,10 @@ use tasktrack_huaweicloud::lenient;
 /// A KPS task state such as `FAILED_RESET` or `RUNNING_REPLACE`: a phase and
 /// an operation. The document lists `FAILED_RESET / FAILED_REPLACE /
 /// FAILED_UNBIND` as `operate_type`, while its own example sends
-/// `RUNNING_RESET`; both families and any other value are kept verbatim.
+/// `RUNNING_RESET`; the SDK's `ListKeypairTaskResponse` documents
+/// `{READY,RUNNING,FAILED,SUCCESS}_{RESET,REPLACE,UNBIND}` and
+/// terraform-provider-huaweicloud also waits for `SUCCESS_BIND` /
+/// `FAILED_BIND`. Every family and any other value are kept verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct KpsTaskState(String);
@@ -37,6 +40,9 @@ pub enum KpsOperation {
     Replace,
     /// `*_UNBIND`: unbind it.
     Unbind,
+    /// `*_BIND`: bind a key pair to a server (`SUCCESS_BIND`, `FAILED_BIND`
+    /// in terraform-provider-huaweicloud's `kps_keypair_associate`).
+    Bind,
 }
 
 impl KpsTaskState {
@@ -66,6 +72,7 @@ impl KpsTaskState {
             "RESET" => KpsOperation::Reset,
             "REPLACE" => KpsOperation::Replace,
             "UNBIND" => KpsOperation::Unbind,
+            "BIND" => KpsOperation::Bind,
             _ => return None,
         })
     }

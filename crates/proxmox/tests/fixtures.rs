@@ -2,8 +2,6 @@
 //! cites its source), replayed byte for byte and decoded by the adapter's
 //! whole HTTP path.
 
-use std::path::Path;
-
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{Error, LogRange, TaskProvider, TaskState, TaskStatus};
 use tasktrack_proxmox::{

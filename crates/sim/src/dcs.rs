@@ -1,9 +1,19 @@
-//! `dcs`: Huawei Cloud DCS background tasks (`/v2/{project_id}/instances/…`).
+//! `dcs`: Huawei Cloud DCS background tasks (`/v2/{project_id}/instances/…`),
+//! shaped as Huawei's own SDKs model them (huaweicloud-sdk-python-v3
+//! `huaweicloudsdkdcs/v2/model`: `ShowBackgroundTaskProgressResponse`,
+//! `StepDetail`, `SubStepDetail`, `ListBackgroundTaskResponse`,
+//! `SingleBackgroundTask`, `DeleteBackgroundTaskResponse`,
+//! `ListCenterTaskResponse`, `ListCenterTasksResp`; the Go SDK declares the
+//! same fields and types) and as terraform-provider-huaweicloud relies on
+//! them (a missing task is `400` with `error_code` `DCS.4133`; list pages
+//! are walked until an empty one, with `begin_time`).
 //!
 //! Multi-step tasks whose `progress`, `remain_time` and step / sub-step
 //! statuses (`WAITING`, `EXECUTING`, `FINISH`, `FAILED`) advance with the
-//! clock, and the background task list with `offset` / `limit` /
-//! `start_time` / `end_time`. Step times alternate between the documented
+//! clock; the background task list with `offset` / `limit` / `start_time`
+//! (or `begin_time`) / `end_time`, `task_count` a string as both SDKs
+//! declare it; the project-wide task centre (`/v2/{project_id}/tasks`);
+//! deletes of a task's record. Step times alternate between the documented
 //! `2020-06-17T07:38:42.503Z` form and the example's `2022-09-01 11:52:24`,
 //! and finished steps may carry an `error_code`, as the example shows, so
 //! clients meet both. `X-Auth-Token` or AK/SK signatures; Huawei error
@@ -112,9 +122,12 @@ fn step_json(task: &TaskView, s: &StepView, example_style: bool) -> Value {
     })
 }
 
+/// A missing task (or instance): `400` with `DCS.4133`, which
+/// terraform-provider-huaweicloud turns into "deleted"
+/// (`ConvertExpected400ErrInto404Err(err, "error_code", "DCS.4133")`).
 fn not_found(what: &str) -> Response {
     error_body(
-        StatusCode::NOT_FOUND,
+        StatusCode::BAD_REQUEST,
         "DCS.4133",
         &format!("{what} does not exist"),
         true,
@@ -208,25 +221,7 @@ async fn list(
         .into_iter()
         .filter(|v| v.attrs.get("instance_id") == Some(&instance))
         .filter(|v| from.is_none_or(|f| v.created_at >= f) && to.is_none_or(|t| v.created_at <= t))
-        .map(|v| {
-            let state = match v.state {
-                SimState::Succeeded => "SUCCESS",
-                SimState::Failed | SimState::Cancelled => "FAILED",
-                SimState::Pending => "WAITING",
-                SimState::Running => "EXECUTING",
-            };
-            json!({
-                "id": v.id,
-                "name": v.attrs.get("name").cloned().unwrap_or_else(|| v.kind.clone()),
-                "details": {"old_capacity": "0.125", "new_capacity": "0.25", "enable_public_ip": false},
-                "user_name": v.attrs.get("user_name").cloned().unwrap_or_else(|| "sim_user".into()),
-                "user_id": "9bf43e1f8a4d4d6a8b2c71f3e1f0d9a1",
-                "params": "",
-                "status": state,
-                "created_at": time(Some(v.created_at), false),
-                "updated_at": time(v.finished_at.or(v.started_at).or(Some(v.created_at)), false),
-            })
-        })
+        .map(|v| background_entry(&v))
         .collect();
     let count = tasks.len();
     let page: Vec<Value> = tasks
@@ -235,6 +230,112 @@ async fn list(
         .take(q.limit.unwrap_or(10))
         .collect();
     Json(json!({ "task_count": count.to_string(), "tasks": page })).into_response()
+}
+
+/// A `SingleBackgroundTask` / `ListCenterTasksResp`.
+fn background_entry(v: &TaskView) -> Value {
+    let state = match v.state {
+        SimState::Succeeded => "SUCCESS",
+        SimState::Failed | SimState::Cancelled => "FAILED",
+        SimState::Pending => "WAITING",
+        SimState::Running => "EXECUTING",
+    };
+    let mut entry = json!({
+        "id": v.id,
+        "name": v.attrs.get("name").cloned().unwrap_or_else(|| v.kind.clone()),
+        "details": {"old_capacity": "0.125", "new_capacity": "0.25", "enable_public_ip": false},
+        "user_name": v.attrs.get("user_name").cloned().unwrap_or_else(|| "sim_user".into()),
+        "user_id": "9bf43e1f8a4d4d6a8b2c71f3e1f0d9a1",
+        "params": "",
+        "status": state,
+        "created_at": time(Some(v.created_at), false),
+        "updated_at": time(v.finished_at.or(v.started_at).or(Some(v.created_at)), false),
+        "enable_show": !v.steps.is_empty(),
+        "job_id": format!("ff8080819{}", &v.id[v.id.len().saturating_sub(15)..]),
+    });
+    if let Some(code) = v.failure.as_ref().and_then(|f| f.code.clone()) {
+        entry["error_code"] = json!(code);
+    }
+    entry
+}
+
+/// `DELETE /v2/{project_id}/instances/{instance_id}/tasks/{task_id}`: the
+/// task's record goes (`DeleteBackgroundTaskResponse` has a `message`).
+async fn delete(
+    State(app): State<App>,
+    Path((project, instance, task)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(r) = app.check(&project, &instance) {
+        return r;
+    }
+    match app.ctx.engine.view(&task) {
+        Some(v) if v.attrs.get("instance_id") == Some(&instance) => {
+            app.ctx.engine.remove(&task);
+            Json(json!({ "message": format!("background task {task} deleted") })).into_response()
+        }
+        _ => not_found(&format!("task {task}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct CenterQuery {
+    offset: Option<usize>,
+    limit: Option<usize>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+}
+
+/// `GET /v2/{project_id}/tasks`: every instance's tasks (`ListCenterTask`;
+/// `limit` 1..=1000, default 10).
+async fn center(
+    State(app): State<App>,
+    Path(project): Path<String>,
+    Query(q): Query<CenterQuery>,
+) -> Response {
+    if let Some(r) = project_mismatch(&app.auth, &project, "DCS", true) {
+        return r;
+    }
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=1000).contains(&limit) {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "DCS.4800",
+            "invalid limit: expected 1 to 1000",
+            true,
+        );
+    }
+    let bound = |s: &Option<String>| s.as_deref().and_then(compact_time);
+    let (from, to) = (bound(&q.start_time), bound(&q.end_time));
+    let tasks: Vec<Value> = app
+        .ctx
+        .engine
+        .list()
+        .into_iter()
+        .filter(|v| from.is_none_or(|f| v.created_at >= f) && to.is_none_or(|t| v.created_at <= t))
+        .map(|v| background_entry(&v))
+        .collect();
+    let count = tasks.len();
+    let page: Vec<Value> = tasks
+        .into_iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(limit)
+        .collect();
+    Json(json!({ "task_count": count.to_string(), "tasks": page })).into_response()
+}
+
+/// `DELETE /v2/{project_id}/tasks/{task_id}` (`DeleteCenterTask`).
+async fn delete_center(
+    State(app): State<App>,
+    Path((project, task)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = project_mismatch(&app.auth, &project, "DCS", true) {
+        return r;
+    }
+    if app.ctx.engine.remove(&task) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found(&format!("task {task}"))
+    }
 }
 
 impl Vendor for Dcs {
@@ -253,6 +354,15 @@ impl Vendor for Dcs {
             .route(
                 "/v2/{project_id}/instances/{instance_id}/tasks/{task_id}/progress",
                 get(progress),
+            )
+            .route(
+                "/v2/{project_id}/instances/{instance_id}/tasks/{task_id}",
+                axum::routing::delete(delete),
+            )
+            .route("/v2/{project_id}/tasks", get(center))
+            .route(
+                "/v2/{project_id}/tasks/{task_id}",
+                axum::routing::delete(delete_center),
             )
             .with_state(App {
                 ctx,

@@ -75,6 +75,21 @@ impl Fixture {
         Ok(Self::parse(&std::fs::read_to_string(path)?))
     }
 
+    /// Loads `tests/fixtures/{name}` under `crate_dir` (pass
+    /// `env!("CARGO_MANIFEST_DIR")`), refusing a fixture that cites no
+    /// source.
+    pub fn cited(crate_dir: &str, name: &str) -> std::io::Result<Fixture> {
+        let path = Path::new(crate_dir).join("tests/fixtures").join(name);
+        let f = Self::load(&path)?;
+        if f.citation.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} cites no source in its # lines", path.display()),
+            ));
+        }
+        Ok(f)
+    }
+
     /// A response from raw bytes, sent exactly as given.
     pub fn raw(bytes: impl Into<Vec<u8>>) -> Fixture {
         Fixture {
