@@ -582,10 +582,12 @@ impl HttpClient {
                     let status = resp.status().as_u16();
                     span.record("status_code", status);
                     let headers = resp.headers().clone();
+                    // Tomcat sends no reason phrase at all (`HTTP/1.1 400 `).
                     let reason = resp
                         .extensions()
                         .get::<hyper::ext::ReasonPhrase>()
-                        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
+                        .map(|r| String::from_utf8_lossy(r.as_bytes()).trim().to_owned())
+                        .filter(|r| !r.is_empty());
                     if let Some(id) = request_id_header(&headers) {
                         span.record("request_id", id.as_str());
                     }

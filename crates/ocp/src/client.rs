@@ -61,7 +61,17 @@ impl ErrorBodyParser for OcpErrors {
             Some(e) => {
                 let (code, message) = e
                     .error
-                    .map(|x| (x.code.map(|c| c.0), x.message))
+                    .map(|x| {
+                        // ApiError.debugMessage: the cause, when it adds something.
+                        let debug = x.extra.get("debugMessage").and_then(|d| d.as_str());
+                        let message = match (x.message, debug) {
+                            (Some(m), Some(d)) if !d.is_empty() && d != m => {
+                                Some(format!("{m} ({d})"))
+                            }
+                            (m, _) => m,
+                        };
+                        (x.code.map(|c| c.0), message)
+                    })
                     .unwrap_or_default();
                 (code, message, e.trace_id)
             }
@@ -102,10 +112,17 @@ pub struct TaskQuery {
     pub sort: Option<String>,
 }
 
+/// Where the task API lives: OCP serves `/api/v2/tasks/instances` (the
+/// seed document, obdiag), ocp-express `/api/v1/tasks/instances`.
+pub const OCP_API: &str = "/api/v2";
+/// ocp-express's API prefix.
+pub const OCP_EXPRESS_API: &str = "/api/v1";
+
 /// Builds an [`OcpClient`].
 #[derive(Debug)]
 pub struct OcpClientBuilder {
     base: String,
+    api: String,
     auth: BasicAuth,
     timeout: Duration,
     retry: RetryPolicy,
@@ -134,6 +151,12 @@ impl OcpClientBuilder {
         self.insecure = yes;
         self
     }
+    /// The API prefix: [`OCP_API`] (`/api/v2`, the default) or
+    /// [`OCP_EXPRESS_API`] (`/api/v1`).
+    pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.api = prefix.into().trim_end_matches('/').to_owned();
+        self
+    }
     /// Builds the client.
     pub fn build(self) -> Result<OcpClient> {
         let mut http = HttpClient::builder(PROVIDER, self.base)
@@ -145,8 +168,16 @@ impl OcpClientBuilder {
         for pem in &self.root_pems {
             http = http.add_root_certificate_pem(pem);
         }
+        if !self.api.starts_with('/') || self.api.contains("..") {
+            return Err(Error::invalid_input(
+                PROVIDER,
+                format!("API prefix {:?} must be a path such as /api/v2", self.api),
+            ));
+        }
         Ok(OcpClient {
             http: http.build()?,
+            tasks: format!("{}/tasks/instances", self.api),
+            express: self.api == OCP_EXPRESS_API,
         })
     }
 }
@@ -155,6 +186,10 @@ impl OcpClientBuilder {
 #[derive(Debug, Clone)]
 pub struct OcpClient {
     http: HttpClient,
+    /// `{prefix}/tasks/instances`.
+    tasks: String,
+    /// ocp-express names the name filter `keyword`.
+    express: bool,
 }
 
 /// A failed envelope on a 2xx answer (`successful: false`) as a typed error
@@ -184,6 +219,7 @@ impl OcpClient {
             .encode(format!("{user}:{}", password.expose()));
         OcpClientBuilder {
             base: base_url.into(),
+            api: OCP_API.to_owned(),
             auth: BasicAuth {
                 header: Secret::new(format!("Basic {token}")),
             },
@@ -220,8 +256,9 @@ impl OcpClient {
 
     /// `GET /api/v2/tasks/instances` with every documented filter.
     pub async fn list(&self, q: &TaskQuery) -> Result<Paged<BasicTaskInstance>> {
-        let mut req = HttpRequest::get("/api/v2/tasks/instances")
-            .query_opt("name", q.name.as_ref())
+        let name_param = if self.express { "keyword" } else { "name" };
+        let mut req = HttpRequest::get(self.tasks.clone())
+            .query_opt(name_param, q.name.as_ref())
             .query_opt("type", q.task_type.as_ref().map(TaskType::as_str))
             .query_opt("clusterName", q.cluster_name.as_ref())
             .query_opt("clusterId", q.cluster_id)
@@ -269,7 +306,7 @@ impl OcpClient {
     /// `GET /api/v2/tasks/instances/{id}`.
     pub async fn task(&self, id: u64) -> Result<WrappedTaskInstance> {
         self.data(
-            HttpRequest::get(format!("/api/v2/tasks/instances/{id}")),
+            HttpRequest::get(format!("{}/{id}", self.tasks)),
             "task instance",
         )
         .await
@@ -277,47 +314,50 @@ impl OcpClient {
     }
 
     /// `POST …/{id}/retry`: runs the failed subtasks again. Never retried.
-    pub async fn retry(&self, id: u64) -> Result<WrappedTaskInstance> {
-        self.data(
-            HttpRequest::post(format!("/api/v2/tasks/instances/{id}/retry")),
-            "retried task",
-        )
-        .await
-        .map_err(|e| Self::not_found(id, e))
+    /// ocp-express answers the task; an answer without `data` is still an
+    /// accepted retry (`None`).
+    pub async fn retry(&self, id: u64) -> Result<Option<WrappedTaskInstance>> {
+        let req = HttpRequest::post(format!("{}/{id}/retry", self.tasks));
+        self.call(req, "retried task")
+            .await
+            .map(|env| env.data)
+            .map_err(|e| Self::not_found(id, e))
     }
 
-    /// `POST …/{id}/rollback`: rolls back from every failed subtask. Never retried.
-    pub async fn rollback(&self, id: u64) -> Result<WrappedTaskInstance> {
-        self.data(
-            HttpRequest::post(format!("/api/v2/tasks/instances/{id}/rollback")),
-            "rolled-back task",
-        )
-        .await
-        .map_err(|e| Self::not_found(id, e))
+    /// `POST …/{id}/rollback`: rolls back from every failed subtask. Never
+    /// retried. ocp-express's `TaskController` answers a `NoDataResponse`
+    /// (no `data` key at all), the seed document the task: both are an
+    /// accepted rollback.
+    pub async fn rollback(&self, id: u64) -> Result<Option<WrappedTaskInstance>> {
+        let req = HttpRequest::post(format!("{}/{id}/rollback", self.tasks));
+        self.call(req, "rolled-back task")
+            .await
+            .map(|env| env.data)
+            .map_err(|e| Self::not_found(id, e))
     }
 
     /// `POST …/{id}/subtasks/{sid}/cancel`: marks a running subtask failed. Never retried.
     pub async fn cancel_subtask(&self, id: u64, sid: u64) -> Result<()> {
-        let req = HttpRequest::post(format!(
-            "/api/v2/tasks/instances/{id}/subtasks/{sid}/cancel"
-        ));
+        let req = HttpRequest::post(format!("{}/{id}/subtasks/{sid}/cancel", self.tasks));
         self.call::<serde_json::Value>(req, "subtask cancel")
             .await
             .map(|_| ())
             .map_err(|e| Self::not_found(id, e))
     }
 
-    /// `POST …/{id}/subtasks/{sid}/retry`: runs a failed subtask again. Never retried.
-    pub async fn retry_subtask(&self, id: u64, sid: u64) -> Result<SubtaskInstance> {
-        let req = HttpRequest::post(format!("/api/v2/tasks/instances/{id}/subtasks/{sid}/retry"));
-        self.data(req, "retried subtask")
+    /// `POST …/{id}/subtasks/{sid}/retry`: runs a failed subtask again.
+    /// Never retried. ocp-express answers the subtask (`None` when not).
+    pub async fn retry_subtask(&self, id: u64, sid: u64) -> Result<Option<SubtaskInstance>> {
+        let req = HttpRequest::post(format!("{}/{id}/subtasks/{sid}/retry", self.tasks));
+        self.call(req, "retried subtask")
             .await
+            .map(|env| env.data)
             .map_err(|e| Self::not_found(id, e))
     }
 
     /// `POST …/{id}/subtasks/{sid}/skip`: marks a failed subtask done. Never retried.
     pub async fn skip_subtask(&self, id: u64, sid: u64) -> Result<()> {
-        let req = HttpRequest::post(format!("/api/v2/tasks/instances/{id}/subtasks/{sid}/skip"));
+        let req = HttpRequest::post(format!("{}/{id}/subtasks/{sid}/skip", self.tasks));
         self.call::<serde_json::Value>(req, "subtask skip")
             .await
             .map(|_| ())
@@ -326,7 +366,7 @@ impl OcpClient {
 
     /// `GET …/{id}/subtasks/{sid}/log`.
     pub async fn subtask_log(&self, id: u64, sid: u64) -> Result<String> {
-        let req = HttpRequest::get(format!("/api/v2/tasks/instances/{id}/subtasks/{sid}/log"));
+        let req = HttpRequest::get(format!("{}/{id}/subtasks/{sid}/log", self.tasks));
         let log: SubtaskLog = self
             .data(req, "subtask log")
             .await

@@ -30,6 +30,6 @@ pub use client::{OcpClient, OcpClientBuilder, OcpErrors, TaskQuery, MAX_PAGE_SIZ
 pub use model::{
     BasicSubtaskInstance, BasicTaskInstance, Cluster, ClusterType, Creator, Envelope,
     OcpTaskStatus, Operation, PageInfo, Paged, SubtaskInstance, SubtaskStatus, TaskType, Tenant,
-    TenantMode, WrappedTaskInstance,
+    TenantInfo, TenantMode, WrappedTaskInstance,
 };
 pub use provider::{all_tasks, OcpProvider, OcpTaskInstance};

@@ -1,6 +1,11 @@
-//! OCP task-instance shapes with every documented field. Enums keep values
-//! they do not know; optional fields may be missing; times are ISO-8601
-//! with an offset (unparseable ones decode as `None`).
+//! OCP task-instance shapes, decoded as both the seed document writes them
+//! and as ocp-express's code serializes them (`task/.../model`,
+//! `core/.../response`, `JacksonFactory`): `parallelIdx` / `paralleIdx`,
+//! `downstreams` / `downstream`, `tenantInfo` beside `tenant`, null fields
+//! left out, an integer `ApiError.code`, ids that Jackson writes as strings
+//! past 2^53. Enums keep values they do not know; optional fields may be
+//! missing; times are ISO-8601 with an offset, or epoch numbers (seconds or
+//! milliseconds); unparseable ones decode as `None`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -92,7 +97,8 @@ string_enum! {
 }
 
 string_enum! {
-    /// What a task or subtask is doing.
+    /// What a task or subtask is doing (ocp-express `TaskOperation`,
+    /// `SubtaskOperation`, serialized by name).
     Operation {
         /// First run.
         Execute = "EXECUTE",
@@ -102,6 +108,8 @@ string_enum! {
         Rollback = "ROLLBACK",
         /// Marked done without running.
         Skip = "SKIP",
+        /// Skipped while the task was being rolled back.
+        RollbackSkip = "ROLLBACK_SKIP",
         /// Being cancelled.
         Cancel = "CANCEL",
     }
@@ -141,12 +149,54 @@ string_enum! {
     }
 }
 
-/// An ISO-8601 time with offset; missing, empty or unparseable → `None`.
+/// A time: ISO-8601 with an offset (what OCP sends), or an epoch number
+/// (seconds, fractional or not, or milliseconds past 10^11); missing,
+/// empty or unparseable → `None`, never an error.
 fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
-    let text = Option::<String>::deserialize(d).unwrap_or(None);
-    Ok(text
-        .as_deref()
-        .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok()))
+    let value = Option::<serde_json::Value>::deserialize(d).unwrap_or(None);
+    Ok(match value {
+        Some(serde_json::Value::String(t)) => DateTime::parse_from_rfc3339(t.trim()).ok(),
+        Some(serde_json::Value::Number(n)) => n.as_f64().and_then(epoch),
+        _ => None,
+    })
+}
+
+fn epoch(n: f64) -> Option<DateTime<FixedOffset>> {
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let millis = if n >= 1e11 { n } else { n * 1000.0 };
+    if millis > 8.2e15 {
+        return None;
+    }
+    DateTime::from_timestamp_millis(millis as i64).map(|t| t.fixed_offset())
+}
+
+/// An id written as a number, or as a string when Jackson's `LongSerializer`
+/// meets a value past 2^53.
+pub(crate) fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| serde::de::Error::custom(format!("id {n} is not a whole number"))),
+        serde_json::Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("id {s:?} is not a number"))),
+        other => Err(serde::de::Error::custom(format!(
+            "id {other} is neither a number nor a string"
+        ))),
+    }
+}
+
+fn lenient_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Id(#[serde(deserialize_with = "lenient_id")] u64);
+    Ok(Option::<Vec<Id>>::deserialize(d)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i.0)
+        .collect())
 }
 
 fn ser_time<S: Serializer>(t: &Option<DateTime<FixedOffset>>, s: S) -> Result<S::Ok, S::Error> {
@@ -278,6 +328,18 @@ pub struct Tenant {
     pub mode: Option<TenantMode>,
 }
 
+/// ocp-express's `BasicTenantInfo`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantInfo {
+    /// OceanBase tenant id.
+    #[serde(default)]
+    pub ob_tenant_id: Option<u64>,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 /// Who created a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Creator {
@@ -293,6 +355,7 @@ pub struct Creator {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BasicSubtaskInstance {
     /// Id.
+    #[serde(deserialize_with = "lenient_id")]
     pub id: u64,
     /// Name.
     #[serde(default)]
@@ -312,6 +375,7 @@ pub struct BasicSubtaskInstance {
 #[serde(rename_all = "camelCase")]
 pub struct BasicTaskInstance {
     /// Id.
+    #[serde(deserialize_with = "lenient_id")]
     pub id: u64,
     /// Name.
     #[serde(default)]
@@ -319,9 +383,12 @@ pub struct BasicTaskInstance {
     /// Cluster.
     #[serde(default)]
     pub cluster: Option<Cluster>,
-    /// Tenant.
+    /// Tenant (the seed document's shape).
     #[serde(default)]
     pub tenant: Option<Tenant>,
+    /// Tenant (ocp-express's `BasicTenantInfo`: `obTenantId`, `name`).
+    #[serde(default)]
+    pub tenant_info: Option<TenantInfo>,
     /// Creator.
     #[serde(default)]
     pub creator: Option<Creator>,
@@ -346,6 +413,7 @@ pub struct BasicTaskInstance {
 #[serde(rename_all = "camelCase")]
 pub struct SubtaskInstance {
     /// Id.
+    #[serde(deserialize_with = "lenient_id")]
     pub id: u64,
     /// Name.
     #[serde(default)]
@@ -373,14 +441,21 @@ pub struct SubtaskInstance {
     /// Node type (e.g. `JAVA_TASK`).
     #[serde(default)]
     pub node_type: Option<String>,
-    /// Parallel index (`-1`: not parallel); spelled `paralleIdx` by the API.
-    #[serde(default, rename = "paralleIdx")]
+    /// Parallel index (`-1`: not parallel): `parallelIdx` in ocp-express's
+    /// `SubtaskInstance`, `paralleIdx` in the seed document.
+    #[serde(default, alias = "paralleIdx")]
     pub parallel_idx: Option<i64>,
     /// Subtasks that must finish first.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_ids")]
     pub upstreams: Vec<u64>,
-    /// Subtasks that wait for this one.
-    #[serde(default)]
+    /// Subtasks that wait for this one: `downstreams` in ocp-express's
+    /// `SubtaskInstance`, `downstream` in the seed document.
+    #[serde(
+        default,
+        rename = "downstreams",
+        alias = "downstream",
+        deserialize_with = "lenient_ids"
+    )]
     pub downstream: Vec<u64>,
     /// Whether it may not be rolled back.
     #[serde(default)]
@@ -404,6 +479,7 @@ pub struct SubtaskInstance {
 #[serde(rename_all = "camelCase")]
 pub struct WrappedTaskInstance {
     /// Id.
+    #[serde(deserialize_with = "lenient_id")]
     pub id: u64,
     /// Name.
     #[serde(default)]
@@ -414,9 +490,12 @@ pub struct WrappedTaskInstance {
     /// Cluster.
     #[serde(default)]
     pub cluster: Option<Cluster>,
-    /// Tenant.
+    /// Tenant (the seed document's shape).
     #[serde(default)]
     pub tenant: Option<Tenant>,
+    /// Tenant (ocp-express's `BasicTenantInfo`: `obTenantId`, `name`).
+    #[serde(default)]
+    pub tenant_info: Option<TenantInfo>,
     /// Creator.
     #[serde(default)]
     pub creator: Option<Creator>,

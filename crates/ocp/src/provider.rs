@@ -20,6 +20,16 @@ use crate::model::{
 /// The status type of [`OcpProvider`]: a task instance's detail.
 pub type OcpTaskInstance = WrappedTaskInstance;
 
+impl WrappedTaskInstance {
+    /// The tenant's name, from either shape (`tenant` or `tenantInfo`).
+    pub fn tenant_name(&self) -> Option<&str> {
+        self.tenant
+            .as_ref()
+            .and_then(|t| t.name.as_deref())
+            .or_else(|| self.tenant_info.as_ref().and_then(|t| t.name.as_deref()))
+    }
+}
+
 impl From<BasicTaskInstance> for WrappedTaskInstance {
     /// A list entry as a detail: the fields the list does not carry are empty.
     fn from(b: BasicTaskInstance) -> Self {
@@ -29,6 +39,7 @@ impl From<BasicTaskInstance> for WrappedTaskInstance {
             task_definition_id: None,
             cluster: b.cluster,
             tenant: b.tenant,
+            tenant_info: b.tenant_info,
             creator: b.creator,
             status: b.status,
             task_type: None,
@@ -88,14 +99,23 @@ fn utc(t: Option<DateTime<chrono::FixedOffset>>) -> Option<DateTime<Utc>> {
     t.map(|t| t.with_timezone(&Utc))
 }
 
+/// True for a task whose operation is a rollback.
+fn rolling_back(t: &WrappedTaskInstance) -> bool {
+    t.operation == Some(Operation::Rollback)
+}
+
 impl TaskStatus for WrappedTaskInstance {
-    /// RUNNING → running, SUCCESSFUL → succeeded (also after a rollback: the
-    /// operation, `ROLLBACK`, is in the vendor state and the attributes),
-    /// FAILED → failed, PENDING → pending, others → unknown.
+    /// RUNNING → running, SUCCESSFUL → succeeded, FAILED → failed, PENDING →
+    /// pending, others → unknown. A task whose rollback completed is
+    /// `SUCCESSFUL` with operation `ROLLBACK` (ocp-express
+    /// `RunningTaskWorker.updateState`: every subtask back to `PENDING`):
+    /// what it was started to do was undone, so it is **cancelled**, not
+    /// succeeded.
     fn state(&self) -> TaskState {
         match self.status {
             OcpTaskStatus::Pending => TaskState::Pending,
             OcpTaskStatus::Running => TaskState::Running,
+            OcpTaskStatus::Successful if rolling_back(self) => TaskState::Cancelled,
             OcpTaskStatus::Successful => TaskState::Succeeded,
             OcpTaskStatus::Failed => TaskState::Failed,
             OcpTaskStatus::Unknown(_) => TaskState::Unknown,
@@ -106,8 +126,12 @@ impl TaskStatus for WrappedTaskInstance {
         with_operation(self.status.as_str(), self.operation.as_ref())
     }
 
-    /// The failed subtasks' ids and names.
+    /// The failed subtasks' ids and names; `rolled back` for a task whose
+    /// rollback completed.
     fn failure(&self) -> Option<Failure> {
+        if self.state() == TaskState::Cancelled {
+            return Some(Failure::new("rolled back"));
+        }
         if self.state() != TaskState::Failed {
             return None;
         }
@@ -176,12 +200,15 @@ impl TaskStatus for WrappedTaskInstance {
 
     fn title(&self) -> Option<String> {
         let name = self.name.clone()?;
-        Some(
-            match self.cluster.as_ref().and_then(|c| c.name.as_deref()) {
-                Some(cluster) => format!("{name} ({cluster})"),
-                None => name,
-            },
-        )
+        let on = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.name.as_deref())
+            .or_else(|| self.tenant_name());
+        Some(match on {
+            Some(on) => format!("{name} ({on})"),
+            None => name,
+        })
     }
 
     fn attributes(&self) -> BTreeMap<String, String> {
@@ -195,8 +222,8 @@ impl TaskStatus for WrappedTaskInstance {
         if let Some(c) = self.cluster.as_ref().and_then(|c| c.name.clone()) {
             a.insert("cluster".into(), c);
         }
-        if let Some(t) = self.tenant.as_ref().and_then(|t| t.name.clone()) {
-            a.insert("tenant".into(), t);
+        if let Some(t) = self.tenant_name() {
+            a.insert("tenant".into(), t.to_owned());
         }
         if let Some(e) = &self.executor {
             a.insert("executor".into(), e.clone());
@@ -266,6 +293,11 @@ impl OcpProvider {
                     task.status
                 ),
             )),
+            // TaskInstanceManagerImpl.retryTask refuses a failed rollback.
+            TaskAction::Retry if rolling_back(task) => Err(refuse(
+                action,
+                format!("task {id} failed while rolling back; it cannot be retried, only its subtasks skipped"),
+            )),
             TaskAction::Rollback if task.prohibit_rollback == Some(true) => {
                 Err(refuse(action, format!("task {id} prohibits rollback")))
             }
@@ -278,6 +310,15 @@ impl OcpProvider {
             )),
             TaskAction::RetryStep(step) | TaskAction::SkipStep(step) => {
                 let sub = Self::subtask(task, action, step)?;
+                if matches!(action, TaskAction::RetryStep(_))
+                    && sub.operation == Some(Operation::Rollback)
+                    && sub.status == SubtaskStatus::Failed
+                {
+                    return Err(refuse(
+                        action,
+                        format!("subtask {} failed while rolling back; skip it instead", sub.id),
+                    ));
+                }
                 if sub.status != SubtaskStatus::Failed {
                     return Err(refuse(
                         action,
@@ -379,6 +420,13 @@ impl TaskProvider for OcpProvider {
                     .since
                     .is_none_or(|s| t.started_at().is_some_and(|st| st >= s))
             })
+            // The server's name filter is a fuzzy match; a kind is exact.
+            .filter(|t| {
+                filter
+                    .kind
+                    .as_ref()
+                    .is_none_or(|k| t.name.as_ref() == Some(k))
+            })
             .map(|t| (t.id, t))
             .collect();
         Ok(TaskPage {
@@ -416,14 +464,24 @@ impl TaskProvider for OcpProvider {
         Self::check_action(&task, &action)?;
         tracing::info!(task = id, %action, "sending OCP action");
         let message = match &action {
-            TaskAction::Retry => Some(self.client.retry(*id).await?.vendor_state()),
-            TaskAction::Rollback => Some(self.client.rollback(*id).await?.vendor_state()),
+            TaskAction::Retry => Some(match self.client.retry(*id).await? {
+                Some(t) => t.vendor_state(),
+                None => "retry accepted".to_owned(),
+            }),
+            // ocp-express answers a rollback with no data at all.
+            TaskAction::Rollback => Some(match self.client.rollback(*id).await? {
+                Some(t) => t.vendor_state(),
+                None => "rollback accepted".to_owned(),
+            }),
             TaskAction::RetryStep(step) => {
                 let sub = self
                     .client
                     .retry_subtask(*id, step.parse().unwrap_or_default())
                     .await?;
-                Some(with_operation(sub.status.as_str(), sub.operation.as_ref()))
+                Some(match sub {
+                    Some(sub) => with_operation(sub.status.as_str(), sub.operation.as_ref()),
+                    None => "retry accepted".to_owned(),
+                })
             }
             TaskAction::SkipStep(step) => {
                 self.client

@@ -258,12 +258,20 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
     );
     println!("t=9s  failed: {failure}");
 
-    // Its log is read.
+    // Its log is read: the run's output, then the engine's state line
+    // (SubtaskAccessor.setState).
     let log = p.logs(&id, LogRange::Tail(2)).await.unwrap();
+    assert_eq!(
+        log[0].text,
+        format!(
+            "[{} Start observer] ERROR: Start observer failed on run 1",
+            subs[3]
+        )
+    );
     assert_eq!(
         log[1].text,
         format!(
-            "[{} Start observer] ERROR: subtask Start observer failed on run 1",
+            "[{0} Start observer] Set state for subtask: {0}, operation:EXECUTE, state: FAILED",
             subs[3]
         )
     );
@@ -313,7 +321,9 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
     clock.advance(s(3));
     let t = p.status(&id).await.unwrap();
     assert_eq!(t.state(), TaskState::Failed);
-    assert_eq!(t.subtask(subs[3]).unwrap().run_time, Some(2));
+    // Only a task retry counts a run (TaskInstanceManagerImpl.retryTask);
+    // SubtaskInstanceManagerImpl.retrySubtask leaves runTime alone.
+    assert_eq!(t.subtask(subs[3]).unwrap().run_time, Some(1));
 
     // Skipped: the downstream continues and the task completes.
     p.act(&id, TaskAction::SkipStep(third.clone()))
@@ -336,7 +346,7 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
         "one retry-step and one skip-step were sent, each once"
     );
 
-    // Another task is rolled back: subtasks undone in reverse order.
+    // A failed task's retry counts a run.
     let other = ocp.create(OcpTaskSpec::new(
         "Add tenant",
         vec![
@@ -349,6 +359,12 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
     assert_eq!(p.status(&other).await.unwrap().state(), TaskState::Failed);
     let err = p.act(&other, TaskAction::Retry).await;
     assert!(err.is_ok(), "a failed task can be retried: {err:?}");
+    let retried = p.status(&other).await.unwrap();
+    let last = retried.ordered_subtasks()[2].clone();
+    assert_eq!(
+        (last.run_time, last.operation),
+        (Some(2), Some(Operation::Retry))
+    );
     clock.advance(s(3));
     assert_eq!(
         p.status(&other).await.unwrap().state(),
@@ -370,7 +386,9 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
         ],
     ));
     clock.advance(s(5));
-    p.act(&doomed, TaskAction::Rollback).await.unwrap();
+    // ocp-express answers a rollback with no data; it is still accepted.
+    let receipt = p.act(&doomed, TaskAction::Rollback).await.unwrap();
+    assert_eq!(receipt.message.as_deref(), Some("rollback accepted"));
     let t = p.status(&doomed).await.unwrap();
     assert_eq!(t.vendor_state(), "RUNNING (ROLLBACK)");
     assert_eq!(
@@ -378,15 +396,27 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
         "RUNNING (ROLLBACK)",
         "the last subtask is undone first"
     );
-    assert_eq!(t.steps()[0].vendor_state, "SUCCESSFUL");
+    assert_eq!(t.steps()[0].vendor_state, "SUCCESSFUL (ROLLBACK)");
     clock.advance(s(3));
     let t = p.status(&doomed).await.unwrap();
     assert_eq!(t.vendor_state(), "SUCCESSFUL (ROLLBACK)");
+    // Every subtask undone is PENDING again; the task's work was undone.
+    assert!(t
+        .subtasks
+        .iter()
+        .all(|s| s.status == SubtaskStatus::Pending));
+    assert_eq!(t.state(), TaskState::Cancelled);
+    assert_eq!(t.failure().unwrap().message, "rolled back");
     assert_eq!(t.snapshot("ocp", "x").attributes["operation"], "ROLLBACK");
     let log = p.logs(&doomed, LogRange::All).await.unwrap();
-    assert!(log
-        .iter()
-        .any(|l| l.text.ends_with("subtask Create unit rolled back")));
+    assert!(
+        log.iter()
+            .any(|l| l.text.ends_with("operation:ROLLBACK, state: PENDING")),
+        "{log:?}"
+    );
+    // A task being rolled back cannot be retried (retryTask refuses it).
+    let err = p.act(&doomed, TaskAction::Retry).await.unwrap_err();
+    assert!(err.to_string().contains("only a FAILED task"), "{err}");
 
     let protected = ocp.create(
         OcpTaskSpec::new(
@@ -559,7 +589,8 @@ async fn errors_keep_the_trace_id_and_never_the_password() {
     );
     let err = wrong.status(&1000).await.unwrap_err();
     assert!(matches!(err, Error::Auth { status: 401, .. }), "{err:?}");
-    assert!(err.to_string().contains("Authentication failed"), "{err}");
+    // Spring Security's handleAuthFailed: ApiError(e.getMessage(), e).
+    assert!(err.to_string().contains("Bad credentials"), "{err}");
     let p = provider(&sim);
     let id = ocp.create(OcpTaskSpec::new(
         "x",
@@ -570,7 +601,17 @@ async fn errors_keep_the_trace_id_and_never_the_password() {
     match &err {
         Error::Http(h) => {
             assert_eq!(h.status, 400);
-            assert_eq!(h.vendor_code.as_deref(), Some("60018"));
+            // ErrorCodes.TASK_STATE_INVALID, an integer in ApiError.code.
+            assert_eq!(h.vendor_code.as_deref(), Some("20003"));
+            assert_eq!(
+                h.vendor_message.as_deref(),
+                Some(
+                    format!(
+                        "This operation is not supported for the {id} task in the RUNNING state."
+                    )
+                    .as_str()
+                )
+            );
             assert!(
                 h.request_id.as_deref().is_some_and(|t| t.len() == 16),
                 "{h:?}"

@@ -13,12 +13,7 @@ const RUNNING: &str = "UPID:pve1:001001F1:00A21BA8:674D9928:vzdump:100:root@pam:
 const TOKEN_TASK: &str = "UPID:pve1:001003E4:00A21BA9:674D992D:qmigrate:101:root@pam!ci:";
 
 fn fixture(name: &str) -> Fixture {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    let f = Fixture::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(!f.citation.is_empty(), "{name} cites its source");
-    f
+    Fixture::cited(env!("CARGO_MANIFEST_DIR"), name).unwrap()
 }
 
 async fn serve(names: &[&str]) -> (ReplayServer, ProxmoxProvider) {

@@ -1,0 +1,309 @@
+//! The routes of ocp-express's `TaskController`
+//! (`task/task-service/.../web/TaskController.java`), served under both
+//! `/api/v1/tasks/instances` (ocp-express) and `/api/v2/tasks/instances`
+//! (OCP, the seed document, obdiag), with Spring's answers around them.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::dag::{Refusal, SimTask};
+use super::render;
+use super::App;
+
+/// `ErrorCodes.TASK_NOT_EXISTS`: thrown without arguments, so the message
+/// keeps its `{0}`.
+const NOT_EXISTS: (i64, &str) = (20000, "The {0} task does not exist.");
+
+impl App {
+    fn trace(&self) -> u64 {
+        self.ocp.next_trace()
+    }
+
+    /// A `SuccessResponse` (`Some(data)`) or a `NoDataResponse` (`None`).
+    pub(crate) fn ok(&self, data: Option<Value>) -> Response {
+        let mut body = render::envelope(self.ctx.clock(), 200, self.trace());
+        if let Some(d) = data {
+            body.insert("data".into(), d);
+        }
+        (StatusCode::OK, Json(Value::Object(body))).into_response()
+    }
+
+    /// An `ErrorResponse`.
+    pub(crate) fn fail(
+        &self,
+        status: StatusCode,
+        code: i64,
+        message: &str,
+        debug: Option<&str>,
+    ) -> Response {
+        let mut body = render::envelope(self.ctx.clock(), status.as_u16(), self.trace());
+        body.insert("error".into(), render::api_error(code, message, debug));
+        (status, Json(Value::Object(body))).into_response()
+    }
+
+    fn not_exists(&self) -> Response {
+        self.fail(StatusCode::NOT_FOUND, NOT_EXISTS.0, NOT_EXISTS.1, None)
+    }
+
+    fn refused(&self, why: Refusal) -> Response {
+        match why {
+            Refusal::StateInvalid { id, state } => self.fail(
+                StatusCode::BAD_REQUEST,
+                20003,
+                &format!("This operation is not supported for the {id} task in the {state} state."),
+                None,
+            ),
+            Refusal::ProhibitRollback => self.fail(
+                StatusCode::BAD_REQUEST,
+                20004,
+                "Task {0} can not rollback.",
+                None,
+            ),
+        }
+    }
+
+    /// Spring Security: HTTP Basic (`handleAuthFailed` for bad
+    /// credentials, `CustomAuthenticationEntryPoint` without any).
+    pub(crate) fn rejection(&self, headers: &HeaderMap) -> Option<Response> {
+        let header = headers.get("authorization").and_then(|v| v.to_str().ok());
+        let Some(basic) = header.and_then(|v| v.strip_prefix("Basic ")) else {
+            return Some(self.fail(
+                StatusCode::UNAUTHORIZED,
+                0,
+                "The current user has not logged on or a logon error has occurred. Please log on and try again.",
+                Some("Full authentication is required to access this resource"),
+            ));
+        };
+        let given = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        let expected = format!("{}:{}", self.ocp.user, self.ocp.password);
+        match given {
+            Some(g) if g == expected && self.ctx.auth.valid() => None,
+            _ => Some(self.fail(
+                StatusCode::UNAUTHORIZED,
+                0,
+                "Bad credentials",
+                Some("Bad credentials"),
+            )),
+        }
+    }
+
+    /// `MethodArgumentTypeMismatchException` for a path id that is no Long.
+    fn long(&self, name: &str, value: &str) -> Result<u64, Box<Response>> {
+        value.parse().map_err(|_| {
+            Box::new(self.fail(
+                StatusCode::BAD_REQUEST,
+                0,
+                &format!("The parameter '{name}' of value '{value}' could not be converted to type 'Long'"),
+                None,
+            ))
+        })
+    }
+}
+
+/// `GET …/instances`: `keyword` (name, case-insensitive) or OCP's `name`,
+/// `status` (repeated or comma-separated), OCP's `type`, `clusterName`,
+/// `clusterId`, `tenantName`, `tenantId`, `hostId`; `page` from 1, `size`
+/// capped at 2000 (Spring's default `max-page-size`; ocp-express asks for
+/// `Integer.MAX_VALUE` by default), `sort` (`id,desc` by default).
+pub(crate) async fn list(
+    State(app): State<App>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Some(r) = app.rejection(&headers) {
+        return r;
+    }
+    let pairs: Vec<(String, String)> = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let one = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let statuses: Vec<String> = pairs
+        .iter()
+        .filter(|(n, _)| n == "status")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(|s| s.trim().to_uppercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let num = |k: &str| one(k).and_then(|v| v.parse::<u64>().ok());
+    let page = num("page").unwrap_or(1).max(1);
+    let size = num("size").unwrap_or(2000).clamp(1, 2000);
+    let keyword = one("keyword")
+        .or_else(|| one("name"))
+        .map(|k| k.to_uppercase());
+    let mut tasks = app.ocp.snapshot(app.ctx.clock());
+    tasks.retain(|t| {
+        let cluster = t.spec.cluster.as_ref();
+        let tenant = t.spec.tenant.as_ref();
+        keyword
+            .as_ref()
+            .is_none_or(|k| t.spec.name.to_uppercase().contains(k))
+            && (statuses.is_empty() || statuses.iter().any(|s| s == t.status.as_str()))
+            && one("type").is_none_or(|ty| ty == t.spec.task_type)
+            && one("clusterName").is_none_or(|n| cluster.is_some_and(|c| c.1.contains(&n)))
+            && num("clusterId").is_none_or(|id| cluster.is_some_and(|c| c.0 == id))
+            && one("tenantName").is_none_or(|n| tenant.is_some_and(|c| c.1 == n))
+            && num("tenantId").is_none_or(|id| tenant.is_some_and(|c| c.0 == id))
+            && num("hostId").is_none_or(|id| t.spec.host_id == Some(id))
+    });
+    match one("sort").as_deref().unwrap_or("id,desc") {
+        "id,asc" => tasks.sort_by_key(|t| t.id),
+        "name,asc" => tasks.sort_by(|a, b| a.spec.name.cmp(&b.spec.name)),
+        "name,desc" => tasks.sort_by(|a, b| b.spec.name.cmp(&a.spec.name)),
+        "startTime,asc" => tasks.sort_by_key(|t| (t.created, t.id)),
+        "startTime,desc" => tasks.sort_by_key(|t| std::cmp::Reverse((t.created, t.id))),
+        _ => tasks.sort_by_key(|t| std::cmp::Reverse(t.id)),
+    }
+    let total = tasks.len() as u64;
+    let contents: Vec<Value> = tasks
+        .iter()
+        .skip(((page - 1) * size) as usize)
+        .take(size as usize)
+        .map(|t| render::task_json(app.ctx.clock(), t, false))
+        .collect();
+    app.ok(Some(json!({
+        "contents": contents,
+        "page": {"totalElements": total, "totalPages": total.div_ceil(size), "number": page, "size": size},
+    })))
+}
+
+pub(crate) async fn detail(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = app.rejection(&headers) {
+        return r;
+    }
+    let id = match app.long("taskInstanceId", &id) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    match app.ocp.with_task(id, app.ctx.clock(), |t, _| {
+        render::task_json(app.ctx.clock(), t, true)
+    }) {
+        Some(v) => app.ok(Some(v)),
+        None => app.not_exists(),
+    }
+}
+
+/// A task action: `Ok(Some(data))` for `SuccessResponse`, `Ok(None)` for
+/// `NoDataResponse`.
+type Outcome = Option<Result<Option<Value>, Refusal>>;
+
+fn answer(app: &App, outcome: Outcome) -> Response {
+    match outcome {
+        None => app.not_exists(),
+        Some(Err(why)) => app.refused(why),
+        Some(Ok(data)) => app.ok(data),
+    }
+}
+
+/// `POST …/{id}/retry`: answers the `WrappedTaskInstance`.
+pub(crate) async fn retry(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = app.rejection(&headers) {
+        return r;
+    }
+    let id = match app.long("taskInstanceId", &id) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let clock = app.ctx.clock();
+    let outcome = app.ocp.with_task(id, clock, |t, now| {
+        t.retry(now)
+            .map(|()| Some(render::task_json(clock, t, true)))
+    });
+    answer(&app, outcome)
+}
+
+/// `POST …/{id}/rollback`: a `NoDataResponse`.
+pub(crate) async fn rollback(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = app.rejection(&headers) {
+        return r;
+    }
+    let id = match app.long("taskInstanceId", &id) {
+        Ok(id) => id,
+        Err(r) => return *r,
+    };
+    let outcome = app
+        .ocp
+        .with_task(id, app.ctx.clock(), |t, now| t.rollback(now).map(|()| None));
+    answer(&app, outcome)
+}
+
+/// `POST …/{id}/subtasks/{sid}/{cancel|retry|skip}`: the subtask is found
+/// by its own id (ocp-express never checks it belongs to the task in the
+/// path); retry answers the `SubtaskInstance`, the others no data.
+pub(crate) async fn subtask_action(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, sid, action)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(r) = app.rejection(&headers) {
+        return r;
+    }
+    let ids = app
+        .long("taskInstanceId", &id)
+        .and_then(|_| app.long("subtaskInstanceId", &sid));
+    let sid = match ids {
+        Ok(sid) => sid,
+        Err(r) => return *r,
+    };
+    if !matches!(action.as_str(), "cancel" | "retry" | "skip") {
+        return app.fail(StatusCode::NOT_FOUND, 0, "No handler found", None);
+    }
+    let clock = app.ctx.clock();
+    let outcome = app.ocp.with_subtask(sid, clock, |t: &mut SimTask, i, now| {
+        let done = match action.as_str() {
+            "cancel" => t.cancel_sub(i, now),
+            "retry" => t.retry_sub(i, now),
+            _ => t.skip_sub(i, now),
+        };
+        done.map(|()| (action == "retry").then(|| render::sub_json(clock, t, &t.subs[i], true)))
+    });
+    answer(&app, outcome)
+}
+
+/// `GET …/{id}/subtasks/{sid}/log`: the subtask's log lines joined by
+/// `\n`; a subtask that does not exist has an empty log (no check).
+pub(crate) async fn sub_log(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, sid)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = app.rejection(&headers) {
+        return r;
+    }
+    let ids = app
+        .long("taskInstanceId", &id)
+        .and_then(|_| app.long("subtaskInstanceId", &sid));
+    let sid = match ids {
+        Ok(sid) => sid,
+        Err(r) => return *r,
+    };
+    let log = app
+        .ocp
+        .with_subtask(sid, app.ctx.clock(), |t, i, _| t.subs[i].log.join("\n"))
+        .unwrap_or_default();
+    app.ok(Some(json!({ "log": log })))
+}

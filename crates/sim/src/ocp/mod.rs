@@ -1,0 +1,238 @@
+//! `ocp`: OceanBase OCP task instances, rebuilt from ocp-express's own code
+//! (`TaskController`, `TaskService`, `TaskInstanceManagerImpl`,
+//! `SubtaskInstanceManagerImpl`, the task engine's workers, the response
+//! and error classes, `JacksonFactory`) and served where both ocp-express
+//! (`/api/v1/tasks/instances`) and OCP (`/api/v2/tasks/instances`, the
+//! seed document and obdiag's `ocp_task.py`) have it:
+//!
+//! * tasks are DAGs of subtasks (`PENDING` → `READY` → `RUNNING` →
+//!   `SUCCESSFUL` / `FAILED`) that run when their upstreams succeeded,
+//!   parallel branches side by side, failing where scripted ([`dag`]);
+//! * retry runs the failed subtasks again (`RETRY`, `runTime` + 1) and
+//!   answers the task; rollback undoes every subtask that ran, downstream
+//!   first, each ending `PENDING` again, the task then `SUCCESSFUL` with
+//!   operation `ROLLBACK`, and answers **no data**; skip runs a failed
+//!   subtask as a no-op (`SKIP`); cancel turns a running subtask
+//!   `CANCELING`, then `FAILED` with operation `CANCEL`; refusals are `400`
+//!   with `ApiError.code` 20003 or 20004 (an integer), a missing task `404`
+//!   with 20000;
+//! * JSON as Jackson writes it there ([`render`]): nulls left out,
+//!   `parallelIdx`, `downstreams`, `tenantInfo`, ISO times with `+08:00`.
+//!
+//! HTTP Basic auth, as OCP's public clients send it.
+
+mod dag;
+mod handlers;
+mod render;
+mod spec;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::time::Instant;
+
+use crate::clock::SimClock;
+use crate::engine::{SimOutcome, TaskSpec};
+use crate::server::{SimContext, Vendor};
+use dag::SimTask;
+pub use spec::{OcpSubtaskSpec, OcpTaskSpec};
+
+/// The OCP simulator. Clones share one set of tasks, so a test can keep one
+/// to script DAG tasks with [`Ocp::create`].
+#[derive(Debug, Clone)]
+pub struct Ocp {
+    user: String,
+    password: String,
+    state: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    clock: OnceLock<SimClock>,
+    tasks: Mutex<BTreeMap<u64, SimTask>>,
+    next_task: AtomicU64,
+    next_sub: AtomicU64,
+    next_trace: AtomicU64,
+}
+
+impl Ocp {
+    /// Accepts HTTP Basic `user` / `password`.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Ocp {
+            user: user.into(),
+            password: password.into(),
+            state: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, SimTask>> {
+        self.state.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn clock(&self) -> SimClock {
+        self.state
+            .clock
+            .get()
+            .cloned()
+            .unwrap_or_else(SimClock::real)
+    }
+
+    fn next_trace(&self) -> u64 {
+        self.state.next_trace.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Creates a DAG task; its id. The simulator must have been started.
+    pub fn create(&self, spec: OcpTaskSpec) -> u64 {
+        let now = self.clock().now();
+        let id = 1000 + self.state.next_task.fetch_add(1, Ordering::Relaxed);
+        let first = 10_001
+            + self
+                .state
+                .next_sub
+                .fetch_add(spec.subtasks.len() as u64, Ordering::Relaxed);
+        self.lock().insert(id, SimTask::new(id, spec, first, now));
+        id
+    }
+
+    /// Subtask ids of a task, in `seriesId` order.
+    pub fn subtask_ids(&self, task: u64) -> Vec<u64> {
+        self.lock()
+            .get(&task)
+            .map(|t| t.subs.iter().map(|s| s.id).collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets a task (404 from then on).
+    pub fn remove(&self, task: u64) -> bool {
+        self.lock().remove(&task).is_some()
+    }
+
+    /// Every task, advanced to now.
+    fn snapshot(&self, clock: &SimClock) -> Vec<SimTask> {
+        let now = clock.now();
+        let mut tasks = self.lock();
+        tasks.values_mut().for_each(|t| t.advance(now, clock));
+        tasks.values().cloned().collect()
+    }
+
+    /// Runs `f` on task `id` advanced to now.
+    fn with_task<T>(
+        &self,
+        id: u64,
+        clock: &SimClock,
+        f: impl FnOnce(&mut SimTask, Instant) -> T,
+    ) -> Option<T> {
+        let now = clock.now();
+        let mut tasks = self.lock();
+        let task = tasks.get_mut(&id)?;
+        task.advance(now, clock);
+        Some(f(task, now))
+    }
+
+    /// Runs `f` on the task holding subtask `sid` (and its index), advanced
+    /// to now.
+    fn with_subtask<T>(
+        &self,
+        sid: u64,
+        clock: &SimClock,
+        f: impl FnOnce(&mut SimTask, usize, Instant) -> T,
+    ) -> Option<T> {
+        let now = clock.now();
+        let mut tasks = self.lock();
+        let task = tasks.values_mut().find(|t| t.sub_index(sid).is_some())?;
+        task.advance(now, clock);
+        let i = task.sub_index(sid)?;
+        Some(f(task, i, now))
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    ctx: SimContext,
+    ocp: Ocp,
+}
+
+impl Vendor for Ocp {
+    fn name(&self) -> &'static str {
+        "ocp"
+    }
+
+    fn router(&self, ctx: SimContext) -> Router {
+        let _ = self.state.clock.set(ctx.clock().clone());
+        let app = App {
+            ctx,
+            ocp: self.clone(),
+        };
+        let mut router = Router::new();
+        for base in ["/api/v1/tasks/instances", "/api/v2/tasks/instances"] {
+            router = router
+                .route(base, get(handlers::list))
+                .route(&format!("{base}/{{id}}"), get(handlers::detail))
+                .route(&format!("{base}/{{id}}/retry"), post(handlers::retry))
+                .route(&format!("{base}/{{id}}/rollback"), post(handlers::rollback))
+                .route(
+                    &format!("{base}/{{id}}/subtasks/{{sid}}/{{action}}"),
+                    post(handlers::subtask_action),
+                )
+                .route(
+                    &format!("{base}/{{id}}/subtasks/{{sid}}/log"),
+                    get(handlers::sub_log),
+                );
+        }
+        router.with_state(app)
+    }
+
+    fn error_response(&self, status: StatusCode, message: &str) -> Response {
+        let clock = self.clock();
+        let mut body = render::envelope(&clock, status.as_u16(), self.next_trace());
+        body.insert("error".into(), render::api_error(10010, message, None));
+        (status, Json(serde_json::Value::Object(body))).into_response()
+    }
+
+    /// A linear task: each step (or the whole task) becomes a subtask
+    /// waiting for the previous one. A failing step's subtask fails every
+    /// run, or its first `fail_runs` runs when that attribute is set, and
+    /// its name carries the failure message, since OCP reports failed
+    /// subtasks by name.
+    fn create_task(&self, _ctx: &SimContext, spec: TaskSpec) -> String {
+        let fail_runs = spec
+            .attrs
+            .get("fail_runs")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u32::MAX);
+        let failure = |o: &SimOutcome| match o {
+            SimOutcome::Failure { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        let steps: Vec<(String, std::time::Duration, Option<String>)> = if spec.steps.is_empty() {
+            vec![(spec.kind.clone(), spec.duration, failure(&spec.outcome))]
+        } else {
+            spec.steps
+                .iter()
+                .map(|s| (s.name.clone(), s.duration, failure(&s.outcome)))
+                .collect()
+        };
+        let subtasks = steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, duration, failure))| {
+                let ups: Vec<usize> = if i == 0 { vec![] } else { vec![i - 1] };
+                match failure {
+                    Some(message) => {
+                        OcpSubtaskSpec::new(format!("{name} ({message})"), duration, &ups)
+                            .failing(fail_runs)
+                            .log([format!("ERROR: {message}")])
+                    }
+                    None => OcpSubtaskSpec::new(name, duration, &ups).log(spec.log.clone()),
+                }
+            })
+            .collect();
+        self.create(OcpTaskSpec::new(spec.kind.clone(), subtasks))
+            .to_string()
+    }
+}
