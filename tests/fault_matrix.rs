@@ -169,8 +169,8 @@ async fn rig(kind: Kind) -> Rig {
                 sim.create_task(TaskSpec::new("reset", Duration::ZERO).fails("KPS.2", "x"));
             let mut config =
                 ServiceConfig::new("kps", sim.base_url(), "p", Credentials::aksk("AK", "SK"));
-            config.retry = retry();
-            config.timeout = TIMEOUT;
+            config.options.retry = retry();
+            config.options.timeout = TIMEOUT;
             let provider = Arc::new(KpsProvider::new(KpsClient::new(&config).unwrap()));
             Rig {
                 provider,
@@ -206,8 +206,8 @@ async fn rig(kind: Kind) -> Rig {
                 .collect();
             let mut config =
                 ServiceConfig::new("dcs", sim.base_url(), "p", Credentials::aksk("AK", "SK"));
-            config.retry = retry();
-            config.timeout = TIMEOUT;
+            config.options.retry = retry();
+            config.options.timeout = TIMEOUT;
             let provider = Arc::new(DcsProvider::new(DcsClient::new(&config).unwrap()));
             Rig {
                 provider,

@@ -113,6 +113,16 @@ pub enum Error {
         /// The server's explanation, secret-free.
         message: String,
     },
+    /// A safety limit stopped the operation: an answer larger than the
+    /// body limit, more pages or requests than allowed, a redirect that
+    /// would carry credentials elsewhere. Trying again gives the same.
+    #[error("{provider}: {what}")]
+    Limit {
+        /// Provider name.
+        provider: String,
+        /// Which limit, and what to do about it.
+        what: String,
+    },
 }
 
 fn state_word(cancelled: &bool) -> &'static str {
@@ -267,8 +277,17 @@ impl Error {
             | Error::NotFound { provider, .. }
             | Error::Unsupported { provider, .. }
             | Error::InvalidInput { provider, .. }
-            | Error::Auth { provider, .. } => provider,
+            | Error::Auth { provider, .. }
+            | Error::Limit { provider, .. } => provider,
             Error::Http(e) => &e.provider,
+        }
+    }
+
+    /// Shorthand for [`Error::Limit`].
+    pub fn limit(provider: impl Into<String>, what: impl Into<String>) -> Self {
+        Error::Limit {
+            provider: provider.into(),
+            what: what.into(),
         }
     }
 
@@ -325,6 +344,7 @@ impl Error {
             Error::Unsupported { .. } => "unsupported",
             Error::InvalidInput { .. } => "invalid_input",
             Error::Auth { .. } => "auth",
+            Error::Limit { .. } => "limit",
         }
     }
 }

@@ -32,6 +32,7 @@ mod file_store;
 pub mod http;
 mod memory;
 mod model;
+pub mod paging;
 mod policy;
 mod poller;
 mod provider;

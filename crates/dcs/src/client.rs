@@ -1,7 +1,7 @@
 //! [`DcsClient`]: the DCS background-task endpoints.
 
 use chrono::{DateTime, Utc};
-use tasktrack_core::http::{encode_segment, HttpClient, HttpRequest};
+use tasktrack_core::http::{path_segment, HttpClient, HttpRequest};
 use tasktrack_core::{Error, Result};
 use tasktrack_huaweicloud::ServiceConfig;
 use tracing::Instrument;
@@ -55,7 +55,7 @@ impl DcsClient {
     pub fn new(config: &ServiceConfig) -> Result<Self> {
         Ok(DcsClient {
             http: config.http_client()?,
-            project: encode_segment(&config.project_id),
+            project: path_segment("dcs", "project id", &config.project_id)?,
         })
     }
 
@@ -71,8 +71,8 @@ impl DcsClient {
         let path = format!(
             "/v2/{}/instances/{}/tasks/{}/progress",
             self.project,
-            encode_segment(instance_id),
-            encode_segment(task_id)
+            path_segment("dcs", "instance id", instance_id)?,
+            path_segment("dcs", "task id", task_id)?
         );
         let span = tracing::debug_span!("dcs_progress", instance_id, task_id);
         self.http
@@ -89,8 +89,8 @@ impl DcsClient {
         let path = format!(
             "/v2/{}/instances/{}/tasks/{}",
             self.project,
-            encode_segment(instance_id),
-            encode_segment(task_id)
+            path_segment("dcs", "instance id", instance_id)?,
+            path_segment("dcs", "task id", task_id)?
         );
         self.http
             .send(HttpRequest::delete(path))
@@ -119,7 +119,7 @@ impl DcsClient {
         let req = HttpRequest::get(format!(
             "/v2/{}/instances/{}/tasks",
             self.project,
-            encode_segment(instance_id)
+            path_segment("dcs", "instance id", instance_id)?
         ))
         .query_opt("offset", q.offset)
         .query_opt("limit", q.limit)

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use tasktrack_core::paging::{slice_page, walk_offsets, OffsetPage, PageLimits};
 use tasktrack_core::{
     ActionReceipt, Capabilities, Error, Failure, Progress, Result, Step, TaskAction, TaskFilter,
     TaskPage, TaskProvider, TaskState, TaskStatus,
@@ -50,8 +52,16 @@ impl FromStr for DcsTaskId {
             )
         };
         let (instance, task) = s.split_once('/').ok_or_else(bad)?;
-        let clean =
-            |p: &str| !p.is_empty() && !p.contains('/') && !p.chars().any(char::is_whitespace);
+        // Each part is a path segment of its own: ids of letters, digits,
+        // '-', '_' and '.', never '.' or '..' alone.
+        let clean = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 128
+                && p != "."
+                && p != ".."
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
         if !clean(instance) || !clean(task) {
             return Err(bad());
         }
@@ -401,40 +411,42 @@ impl TaskProvider for DcsProvider {
                 "DCS lists tasks per instance: configure them with DcsProvider::with_instances",
             ));
         }
-        let offset: usize = match &filter.cursor {
-            Some(c) => c
-                .parse()
-                .map_err(|_| Error::invalid_input(&self.name, format!("bad list cursor {c:?}")))?,
-            None => 0,
-        };
         let mut all = Vec::new();
         for instance in &self.instances {
-            let mut page_offset = 0u64;
-            loop {
-                let q = BackgroundTaskQuery {
-                    offset: Some(page_offset),
-                    limit: Some(100),
-                    start_time: filter.since,
-                    ..BackgroundTaskQuery::default()
+            let pages = walk_offsets(
+                &self.name,
+                PageLimits::new(100),
+                |offset, limit| {
+                    let q = BackgroundTaskQuery {
+                        offset: Some(offset),
+                        limit: Some(limit),
+                        start_time: filter.since,
+                        ..BackgroundTaskQuery::default()
+                    };
+                    async move {
+                        let page = self.client.background_tasks(instance, &q).await?;
+                        Ok(OffsetPage {
+                            items: page.tasks_with_defaults(),
+                            total: page.task_count.map(|c| c.max(0) as u64),
+                        })
+                    }
+                },
+                |t: &BackgroundTask| t.id.clone(),
+            );
+            let tasks: Vec<BackgroundTask> = pages.try_collect().await?;
+            for t in tasks {
+                let Ok(id) = format!("{instance}/{}", t.id).parse::<DcsTaskId>() else {
+                    tracing::warn!(task_id = %t.id.escape_debug(), "DCS listed a malformed task id; skipped");
+                    continue;
                 };
-                let page = self.client.background_tasks(instance, &q).await?;
-                let got = page.tasks.len() as u64;
-                for t in page.tasks_with_defaults() {
-                    let id = DcsTaskId::new(instance.clone(), t.id.clone());
-                    all.push((
-                        id.clone(),
-                        DcsTask {
-                            id,
-                            progress: None,
-                            background: Some(t),
-                        },
-                    ));
-                }
-                page_offset += got;
-                let total = page.task_count.map_or(0, |c| c.max(0) as u64);
-                if got == 0 || page_offset >= total {
-                    break;
-                }
+                all.push((
+                    id.clone(),
+                    DcsTask {
+                        id,
+                        progress: None,
+                        background: Some(t),
+                    },
+                ));
             }
         }
         let matching: Vec<_> = all
@@ -454,15 +466,7 @@ impl TaskProvider for DcsProvider {
                     .is_none_or(|k| t.kind().as_deref() == Some(k))
             })
             .collect();
-        let total = matching.len();
-        let limit = filter.limit.unwrap_or(total.max(1));
-        let items: Vec<_> = matching.into_iter().skip(offset).take(limit).collect();
-        let next = offset + items.len();
-        Ok(TaskPage {
-            next_cursor: (next < total).then(|| next.to_string()),
-            total: Some(total as u64),
-            items,
-        })
+        slice_page(&self.name, filter, matching)
     }
 
     /// `Delete` removes the background task's record

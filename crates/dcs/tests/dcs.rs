@@ -127,7 +127,7 @@ async fn start(clock: &ManualClock) -> SimHandle {
 
 fn provider(sim: &SimHandle) -> DcsProvider {
     let mut c = ServiceConfig::new("dcs", sim.base_url(), PROJECT, Credentials::aksk(AK, SK));
-    c.retry = RetryPolicy {
+    c.options.retry = RetryPolicy {
         max_retries: 2,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(10),

@@ -22,7 +22,7 @@ async fn serve(names: &[&str]) -> (ReplayServer, DcsProvider) {
         "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
         Credentials::token("fixture-iam-token"),
     );
-    config.retry = RetryPolicy::none();
+    config.options.retry = RetryPolicy::none();
     (
         server,
         DcsProvider::new(DcsClient::new(&config).unwrap()).with_instances([INSTANCE]),

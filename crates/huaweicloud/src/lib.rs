@@ -12,13 +12,12 @@ mod signer;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use reqwest::header::HeaderValue;
 use tasktrack_core::http::{
-    request_id_header, Authenticate, ErrorAnswer, ErrorBodyParser, HttpClient, RetryPolicy,
+    request_id_header, Authenticate, ClientOptions, ErrorAnswer, ErrorBodyParser, HttpClient,
     VendorError,
 };
 use tasktrack_core::{Error, Result, Secret};
@@ -223,14 +222,13 @@ pub struct ServiceConfig {
     pub project_id: String,
     /// Credentials.
     pub credentials: Credentials,
-    /// Per-request timeout.
-    pub timeout: Duration,
-    /// Retry of idempotent reads.
-    pub retry: RetryPolicy,
+    /// Timeouts, retry of idempotent reads, TLS, proxy, redirects, limits.
+    pub options: ClientOptions,
 }
 
 impl ServiceConfig {
-    /// A config with default timeout (30 s) and retry.
+    /// A config with the default [`ClientOptions`] (30 s timeout, 3
+    /// retries of reads, no redirects, a 32 MiB body limit).
     pub fn new(
         provider: impl Into<String>,
         endpoint: impl Into<String>,
@@ -242,8 +240,7 @@ impl ServiceConfig {
             endpoint: endpoint.into(),
             project_id: project_id.into(),
             credentials,
-            timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
+            options: ClientOptions::default(),
         }
     }
 
@@ -273,13 +270,12 @@ impl ServiceConfig {
             ));
         }
         HttpClient::builder(&self.provider, &self.endpoint)
+            .options(self.options.clone())
             .auth(Arc::new(HuaweiAuth::new(
                 self.credentials.clone(),
                 self.project_id.clone(),
             )))
             .error_parser(Arc::new(HuaweiErrors))
-            .timeout(self.timeout)
-            .retry(self.retry.clone())
             .build()
     }
 }

@@ -1,10 +1,9 @@
 //! [`KpsClient`]: the KPS task endpoints.
 
-use std::collections::HashSet;
-
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::de::DeserializeOwned;
-use tasktrack_core::http::{encode_segment, HttpClient, HttpRequest};
+use tasktrack_core::http::{path_segment, HttpClient, HttpRequest};
+use tasktrack_core::paging::{walk_offsets, OffsetPage, PageLimits};
 use tasktrack_core::{Error, Result};
 use tasktrack_huaweicloud::ServiceConfig;
 
@@ -25,7 +24,7 @@ impl KpsClient {
     pub fn new(config: &ServiceConfig) -> Result<Self> {
         Ok(KpsClient {
             http: config.http_client()?,
-            project: encode_segment(&config.project_id),
+            project: path_segment("kps", "project id", &config.project_id)?,
         })
     }
 
@@ -67,15 +66,20 @@ impl KpsClient {
 
     /// `GET /v3/{project_id}/tasks/{task_id}`.
     pub async fn task(&self, task_id: &str) -> Result<KeypairTask> {
-        let req = HttpRequest::get(self.path(&format!("/tasks/{}", encode_segment(task_id))));
+        let req = HttpRequest::get(self.path(&format!(
+            "/tasks/{}",
+            path_segment("kps", "task id", task_id)?
+        )));
         self.http.send_json(req, "key pair task").await
     }
 
     /// `DELETE /v3/{project_id}/failed-tasks/{task_id}`: forgets one failed
     /// task's record (the key pair and server are untouched). Never retried.
     pub async fn delete_failed(&self, task_id: &str) -> Result<()> {
-        let req =
-            HttpRequest::delete(self.path(&format!("/failed-tasks/{}", encode_segment(task_id))));
+        let req = HttpRequest::delete(self.path(&format!(
+            "/failed-tasks/{}",
+            path_segment("kps", "task id", task_id)?
+        )));
         self.http.send(req).await.map(|_| ())
     }
 
@@ -88,97 +92,45 @@ impl KpsClient {
             .map(|_| ())
     }
 
-    /// Every failed task, walking `offset` page by page until `total`.
+    /// Every failed task, walking `offset` page by page (see
+    /// [`walk_offsets`] for where it stops).
     pub fn failed_tasks(
         &self,
         page_size: u32,
     ) -> impl Stream<Item = Result<FailedTask>> + Send + '_ {
-        walk(
-            page_size,
-            move |limit, offset| self.list_failed(limit, offset),
+        walk_offsets(
+            "kps",
+            PageLimits::new(page_size),
+            move |offset, limit| async move {
+                let page = self.list_failed(limit, offset).await?;
+                Ok(offset_page(page))
+            },
             |t: &FailedTask| t.task_id.clone(),
         )
     }
 
-    /// Every running task, walking `offset` page by page until `total`.
+    /// Every running task, walking `offset` page by page.
     pub fn running_tasks(
         &self,
         page_size: u32,
     ) -> impl Stream<Item = Result<RunningTask>> + Send + '_ {
-        walk(
-            page_size,
-            move |limit, offset| self.list_running(limit, offset),
+        walk_offsets(
+            "kps",
+            PageLimits::new(page_size),
+            move |offset, limit| async move {
+                let page = self.list_running(limit, offset).await?;
+                Ok(offset_page(page))
+            },
             |t: &RunningTask| t.task_id.clone(),
         )
     }
 }
 
-/// Walks an offset-paged list. Robust to a list that shrinks while it is
-/// walked (tasks deleted or finished): it stops at an empty page or when the
-/// offset reaches the latest `total`, never yields a task twice, and never
-/// loops past `total` pages.
-fn walk<'a, T, F, Fut, K>(
-    page_size: u32,
-    fetch: F,
-    key: K,
-) -> impl Stream<Item = Result<T>> + Send + 'a
-where
-    T: Send + 'a,
-    F: Fn(u32, u64) -> Fut + Send + Sync + 'a,
-    Fut: std::future::Future<Output = Result<TaskList<T>>> + Send + 'a,
-    K: Fn(&T) -> String + Send + Sync + 'a,
-{
-    let page_size = page_size.max(1);
-    struct State {
-        offset: u64,
-        seen: HashSet<String>,
-        done: bool,
-        pages: u64,
+fn offset_page<T>(page: TaskList<T>) -> OffsetPage<T> {
+    OffsetPage {
+        items: page.tasks,
+        total: page.total.map(|t| t.max(0) as u64),
     }
-    let state = State {
-        offset: 0,
-        seen: HashSet::new(),
-        done: false,
-        pages: 0,
-    };
-    let fetch = std::sync::Arc::new(fetch);
-    let key = std::sync::Arc::new(key);
-    futures::stream::unfold(state, move |mut st| {
-        let fetch = fetch.clone();
-        let key = key.clone();
-        async move {
-            if st.done {
-                return None;
-            }
-            let page = match fetch(page_size, st.offset).await {
-                Ok(p) => p,
-                Err(e) => {
-                    st.done = true;
-                    return Some((vec![Err(e)], st));
-                }
-            };
-            st.pages += 1;
-            let got = page.tasks.len() as u64;
-            st.offset += got;
-            let total = page.total.map(|t| t.max(0) as u64);
-            let max_pages = total.map_or(u64::MAX, |t| t / u64::from(page_size) + 2);
-            if got == 0
-                || total.is_some_and(|t| st.offset >= t)
-                || got < u64::from(page_size)
-                || st.pages >= max_pages
-            {
-                st.done = true;
-            }
-            let fresh: Vec<Result<T>> = page
-                .tasks
-                .into_iter()
-                .filter(|t| st.seen.insert(key(t)))
-                .map(Ok)
-                .collect();
-            Some((fresh, st))
-        }
-    })
-    .flat_map(futures::stream::iter)
 }
 
 /// Makes a 404 on a task id a [`Error::NotFound`] naming the task.

@@ -22,10 +22,12 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod id;
 mod model;
 mod provider;
 
 pub use client::{KpsClient, DEFAULT_LIMIT};
+pub use id::KpsTaskId;
 pub use model::{
     FailedTask, KeypairTask, KpsOperation, KpsPhase, KpsTaskState, RunningTask, TaskList,
 };

@@ -4,12 +4,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use std::collections::BTreeMap;
+use tasktrack_core::paging::slice_page;
 use tasktrack_core::{
     ActionReceipt, Capabilities, Error, Failure, Result, TaskAction, TaskFilter, TaskPage,
     TaskProvider, TaskState, TaskStatus,
 };
 
 use crate::client::{task_not_found, KpsClient, DEFAULT_LIMIT};
+use crate::id::KpsTaskId;
 use crate::model::{FailedTask, KpsPhase, KpsTaskState, RunningTask};
 
 /// The status of a KPS task, from whichever source knew it.
@@ -195,7 +197,7 @@ impl KpsProvider {
 
 #[async_trait]
 impl TaskProvider for KpsProvider {
-    type Id = String;
+    type Id = KpsTaskId;
     type Status = KpsStatus;
 
     fn name(&self) -> &str {
@@ -210,11 +212,11 @@ impl TaskProvider for KpsProvider {
         }
     }
 
-    async fn status(&self, id: &String) -> Result<KpsStatus> {
-        match self.client.task(id).await {
+    async fn status(&self, id: &KpsTaskId) -> Result<KpsStatus> {
+        match self.client.task(id.as_str()).await {
             Ok(task) => {
                 let mut status = KpsStatus {
-                    task_id: id.clone(),
+                    task_id: id.to_string(),
                     state: task.task_status,
                     server_id: task.server_id,
                     server_name: None,
@@ -224,7 +226,7 @@ impl TaskProvider for KpsProvider {
                     error_msg: None,
                 };
                 if status.state.phase() == Some(KpsPhase::Failed) {
-                    if let Some(f) = self.find_failed(id).await? {
+                    if let Some(f) = self.find_failed(id.as_str()).await? {
                         let detailed = KpsStatus::from_failed(f);
                         status.error_code = detailed.error_code;
                         status.error_msg = detailed.error_msg;
@@ -236,27 +238,21 @@ impl TaskProvider for KpsProvider {
                 Ok(status)
             }
             Err(Error::NotFound { .. }) => {
-                if let Some(f) = self.find_failed(id).await? {
+                if let Some(f) = self.find_failed(id.as_str()).await? {
                     return Ok(KpsStatus::failed_entry(f));
                 }
-                if let Some(r) = self.find_running(id).await? {
+                if let Some(r) = self.find_running(id.as_str()).await? {
                     return Ok(KpsStatus::from_running(r));
                 }
                 Err(Error::not_found(&self.name, format!("key pair task {id}")))
             }
-            Err(e) => Err(task_not_found(id, e)),
+            Err(e) => Err(task_not_found(id.as_str(), e)),
         }
     }
 
     /// Failed tasks, then running ones; `states` picks the lists to read.
     /// The cursor is an offset into that combined list.
-    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(String, KpsStatus)>> {
-        let offset: usize = match &filter.cursor {
-            Some(c) => c
-                .parse()
-                .map_err(|_| Error::invalid_input(&self.name, format!("bad list cursor {c:?}")))?,
-            None => 0,
-        };
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(KpsTaskId, KpsStatus)>> {
         let mut all: Vec<KpsStatus> = Vec::new();
         if filter.admits_state(TaskState::Failed) {
             let failed: Vec<FailedTask> = self
@@ -289,29 +285,26 @@ impl TaskProvider for KpsProvider {
                     .is_none_or(|since| s.task_time.is_some_and(|t| t >= since))
             })
             .collect();
-        let total = matching.len();
-        let limit = filter.limit.unwrap_or(total.max(1));
-        let items: Vec<(String, KpsStatus)> = matching
+        let items: Vec<(KpsTaskId, KpsStatus)> = matching
             .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|s| (s.task_id.clone(), s))
+            .filter_map(|s| match s.task_id.parse::<KpsTaskId>() {
+                Ok(id) => Some((id, s)),
+                Err(_) => {
+                    tracing::warn!(task_id = %s.task_id.escape_debug(), "KPS listed a malformed task id; skipped");
+                    None
+                }
+            })
             .collect();
-        let next = offset + items.len();
-        Ok(TaskPage {
-            next_cursor: (next < total).then(|| next.to_string()),
-            total: Some(total as u64),
-            items,
-        })
+        slice_page(&self.name, filter, items)
     }
 
-    async fn act(&self, id: &String, action: TaskAction) -> Result<ActionReceipt> {
+    async fn act(&self, id: &KpsTaskId, action: TaskAction) -> Result<ActionReceipt> {
         match action {
             TaskAction::Delete => {
                 self.client
-                    .delete_failed(id)
+                    .delete_failed(id.as_str())
                     .await
-                    .map_err(|e| task_not_found(id, e))?;
+                    .map_err(|e| task_not_found(id.as_str(), e))?;
                 Ok(ActionReceipt::accepted(action))
             }
             other => Err(Error::unsupported(&self.name, format!("action {other}"))),

@@ -20,7 +20,7 @@ async fn serve(names: &[&str]) -> (ReplayServer, KpsProvider) {
         "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
         Credentials::aksk("FIXTUREAK", "fixture-sk"),
     );
-    config.retry = RetryPolicy::none();
+    config.options.retry = RetryPolicy::none();
     (server, KpsProvider::new(KpsClient::new(&config).unwrap()))
 }
 
@@ -67,7 +67,7 @@ async fn task_lists_decode_with_integer_totals_and_text_times() {
 async fn the_single_task_query_knows_bind() {
     let (_s, p) = serve(&["keypair_task_bind.http"]).await;
     let s = p
-        .status(&"aee8d2fe-5484-4753-0000-000000000004".to_owned())
+        .status(&"aee8d2fe-5484-4753-0000-000000000004".parse().unwrap())
         .await
         .unwrap();
     assert_eq!(s.state.phase(), Some(KpsPhase::Success));
@@ -78,7 +78,7 @@ async fn the_single_task_query_knows_bind() {
 #[tokio::test]
 async fn errors_in_every_sdk_shape_keep_code_and_request_id() {
     let (_s, p) = serve(&["unauthorized_apigw.http"]).await;
-    let err = p.status(&"x".to_owned()).await.unwrap_err();
+    let err = p.status(&"x".parse().unwrap()).await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::Auth { status: 401, .. }), "{err:?}");
     assert!(
@@ -87,7 +87,7 @@ async fn errors_in_every_sdk_shape_keep_code_and_request_id() {
         "{text}"
     );
     let (_s, p) = serve(&["error_camel_case.http"]).await;
-    match p.status(&"x".to_owned()).await.unwrap_err() {
+    match p.status(&"x".parse().unwrap()).await.unwrap_err() {
         Error::Http(h) => {
             assert_eq!(h.vendor_code.as_deref(), Some("KPS.0500"));
             assert_eq!(
@@ -107,7 +107,7 @@ async fn errors_in_every_sdk_shape_keep_code_and_request_id() {
 async fn a_delete_answered_204_is_accepted_once() {
     let (server, p) = serve(&["deleted.http"]).await;
     p.act(
-        &"aee8d2fe-5484-4753-0000-000000000001".to_owned(),
+        &"aee8d2fe-5484-4753-0000-000000000001".parse().unwrap(),
         TaskAction::Delete,
     )
     .await

@@ -10,7 +10,9 @@ use tasktrack_core::{
     async_trait, Error, ManualClock, TaskAction, TaskFilter, TaskProvider, TaskState, TaskStatus,
 };
 use tasktrack_huaweicloud::{Credentials, ServiceConfig, Signer};
-use tasktrack_kps::{FailedTask, KpsClient, KpsOperation, KpsPhase, KpsProvider, TaskList};
+use tasktrack_kps::{
+    FailedTask, KpsClient, KpsOperation, KpsPhase, KpsProvider, KpsTaskId, TaskList,
+};
 use tasktrack_sim::huawei::HuaweiAuth;
 use tasktrack_sim::kps::Kps;
 use tasktrack_sim::{SimBuilder, SimClock, SimHandle, TaskSpec};
@@ -31,7 +33,7 @@ async fn start(clock: &ManualClock) -> SimHandle {
 
 fn config(sim: &SimHandle, creds: Credentials) -> ServiceConfig {
     let mut c = ServiceConfig::new("kps", sim.base_url(), PROJECT, creds);
-    c.retry = RetryPolicy {
+    c.options.retry = RetryPolicy {
         max_retries: 2,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(10),
@@ -131,15 +133,18 @@ impl Harness for KpsHarness {
     fn clock(&self) -> ManualClock {
         self.clock.clone()
     }
-    async fn create(&self, t: ScriptedTask) -> String {
+    async fn create(&self, t: ScriptedTask) -> KpsTaskId {
         let spec = TaskSpec::new("reset", t.duration).attr("operation", "RESET");
-        self.sim.create_task(match t.expected {
-            Expected::Succeed => spec,
-            Expected::Fail { code, message } => spec.fails(code, message),
-        })
+        self.sim
+            .create_task(match t.expected {
+                Expected::Succeed => spec,
+                Expected::Fail { code, message } => spec.fails(code, message),
+            })
+            .parse()
+            .unwrap()
     }
-    fn unknown_id(&self) -> String {
-        "00000000-0000-0000-0000-000000000000".into()
+    fn unknown_id(&self) -> KpsTaskId {
+        "00000000-0000-0000-0000-000000000000".parse().unwrap()
     }
     async fn inject_transient_faults(&self, n: u32) {
         self.sim.faults().next(
@@ -154,11 +159,13 @@ impl Harness for KpsHarness {
     fn attempts_per_status(&self) -> u32 {
         3
     }
-    async fn prepare_action(&self, action: &TaskAction) -> Option<(String, TaskAction)> {
+    async fn prepare_action(&self, action: &TaskAction) -> Option<(KpsTaskId, TaskAction)> {
         (*action == TaskAction::Delete).then(|| {
             let id = self
                 .sim
-                .create_task(TaskSpec::new("reset", Duration::ZERO).fails("KPS.1", "failed"));
+                .create_task(TaskSpec::new("reset", Duration::ZERO).fails("KPS.1", "failed"))
+                .parse()
+                .unwrap();
             self.clock.advance(Duration::from_millis(1));
             (id, TaskAction::Delete)
         })
@@ -189,17 +196,23 @@ async fn status_falls_back_to_the_lists_and_maps_states() {
     let clock = ManualClock::new();
     let sim = start(&clock).await;
     let p = KpsProvider::new(client(&sim));
-    let ready = sim.create_task(
-        TaskSpec::new("replace", Duration::from_secs(5))
-            .pending(Duration::from_secs(5))
-            .attr("operation", "REPLACE"),
-    );
+    let ready = sim
+        .create_task(
+            TaskSpec::new("replace", Duration::from_secs(5))
+                .pending(Duration::from_secs(5))
+                .attr("operation", "REPLACE"),
+        )
+        .parse::<KpsTaskId>()
+        .unwrap();
     assert_eq!(p.status(&ready).await.unwrap().state(), TaskState::Pending);
-    let failed = sim.create_task(
-        TaskSpec::new("unbind", Duration::from_secs(1))
-            .attr("operation", "UNBIND")
-            .fails("KPS.0042", "unbind error"),
-    );
+    let failed = sim
+        .create_task(
+            TaskSpec::new("unbind", Duration::from_secs(1))
+                .attr("operation", "UNBIND")
+                .fails("KPS.0042", "unbind error"),
+        )
+        .parse::<KpsTaskId>()
+        .unwrap();
     clock.advance(Duration::from_secs(2));
     let s = p.status(&failed).await.unwrap();
     assert_eq!(s.vendor_state(), "FAILED_UNBIND");

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::de::DeserializeOwned;
 use tasktrack_core::http::{
-    Authenticate, ErrorAnswer, ErrorBodyParser, HttpClient, HttpRequest, RetryPolicy, VendorError,
+    Authenticate, ClientOptions, ErrorAnswer, ErrorBodyParser, HttpClient, HttpRequest,
+    RetryPolicy, VendorError,
 };
+use tasktrack_core::paging::{walk_offsets, OffsetPage, PageLimits};
 use tasktrack_core::{Error, HttpError, Result, Secret};
 
 use crate::model::{
@@ -124,31 +126,34 @@ pub struct OcpClientBuilder {
     base: String,
     api: String,
     auth: BasicAuth,
-    timeout: Duration,
-    retry: RetryPolicy,
-    root_pems: Vec<Vec<u8>>,
-    insecure: bool,
+    options: ClientOptions,
 }
 
 impl OcpClientBuilder {
+    /// Every HTTP option at once: timeouts, retry, TLS, proxy, redirects,
+    /// limits (replacing those set before).
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
     /// Per-request timeout (default 30 s).
     pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
+        self.options.timeout = d;
         self
     }
     /// Retry of idempotent reads (actions are never retried).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.options.retry = retry;
         self
     }
     /// Trusts a root CA in PEM.
     pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
-        self.root_pems.push(pem.to_vec());
+        self.options.root_certificates.push(pem.to_vec());
         self
     }
     /// **Dangerous**: accepts any certificate.
     pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
-        self.insecure = yes;
+        self.options.danger_accept_invalid_certs = yes;
         self
     }
     /// The API prefix: [`OCP_API`] (`/api/v2`, the default) or
@@ -159,15 +164,10 @@ impl OcpClientBuilder {
     }
     /// Builds the client.
     pub fn build(self) -> Result<OcpClient> {
-        let mut http = HttpClient::builder(PROVIDER, self.base)
+        let http = HttpClient::builder(PROVIDER, self.base)
+            .options(self.options)
             .auth(Arc::new(self.auth))
-            .error_parser(Arc::new(OcpErrors))
-            .timeout(self.timeout)
-            .retry(self.retry)
-            .danger_accept_invalid_certs(self.insecure);
-        for pem in &self.root_pems {
-            http = http.add_root_certificate_pem(pem);
-        }
+            .error_parser(Arc::new(OcpErrors));
         if !self.api.starts_with('/') || self.api.contains("..") {
             return Err(Error::invalid_input(
                 PROVIDER,
@@ -223,10 +223,7 @@ impl OcpClient {
             auth: BasicAuth {
                 header: Secret::new(format!("Basic {token}")),
             },
-            timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
-            root_pems: Vec::new(),
-            insecure: false,
+            options: ClientOptions::default(),
         }
     }
 
@@ -274,33 +271,33 @@ impl OcpClient {
         self.data(req, "task instance list").await
     }
 
-    /// Every task matching `q`, page after page (`q.page` is ignored).
+    /// Every task matching `q`, page after page (`q.page` is ignored; see
+    /// [`walk_offsets`] for where it stops).
     pub fn list_all(
         &self,
         q: TaskQuery,
     ) -> impl Stream<Item = Result<BasicTaskInstance>> + Send + '_ {
         let size = q.size.unwrap_or(100).clamp(1, MAX_PAGE_SIZE);
-        futures::stream::unfold((q, 1u32, false), move |(q, page, done)| async move {
-            if done {
-                return None;
-            }
-            let query = TaskQuery {
-                page: Some(page),
-                size: Some(size),
-                ..q.clone()
-            };
-            match self.list(&query).await {
-                Err(e) => Some((vec![Err(e)], (q, page, true))),
-                Ok(p) => {
-                    let last = p.contents.is_empty() || u64::from(page) >= p.page.total_pages;
-                    Some((
-                        p.contents.into_iter().map(Ok).collect(),
-                        (q, page + 1, last),
-                    ))
+        walk_offsets(
+            PROVIDER,
+            PageLimits::new(size),
+            move |offset, limit| {
+                // Pages are numbered from 1 and all of one size.
+                let query = TaskQuery {
+                    page: Some(u32::try_from(offset / u64::from(limit) + 1).unwrap_or(u32::MAX)),
+                    size: Some(limit),
+                    ..q.clone()
+                };
+                async move {
+                    let p = self.list(&query).await?;
+                    Ok(OffsetPage {
+                        items: p.contents,
+                        total: Some(p.page.total_elements),
+                    })
                 }
-            }
-        })
-        .flat_map(futures::stream::iter)
+            },
+            |t: &BasicTaskInstance| t.id,
+        )
     }
 
     /// `GET /api/v2/tasks/instances/{id}`.

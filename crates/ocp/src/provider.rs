@@ -17,6 +17,9 @@ use crate::model::{
     WrappedTaskInstance,
 };
 
+/// Subtask logs read for one task at most.
+const MAX_SUBTASK_LOGS: usize = 200;
+
 /// The status type of [`OcpProvider`]: a task instance's detail.
 pub type OcpTaskInstance = WrappedTaskInstance;
 
@@ -445,6 +448,17 @@ impl TaskProvider for OcpProvider {
         } else {
             failed
         };
+        // One request per subtask: a task claiming thousands is refused
+        // rather than read for hours.
+        if subs.len() > MAX_SUBTASK_LOGS {
+            return Err(Error::limit(
+                &self.name,
+                format!(
+                    "task {id} has {} subtasks; reading more than {MAX_SUBTASK_LOGS} subtask logs at once is refused",
+                    subs.len()
+                ),
+            ));
+        }
         let mut lines = Vec::new();
         for sub in subs {
             let log = self.client.subtask_log(*id, sub.id).await?;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tasktrack_core::http::{
-    encode_segment, ErrorAnswer, ErrorBodyParser, HttpClient, HttpRequest, RetryPolicy, VendorError,
+    encode_segment, ClientOptions, ErrorAnswer, ErrorBodyParser, HttpClient, HttpRequest,
+    RetryPolicy, VendorError,
 };
 use tasktrack_core::{Error, Result};
 use tracing::Instrument;
@@ -179,51 +180,47 @@ struct Envelope<T> {
 pub struct PveClientBuilder {
     base: String,
     credentials: PveCredentials,
-    root_pems: Vec<Vec<u8>>,
-    insecure: bool,
-    timeout: Duration,
-    retry: RetryPolicy,
+    options: ClientOptions,
 }
 
 impl PveClientBuilder {
+    /// Every HTTP option at once: timeouts, retry, TLS, proxy, redirects,
+    /// limits (replacing those set before).
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
     /// Trusts a root CA in PEM, e.g. the cluster's `/etc/pve/pve-root-ca.pem`.
     pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
-        self.root_pems.push(pem.to_vec());
+        self.options.root_certificates.push(pem.to_vec());
         self
     }
     /// **Dangerous**: accepts any certificate (PVE's default self-signed one
     /// included), so anyone on the path can read the credentials. Prefer
     /// [`add_root_certificate_pem`](Self::add_root_certificate_pem).
     pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
-        self.insecure = yes;
+        self.options.danger_accept_invalid_certs = yes;
         self
     }
     /// Per-request timeout (default 30 s).
     pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
+        self.options.timeout = d;
         self
     }
     /// Retry of idempotent reads.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.options.retry = retry;
         self
     }
     /// Builds the client. No request is made yet.
     pub fn build(self) -> Result<PveClient> {
         let auth = Arc::new(PveAuth::new(self.credentials));
-        let mut http = HttpClient::builder(PROVIDER, api_base(&self.base))
+        let http = HttpClient::builder(PROVIDER, api_base(&self.base))
+            .options(self.options)
             .auth(auth.clone())
             .error_parser(Arc::new(PveErrors))
-            .timeout(self.timeout)
-            .retry(self.retry)
-            .danger_accept_invalid_certs(self.insecure);
-        for pem in &self.root_pems {
-            http = http.add_root_certificate_pem(pem);
-        }
-        Ok(PveClient {
-            http: http.build()?,
-            auth,
-        })
+            .build()?;
+        Ok(PveClient { http, auth })
     }
 }
 
@@ -286,10 +283,7 @@ impl PveClient {
         PveClientBuilder {
             base: base_url.into(),
             credentials,
-            root_pems: Vec::new(),
-            insecure: false,
-            timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
+            options: ClientOptions::default(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use tasktrack_core::paging::slice_page;
 use tasktrack_core::{
     ActionReceipt, Capabilities, Error, LogLine, LogRange, PollPolicy, Poller, Result, TaskAction,
     TaskFilter, TaskPage, TaskProvider, TaskStatus,
@@ -223,12 +224,6 @@ impl TaskProvider for ProxmoxProvider {
     /// `GET /cluster/tasks`, filtered here by state, kind and start time.
     /// The cursor is an offset into that list.
     async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(Upid, PveTaskStatus)>> {
-        let offset: usize = match &filter.cursor {
-            Some(c) => c
-                .parse()
-                .map_err(|_| Error::invalid_input(&self.name, format!("bad list cursor {c:?}")))?,
-            None => 0,
-        };
         let entries = self.client.cluster_tasks().await?;
         let mut matching = Vec::new();
         for entry in entries {
@@ -246,15 +241,7 @@ impl TaskProvider for ProxmoxProvider {
                 matching.push((upid, status));
             }
         }
-        let total = matching.len();
-        let limit = filter.limit.unwrap_or(total.max(1));
-        let items: Vec<_> = matching.into_iter().skip(offset).take(limit).collect();
-        let next = offset + items.len();
-        Ok(TaskPage {
-            next_cursor: (next < total).then(|| next.to_string()),
-            total: Some(total as u64),
-            items,
-        })
+        slice_page(&self.name, filter, matching)
     }
 
     /// Reads the log as PVE serves it: the whole log is one request

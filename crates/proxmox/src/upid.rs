@@ -74,6 +74,18 @@ fn hex<T: TryFrom<u64>>(input: &str, field: &str, text: &str) -> Result<T, Error
     T::try_from(value).map_err(|_| invalid(input, format!("{field} {text:?} is too large")))
 }
 
+/// A host name: a letter or digit, then letters, digits, `-` and `.`
+/// (PVE's own `pve_verify_node_name` is stricter, without dots; a PBS node
+/// may be a dotted host name). Never `.` or `..`, which would change the
+/// request path.
+fn node_name_ok(node: &str) -> bool {
+    let b = node.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+}
+
 fn is_hex8(text: &str) -> bool {
     text.len() == 8 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -84,6 +96,11 @@ impl FromStr for Upid {
     fn from_str(s: &str) -> Result<Self, Error> {
         if s.chars().any(char::is_whitespace) {
             return Err(invalid(s, "it contains whitespace"));
+        }
+        // PVE's pattern allows no '/' in any field (`[^:\s/]`), and a node
+        // name becomes a path segment of its own.
+        if s.chars().any(|c| c == '/' || c.is_control()) {
+            return Err(invalid(s, "it contains '/' or a control character"));
         }
         let rest = s
             .strip_prefix("UPID:")
@@ -120,6 +137,12 @@ impl FromStr for Upid {
         let node = fields[0];
         if node.is_empty() {
             return Err(invalid(s, "node is empty"));
+        }
+        if !node_name_ok(node) {
+            return Err(invalid(
+                s,
+                format!("node {node:?} is not a host name (letters, digits, '-' and '.')"),
+            ));
         }
         let pid: u32 = hex(s, "PID", fields[1])?;
         let pstart: u64 = hex(s, "PSTART", fields[2])?;

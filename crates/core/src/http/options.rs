@@ -1,0 +1,245 @@
+//! What every vendor client can be told: timeouts, retries, TLS, proxy,
+//! redirects and safety limits ([`ClientOptions`]).
+
+use std::fmt;
+use std::time::Duration;
+
+/// Retry of idempotent requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt. Default 3.
+    pub max_retries: u32,
+    /// First backoff delay, doubled per retry. Default 200 ms.
+    pub base_delay: Duration,
+    /// Ceiling of a backoff delay, and the most a `Retry-After` may ask:
+    /// a server asking for longer gets its error returned instead of an
+    /// early retry. Default 10 s.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// "Full jitter" backoff for retry number `retry` (from 1), given a
+    /// uniform `unit` in `0.0..1.0`: a random delay up to
+    /// `base_delay * 2^(retry-1)`, capped, never below half of it.
+    pub fn backoff(&self, retry: u32, unit: f64) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+        let ceiling = exp.min(self.max_delay);
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
+        ceiling.mul_f64(0.5 + 0.5 * unit)
+    }
+}
+
+/// Whether redirects are followed. Credentials are attached to every
+/// request, and a redirect to another host would hand them over, so the
+/// default is [`RedirectPolicy::None`]: a 3xx is an [`Error::Limit`](crate::Error::Limit) naming
+/// where it pointed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedirectPolicy {
+    /// Never follow (the default).
+    #[default]
+    None,
+    /// Follow redirects to the same scheme, host and port as the base URL,
+    /// at most 5 in a row, for idempotent requests only: a control action is
+    /// never re-sent anywhere.
+    SameOrigin,
+}
+
+/// The largest answer body read by default: 32 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+
+/// The options every vendor client's builder takes, so a timeout, a root
+/// CA or a proxy is set the same way for Proxmox, Huawei Cloud and OCP.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasktrack_core::http::{ClientOptions, RedirectPolicy};
+///
+/// let options = ClientOptions::default()
+///     .with_timeout(Duration::from_secs(10))
+///     .with_redirects(RedirectPolicy::SameOrigin)
+///     .with_max_body_bytes(8 << 20);
+/// assert_eq!(options.timeout, Duration::from_secs(10));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// Whole-request timeout. Default 30 s.
+    pub timeout: Duration,
+    /// Connect timeout. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Retry of idempotent requests.
+    pub retry: RetryPolicy,
+    /// Extra root CAs, in PEM (e.g. Proxmox's `pve-root-ca.pem`).
+    pub root_certificates: Vec<Vec<u8>>,
+    /// **Dangerous**: accept any TLS certificate, so anyone on the path can
+    /// read the credentials. Default false.
+    pub danger_accept_invalid_certs: bool,
+    /// The `User-Agent` (default `tasktrack/VERSION`).
+    pub user_agent: Option<String>,
+    /// A proxy for every request (`http://`, `https://` or `socks5://`).
+    pub proxy: Option<String>,
+    /// Whether redirects are followed (default never).
+    pub redirects: RedirectPolicy,
+    /// The largest answer body read (default 32 MiB).
+    pub max_body_bytes: usize,
+    /// At most this many requests over the client's life (default none).
+    pub max_requests: Option<u64>,
+    /// A ready `reqwest::Client` to send with, instead of one built from the
+    /// TLS, proxy and timeout options above. It must not follow redirects
+    /// itself (`reqwest::redirect::Policy::none()`): tasktrack decides.
+    pub client: Option<reqwest::Client>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            root_certificates: Vec::new(),
+            danger_accept_invalid_certs: false,
+            user_agent: None,
+            proxy: None,
+            redirects: RedirectPolicy::None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_requests: None,
+            client: None,
+        }
+    }
+}
+
+impl fmt::Debug for ClientOptions {
+    // A proxy URL may carry credentials: only whether one is set is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry", &self.retry)
+            .field("root_certificates", &self.root_certificates.len())
+            .field(
+                "danger_accept_invalid_certs",
+                &self.danger_accept_invalid_certs,
+            )
+            .field("user_agent", &self.user_agent)
+            .field("proxy", &self.proxy.as_ref().map(|_| "***"))
+            .field("redirects", &self.redirects)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_requests", &self.max_requests)
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl ClientOptions {
+    /// Sets the whole-request timeout.
+    pub fn with_timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+    /// Sets the connect timeout.
+    pub fn with_connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+    /// Sets the retry of idempotent requests.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Trusts one more root CA, in PEM.
+    pub fn with_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+        self.root_certificates.push(pem.to_vec());
+        self
+    }
+    /// **Dangerous**: accepts any certificate; see the field.
+    pub fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+        self.danger_accept_invalid_certs = yes;
+        self
+    }
+    /// Sets the `User-Agent`.
+    pub fn with_user_agent(mut self, agent: impl Into<String>) -> Self {
+        self.user_agent = Some(agent.into());
+        self
+    }
+    /// Sends every request through this proxy.
+    pub fn with_proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
+        self
+    }
+    /// Sets whether redirects are followed.
+    pub fn with_redirects(mut self, policy: RedirectPolicy) -> Self {
+        self.redirects = policy;
+        self
+    }
+    /// Sets the largest answer body read.
+    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n.max(1);
+        self
+    }
+    /// Bounds the requests of the client's life.
+    pub fn with_max_requests(mut self, n: Option<u64>) -> Self {
+        self.max_requests = n;
+        self
+    }
+    /// Sends with a ready `reqwest::Client` (see the field).
+    pub fn with_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps_with_jitter_floor() {
+        let p = RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(300),
+        };
+        assert_eq!(p.backoff(1, 1.0), Duration::from_millis(100));
+        assert_eq!(p.backoff(2, 1.0), Duration::from_millis(200));
+        assert_eq!(p.backoff(3, 1.0), Duration::from_millis(300));
+        assert_eq!(p.backoff(3, 0.0), Duration::from_millis(150));
+        assert_eq!(p.backoff(40, 1.0), Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_nan_unit_is_no_panic() {
+        let d = RetryPolicy::default().backoff(1, f64::NAN);
+        assert_eq!(d, Duration::from_millis(150));
+    }
+
+    #[test]
+    fn a_proxy_url_is_never_shown() {
+        let o = ClientOptions::default().with_proxy("http://user:secret@proxy:3128");
+        assert!(!format!("{o:?}").contains("secret"));
+    }
+}
