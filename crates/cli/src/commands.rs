@@ -13,12 +13,8 @@ use tasktrack_core::{
 
 use crate::config::Config;
 use crate::error::CliError;
+use crate::output::{self, note, out};
 use crate::table::{LiveTable, Row};
-
-fn print_json<T: serde::Serialize>(value: &T) {
-    let line = serde_json::to_string(value).unwrap_or_default();
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
-}
 
 /// Parses an id for a backend, saying the expected form when it is wrong.
 fn task_id(
@@ -39,6 +35,9 @@ fn task_id(
         )
     })
 }
+
+/// How far past `--timeout` the log read after a failure may go.
+const LOG_GRACE: Duration = Duration::from_millis(900);
 
 /// `tasktrack wait`.
 pub async fn wait(
@@ -68,8 +67,12 @@ pub async fn wait(
             .progress_chars("#>-"),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
+    let started = tokio::time::Instant::now();
     let mut changes = std::pin::pin!(poller.watch(&id));
     let mut last: Option<TaskSnapshot> = None;
+    // A reader gone from stdout (`| head -1`) stops the printing, not the
+    // wait: the exit code still says how the task ended.
+    let mut printing = true;
     while let Some(item) = changes.next().await {
         let snapshot = match item {
             Ok(s) => s,
@@ -78,8 +81,8 @@ pub async fn wait(
                 return Err(e.into());
             }
         };
-        if json {
-            print_json(&snapshot);
+        if json && printing && output::json(&snapshot).is_err() {
+            printing = false;
         }
         if let Some(p) = snapshot.progress.as_ref().and_then(|p| p.percent) {
             bar.set_position(p as u64);
@@ -92,10 +95,11 @@ pub async fn wait(
         return Err(CliError::usage("no status was read", "try again"));
     };
     if !last.state.is_unsuccessful() {
-        if !json {
-            println!(
+        if !json && printing {
+            let _ = out!(
                 "{backend} task {id}: {} ({})",
-                last.state, last.vendor_state
+                last.state,
+                last.vendor_state
             );
         }
         return Ok(());
@@ -104,17 +108,21 @@ pub async fn wait(
         .failure()
         .map(|f| f.to_string())
         .unwrap_or_else(|| last.vendor_state.clone());
-    eprintln!("{backend} task {id} {}: {failure}", last.state);
+    note!("{backend} task {id} {}: {failure}", last.state);
     if provider.provider_capabilities().logs {
-        match provider.log_lines(&id, LogRange::Tail(20)).await {
-            Ok(lines) if !lines.is_empty() => {
-                eprintln!("last log lines:");
+        // The timeout bounds the log read too (with a short grace, so a
+        // task failing at the last moment still shows its log).
+        let until = started + timeout.saturating_add(LOG_GRACE);
+        match tokio::time::timeout_at(until, provider.log_lines(&id, LogRange::Tail(20))).await {
+            Ok(Ok(lines)) if !lines.is_empty() => {
+                note!("last log lines:");
                 for l in lines {
-                    eprintln!("  {}", l.text);
+                    note!("  {}", l.text);
                 }
             }
-            Ok(_) => {}
-            Err(e) => eprintln!("(could not read the log: {e})"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => note!("(could not read the log: {e})"),
+            Err(_) => note!("(the log was not read before the timeout)"),
         }
     }
     Err(CliError::TaskFailed)
@@ -126,15 +134,14 @@ pub async fn status(config: &Config, backend: &str, id: &str, json: bool) -> Res
     let id = task_id(config, backend, &provider, id)?;
     let s = provider.snapshot(&id).await?;
     if json {
-        print_json(&s);
-        return Ok(());
+        return output::json(&s);
     }
-    println!("backend:  {backend}");
-    println!("id:       {}", s.id);
+    out!("backend:  {backend}")?;
+    out!("id:       {}", s.id)?;
     if let Some(t) = &s.title {
-        println!("title:    {t}");
+        out!("title:    {t}")?;
     }
-    println!("state:    {} ({})", s.state, s.vendor_state);
+    out!("state:    {} ({})", s.state, s.vendor_state)?;
     if let Some(p) = s.progress.as_ref() {
         let steps = match (p.steps_done, p.steps_total) {
             (Some(d), Some(t)) => format!(", {d}/{t} steps"),
@@ -144,24 +151,24 @@ pub async fn status(config: &Config, backend: &str, id: &str, json: bool) -> Res
             .remaining
             .map(|r| format!(", {}s left", r.as_secs()))
             .unwrap_or_default();
-        println!(
+        out!(
             "progress: {:.0}%{steps}{remaining}",
             p.percent.unwrap_or(0.0)
-        );
+        )?;
     }
     if let Some(f) = &s.failure {
-        println!("failure:  {f}");
+        out!("failure:  {f}")?;
     }
     if let Some(w) = s.warnings {
-        println!("warnings: {w}");
+        out!("warnings: {w}")?;
     }
     for (k, v) in &s.attributes {
-        println!("{:<9} {v}", format!("{k}:"));
+        out!("{:<9} {v}", format!("{k}:"))?;
     }
     for step in &s.steps {
-        println!("  {:<10} {:<8} {}", step.vendor_state, step.id, step.name);
+        out!("  {:<10} {:<8} {}", step.vendor_state, step.id, step.name)?;
         for sub in &step.steps {
-            println!("    {:<10} {}", sub.vendor_state, sub.name);
+            out!("    {:<10} {}", sub.vendor_state, sub.name)?;
         }
     }
     Ok(())
@@ -189,9 +196,9 @@ pub async fn logs(
     let range = tail.map_or(LogRange::All, LogRange::Tail);
     for line in provider.log_lines(&id, range).await? {
         if json {
-            print_json(&line);
+            output::json(&line)?;
         } else {
-            println!("{:>5} {}", line.n, line.text);
+            out!("{:>5} {}", line.n, line.text)?;
         }
     }
     Ok(())
@@ -221,15 +228,14 @@ pub async fn list(
     };
     let page = provider.list_snapshots(&filter).await?;
     if json {
-        page.items.iter().for_each(print_json);
-        return Ok(());
+        return page.items.iter().try_for_each(output::json);
     }
-    println!("{}", crate::table::header());
+    out!("{}", crate::table::header())?;
     for s in &page.items {
-        println!("{}", Row::from_snapshot(s).render(false).trim_end());
+        out!("{}", Row::from_snapshot(s).render(false).trim_end())?;
     }
     if let Some(total) = page.total {
-        println!("{} of {total} task(s)", page.items.len());
+        out!("{} of {total} task(s)", page.items.len())?;
     }
     Ok(())
 }
@@ -279,7 +285,10 @@ pub async fn act(
                 "pass --yes",
             ));
         }
-        eprint!("{action} task {id} on {backend}? [y/N] ");
+        eprint!(
+            "{} [y/N] ",
+            output::terminal_safe(&format!("{action} task {id} on {backend}?"))
+        );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
@@ -292,10 +301,9 @@ pub async fn act(
     }
     let receipt = provider.perform(&id, action.clone()).await?;
     match receipt.message {
-        Some(m) => println!("{action} sent to {backend} task {id}: {m}"),
-        None => println!("{action} sent to {backend} task {id}"),
+        Some(m) => out!("{action} sent to {backend} task {id}: {m}"),
+        None => out!("{action} sent to {backend} task {id}"),
     }
-    Ok(())
 }
 
 /// `tasktrack watch`: running and failed tasks listed from the backends,
@@ -330,6 +338,7 @@ pub async fn watch(
     let (tracker, mut events) = builder.build();
     let mut table = LiveTable::new(!json);
     let mut live = 0usize;
+    let mut seen = std::collections::HashSet::new();
     for (name, p) in &providers {
         if !p.provider_capabilities().list {
             table.note(&format!("{name}: cannot list tasks; skipped"));
@@ -353,8 +362,13 @@ pub async fn watch(
             }
         };
         for s in page.items {
+            // A listing may repeat an id (pages shifting under us, or a
+            // hostile server): each task counts once.
+            if !seen.insert((name.clone(), s.id.clone())) {
+                continue;
+            }
             if json {
-                print_json(&s);
+                output::json(&s)?;
             }
             if s.state.is_terminal() {
                 table.show(&s);
@@ -375,7 +389,7 @@ pub async fn watch(
             e = events.next() => match e {
                 Some(event) => {
                     if json {
-                        print_json(&event);
+                        output::json(&event)?;
                     }
                     table.apply(&event);
                     if event.is_final() {
@@ -391,7 +405,7 @@ pub async fn watch(
     tracker.stop().await;
     let text = table.finish();
     if !json {
-        println!("{text}");
+        out!("{text}")?;
     }
     Ok(())
 }
@@ -406,8 +420,7 @@ pub async fn track(
     let provider = config.provider(backend)?;
     let id = task_id(config, backend, &provider, id)?;
     store.put(&TrackedEntry::new(backend, id.clone())).await?;
-    println!("{backend} task {id} added to the tracked set");
-    Ok(())
+    out!("{backend} task {id} added to the tracked set")
 }
 
 /// `tasktrack events`: prints the durable event log.
@@ -421,18 +434,18 @@ pub async fn events(
         let page = store.read(&after, 1000).await?;
         for (cursor, event) in &page {
             if json {
-                print_json(&serde_json::json!({ "cursor": cursor, "event": event }));
+                output::json(&serde_json::json!({ "cursor": cursor, "event": event }))?;
             } else {
                 let state = event
                     .state()
                     .map_or("gave up".to_owned(), |s| s.to_string());
-                println!(
+                out!(
                     "{cursor:>20}  {} {:<10} {} {}",
                     event.at.format("%H:%M:%S"),
                     event.provider,
                     state,
                     event.id
-                );
+                )?;
             }
         }
         if let Some((last, _)) = page.last() {
@@ -480,20 +493,21 @@ pub async fn worker(
     }
     let (tracker, mut events) = builder.build();
     if !opts.json {
-        eprintln!(
+        note!(
             "worker running on {} backend(s); Ctrl-C stops it and releases its leases",
             config.backends.len()
         );
     }
+    // A worker is a service: its output going away does not stop tracking.
     let print = |event: &tasktrack_core::TaskEvent| {
-        if opts.json {
-            print_json(event);
+        let _ = if opts.json {
+            output::json(event)
         } else {
             let state = event
                 .state()
                 .map_or("gave up".to_owned(), |s| s.to_string());
-            println!("{} {} {state}", event.provider, event.id);
-        }
+            out!("{} {} {state}", event.provider, event.id)
+        };
     };
     let mut idle_check = tokio::time::interval(opts.lease_ttl.max(Duration::from_millis(300)));
     idle_check.tick().await;
@@ -501,7 +515,9 @@ pub async fn worker(
         tokio::select! {
             e = events.next() => match e {
                 Some(event) => print(&event),
-                None => break,
+                // Only stop() ends the stream; ending on its own means the
+                // scheduler died, and a supervisor must hear about it.
+                None => return Err(scheduler_died()),
             },
             _ = idle_check.tick(), if opts.exit_when_idle => {
                 if tracker.stats().tracked == 0 && store_is_empty(&store).await {
@@ -518,6 +534,13 @@ pub async fn worker(
         print(&event);
     }
     Ok(())
+}
+
+fn scheduler_died() -> CliError {
+    CliError::usage(
+        "the tracker stopped unexpectedly",
+        "run again with RUST_LOG=tasktrack=debug and report what it logs",
+    )
 }
 
 async fn store_is_empty(store: &Arc<dyn TrackStore>) -> bool {
@@ -551,11 +574,10 @@ pub async fn serve(
     let (tracker, mut events) = builder.build();
     let dashboard = crate::web::Dashboard::new(named.clone(), store, allow_actions, token);
     let bound = crate::web::start(dashboard.clone(), listen).await?;
-    println!(
+    let _ = out!(
         "dashboard: http://{bound}/ ({} backend(s); Ctrl-C stops)",
         named.len()
     );
-    let _ = std::io::stdout().flush();
     let mut relist = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
@@ -582,7 +604,7 @@ pub async fn serve(
             }
             e = events.next() => match e {
                 Some(event) => dashboard.publish(&event),
-                None => break,
+                None => return Err(scheduler_died()),
             },
             _ = tokio::signal::ctrl_c() => break,
         }

@@ -2,7 +2,6 @@
 //! a live unified table and a summary.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -572,8 +571,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
                 .collect();
             let d = crate::web::Dashboard::new(named, None, false, None);
             let bound = crate::web::start(d.clone(), addr).await?;
-            println!("dashboard: http://{bound}/");
-            let _ = std::io::stdout().flush();
+            let _ = crate::output::out!("dashboard: http://{bound}/");
             Some(d)
         }
         None => None,
@@ -592,7 +590,6 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
     let mut actions = Vec::new();
     let total = workload.tasks.len();
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    let stdout = std::io::stdout();
     while finals.len() < total {
         let event: TaskEvent = tokio::select! {
             e = events.next() => match e {
@@ -605,8 +602,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
             }
         };
         if opts.json {
-            let line = serde_json::to_string(&event).unwrap_or_default();
-            let _ = writeln!(stdout.lock(), "{line}");
+            let _ = crate::output::json(&event);
         }
         table.apply(&event);
         if let Some(d) = &dashboard {
@@ -678,13 +674,12 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
     };
     let final_table = table.finish();
     if opts.json {
-        eprintln!("{}", serde_json::to_string(&summary).unwrap_or_default());
+        crate::output::note!("{}", serde_json::to_string(&summary).unwrap_or_default());
     } else {
-        println!("{final_table}\n\n{}", summary_text(&summary));
+        crate::output::out!("{final_table}\n\n{}", summary_text(&summary))?;
     }
     if dashboard.is_some() {
-        println!("the demo has ended; the dashboard stays up until Ctrl-C");
-        let _ = std::io::stdout().flush();
+        let _ = crate::output::out!("the demo has ended; the dashboard stays up until Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
     }
     Ok(())

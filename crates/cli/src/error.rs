@@ -20,6 +20,8 @@ pub enum CliError {
     TaskFailed,
     /// The wait ran out of time: exit 3.
     Timeout(String),
+    /// Standard output's reader went away (`| head`): a quiet exit 0.
+    Closed,
 }
 
 impl CliError {
@@ -34,6 +36,7 @@ impl CliError {
     /// The process exit code.
     pub fn exit_code(&self) -> ExitCode {
         match self {
+            CliError::Closed => ExitCode::SUCCESS,
             CliError::TaskFailed => ExitCode::from(1),
             CliError::Usage { .. } => ExitCode::from(2),
             CliError::Timeout(_) => ExitCode::from(3),
@@ -54,6 +57,7 @@ impl fmt::Display for CliError {
             } => write!(f, "error: {message}"),
             CliError::TaskFailed => f.write_str("error: the task failed"),
             CliError::Timeout(m) => write!(f, "error: {m}"),
+            CliError::Closed => Ok(()),
         }
     }
 }

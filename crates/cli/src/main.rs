@@ -1,10 +1,12 @@
 //! `tasktrack`: follow long-running infrastructure tasks from the command line.
 #![forbid(unsafe_code)]
 
+mod args;
 mod commands;
 mod config;
 mod demo;
 mod error;
+mod output;
 mod store;
 mod table;
 mod web;
@@ -36,19 +38,6 @@ struct Cli {
     command: Command,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 90s, 5m, 1h30m)"))
-}
-
-fn parse_state(s: &str) -> Result<TaskState, String> {
-    s.parse::<TaskState>().map_err(|e| e.to_string())
-}
-
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run four simulated backends with ~40 tasks in one live table (~30 s).
@@ -60,7 +49,7 @@ enum Command {
         #[arg(long)]
         print_config: bool,
         /// Multiply every task's duration (tests use small values).
-        #[arg(long, default_value_t = 1.0, hide = true)]
+        #[arg(long, default_value_t = 1.0, hide = true, value_parser = args::time_scale)]
         time_scale: f64,
         /// Also serve the live web dashboard (and keep it up after the run).
         #[arg(long)]
@@ -91,10 +80,10 @@ enum Command {
         /// Task id.
         task_id: String,
         /// Give up after this long.
-        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = args::timeout)]
         timeout: Duration,
         /// Poll at this fixed interval (default: 1 s backing off to 30 s).
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = args::interval)]
         interval: Option<Duration>,
         /// Print each status as a JSON line.
         #[arg(long)]
@@ -145,7 +134,7 @@ enum Command {
         #[arg(long)]
         owner: Option<String>,
         /// Lease time-to-live: a dead worker's tasks move after this long.
-        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        #[arg(long, default_value = "15s", value_parser = args::lease_ttl)]
         lease_ttl: Duration,
         /// Exit once the shared tracked set is empty.
         #[arg(long)]
@@ -159,7 +148,7 @@ enum Command {
         /// Backend name.
         backend: String,
         /// Only these states (repeatable): pending, running, succeeded, failed, cancelled.
-        #[arg(long = "state", value_parser = parse_state)]
+        #[arg(long = "state", value_parser = args::state)]
         states: Vec<TaskState>,
         /// Only this kind (task type or name).
         #[arg(long)]
@@ -206,6 +195,11 @@ enum Command {
     SkipStep(StepArgs),
     /// Cancel a running step (OCP subtask).
     CancelStep(StepArgs),
+    /// Work with a store file.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Run one simulator in the foreground.
     #[command(after_help = CONTROL_API_HELP)]
     Sim {
@@ -214,6 +208,15 @@ enum Command {
         vendor: VendorName,
         #[command(flatten)]
         options: Box<SimOptions>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Verify a file store (exit 0 when sound, 2 when empty or damaged).
+    Check {
+        /// The store file (a `file:` store's path).
+        file: PathBuf,
     },
 }
 
@@ -257,12 +260,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             listen,
             ..
         } => {
-            if !(time_scale.is_finite() && time_scale > 0.0) {
-                return Err(CliError::usage(
-                    "--time-scale must be a positive number",
-                    "e.g. 0.5",
-                ));
-            }
             if web {
                 web::check_listen(listen, None)?;
             }
@@ -410,6 +407,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             )
             .await
         }
+        Command::Store {
+            command: StoreCommand::Check { file },
+        } => {
+            let summary = tasktrack_core::FileStore::check(&file)?;
+            output::out!(
+                "store file {} is sound: {} tracked task(s), {} event(s), {} terminal",
+                file.display(),
+                summary.entries,
+                summary.events,
+                summary.finals
+            )
+        }
         Command::Sim { vendor, options } => {
             let code = tasktrack_sim::standalone::serve(vendor, *options).await;
             if code == ExitCode::SUCCESS {
@@ -424,8 +433,35 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// One line instead of a panic's report: a person sees what happened and
+/// what to do, never a backtrace.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        // redb panics on some damaged pages; the file store catches them
+        // and reports the file in one line of its own.
+        if info.location().is_some_and(|l| l.file().contains("redb")) {
+            return;
+        }
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        output::note!(
+            "error: tasktrack hit a bug ({}{at}); please report it with the command that was run",
+            text.lines().next().unwrap_or_default()
+        );
+    }));
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    quiet_panics();
     let cli = Cli::parse();
     // Library logs go to stderr only when asked for (RUST_LOG), so a person
     // sees one clear line per problem.
@@ -437,9 +473,9 @@ async fn main() -> ExitCode {
         .init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(CliError::TaskFailed) => ExitCode::from(1),
+        Err(e @ (CliError::TaskFailed | CliError::Closed)) => e.exit_code(),
         Err(e) => {
-            eprintln!("{e}");
+            output::note!("{e}");
             e.exit_code()
         }
     }

@@ -7,6 +7,8 @@ use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tasktrack_core::{TaskEvent, TaskEventKind, TaskSnapshot, TaskState};
 
+use crate::output::terminal_safe;
+
 /// One row's data.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -149,16 +151,17 @@ impl Row {
     /// The row as one line.
     pub fn render(&self, colour: bool) -> String {
         let took = self.finished.unwrap_or_else(Instant::now) - self.first_seen;
+        // Vendor text is escaped here, before the colours are added.
         let kind: String = self.kind.chars().take(18).collect();
         format!(
             "{:<8} {:<15} {:<18} {} {} {}  {}",
-            self.backend,
-            short_id(&self.id),
-            kind,
+            terminal_safe(&self.backend),
+            terminal_safe(&short_id(&self.id)),
+            terminal_safe(&kind),
             state_text(self.state, colour),
             bar(self.percent),
             elapsed(took),
-            self.message
+            terminal_safe(&self.message)
         )
     }
 }
@@ -264,9 +267,9 @@ impl LiveTable {
     /// Prints a line above the table.
     pub fn note(&self, line: &str) {
         if self.multi.is_hidden() {
-            eprintln!("{line}");
+            crate::output::note!("{line}");
         } else {
-            let _ = self.multi.println(line);
+            let _ = self.multi.println(terminal_safe(line));
         }
     }
 

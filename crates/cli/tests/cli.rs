@@ -309,7 +309,7 @@ async fn actions_and_their_refusals() {
         text(&o).0
     );
     env.ocp_clock.advance(s(100));
-    let o = tasktrack(&env, &["wait", "ocp", &id, "--interval", "50ms"]).await;
+    let o = tasktrack(&env, &["wait", "ocp", &id, "--interval", "100ms"]).await;
     assert_eq!(
         o.status.code(),
         Some(0),

@@ -14,6 +14,13 @@ pub trait Clock: Debug + Send + Sync + 'static {
     fn now(&self) -> Instant;
     /// A future that completes after `d`.
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
+    /// A watchdog that completes once `d` has passed, without moving time
+    /// itself: what bounds a request by a deadline. On real clocks it is
+    /// [`sleep`](Self::sleep); a [`ManualClock`] never fires it, since its
+    /// time only moves when a test (or a waiter) moves it.
+    fn watchdog(&self, d: Duration) -> BoxFuture<'static, ()> {
+        self.sleep(d)
+    }
 }
 
 /// Tokio's clock: real time, or tokio's paused test time
@@ -80,6 +87,9 @@ impl Clock for ManualClock {
     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
         self.advance(d);
         Box::pin(tokio::task::yield_now())
+    }
+    fn watchdog(&self, _d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::pending())
     }
 }
 

@@ -66,7 +66,7 @@ pub enum Error {
         garbled: bool,
     },
     /// The poll deadline or attempt limit ran out before the task ended.
-    #[error("{provider}: gave up waiting for task {id} after {elapsed:?} and {polls} polls")]
+    #[error("{provider}: gave up waiting for task {id} after {} and {polls} poll{}{}", human_duration(*.elapsed), plural(*.polls), last_hint(.last_error))]
     Timeout {
         /// Provider name.
         provider: String,
@@ -76,6 +76,10 @@ pub enum Error {
         elapsed: Duration,
         /// Number of status polls made.
         polls: u64,
+        /// Why the last poll failed, when it did (the backend was down, a
+        /// request was still running at the deadline): a timeout is then
+        /// not mistaken for a slow task.
+        last_error: Option<String>,
     },
     /// The task (or another named object) does not exist.
     #[error("{provider}: {what} not found")]
@@ -123,6 +127,48 @@ pub enum Error {
         /// Which limit, and what to do about it.
         what: String,
     },
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn last_hint(last: &Option<String>) -> String {
+    match last {
+        Some(e) => format!("; the last poll failed: {e}"),
+        None => String::new(),
+    }
+}
+
+/// A duration as people write it: `850ms`, `3s`, `1m 12s`, `2h 5m`, `3d 4h`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.as_millis()),
+        s if s < 60 => {
+            let tenths = d.subsec_millis() / 100;
+            if tenths == 0 || s >= 10 {
+                format!("{s}s")
+            } else {
+                format!("{s}.{tenths}s")
+            }
+        }
+        s if s < 3600 => join_units(s / 60, "m", s % 60, "s"),
+        s if s < 86_400 => join_units(s / 3600, "h", s % 3600 / 60, "m"),
+        s => join_units(s / 86_400, "d", s % 86_400 / 3600, "h"),
+    }
+}
+
+fn join_units(a: u64, ua: &str, b: u64, ub: &str) -> String {
+    if b == 0 {
+        format!("{a}{ua}")
+    } else {
+        format!("{a}{ua} {b}{ub}")
+    }
 }
 
 fn state_word(cancelled: &bool) -> &'static str {
@@ -419,6 +465,28 @@ mod tests {
             .ends_with(": HTML page \"Fehler\""));
         h.body_excerpt = "\nupstream timed out\nmore".into();
         assert!(Error::from(h).to_string().ends_with(": upstream timed out"));
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let d = Duration::from_millis;
+        assert_eq!(human_duration(d(850)), "850ms");
+        assert_eq!(human_duration(d(3001)), "3s");
+        assert_eq!(human_duration(d(1500)), "1.5s");
+        assert_eq!(human_duration(d(72_000)), "1m 12s");
+        assert_eq!(human_duration(d(3_600_000)), "1h");
+        assert_eq!(human_duration(Duration::from_secs(90_000)), "1d 1h");
+        let e = Error::Timeout {
+            provider: "p".into(),
+            id: "7".into(),
+            elapsed: d(3001),
+            polls: 1,
+            last_error: Some("p: transport error on GET /x: connection refused".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "p: gave up waiting for task 7 after 3s and 1 poll; the last poll failed: p: transport error on GET /x: connection refused"
+        );
     }
 
     #[test]

@@ -42,36 +42,64 @@ fn row_key(shard: u32, provider: &str, id: &str) -> String {
 #[derive(Clone)]
 pub struct FileStore {
     db: Arc<Database>,
+    path: Arc<Path>,
     shards: u32,
 }
 
 impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileStore")
+            .field("path", &self.path)
             .field("shards", &self.shards)
             .finish_non_exhaustive()
     }
 }
 
 impl FileStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens the store at `path`, creating it when no file is there.
+    ///
+    /// An existing file is checked first: a 0-byte file, a file that is not
+    /// a store, or a damaged one is an [`Error::InvalidInput`] naming the
+    /// file, and the file is left as it was. (redb panics on some damaged
+    /// pages; the panic is caught and reported the same way.)
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let db = Database::create(path).map_err(|e| {
-            Error::invalid_input("file-store", format!("cannot open {}: {e}", path.display()))
-        })?;
-        let txn = db.begin_write().map_err(|e| storage("open", e))?;
-        {
-            txn.open_table(ENTRIES).map_err(|e| storage("open", e))?;
-            txn.open_table(VERSIONS).map_err(|e| storage("open", e))?;
-            txn.open_table(FINALS).map_err(|e| storage("open", e))?;
-            txn.open_table(EVENTS).map_err(|e| storage("open", e))?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.is_file() && meta.len() == 0 {
+                return Err(unusable(
+                    path,
+                    "is empty (0 bytes), not a tasktrack store",
+                    "remove it to start a new store",
+                ));
+            }
         }
-        txn.commit().map_err(|e| storage("open", e))?;
+        let opened = std::panic::catch_unwind(|| open_checked(path))
+            .unwrap_or_else(|panic| Err(format!("is damaged ({})", panic_text(&*panic))));
+        let db = opened.map_err(|what| {
+            unusable(
+                path,
+                &what,
+                "restore it from a backup, or move it aside to start a new store",
+            )
+        })?;
         Ok(FileStore {
             db: Arc::new(db),
+            path: Arc::from(path),
             shards: DEFAULT_SHARDS,
         })
+    }
+
+    /// Checks the store at `path` without changing it when it is sound:
+    /// what `tasktrack store check FILE` runs.
+    pub fn check(path: impl AsRef<Path>) -> Result<StoreSummary> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(unusable(path, "does not exist", "check the path"));
+        }
+        let store = FileStore::open(path)?;
+        let counted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| count(&store.db)))
+            .unwrap_or_else(|panic| Err(format!("is damaged ({})", panic_text(&*panic))));
+        counted.map_err(|what| unusable(path, &what, "restore it from a backup"))
     }
 
     async fn blocking<T: Send + 'static>(
@@ -80,11 +108,113 @@ impl FileStore {
         f: impl FnOnce(&Database) -> std::result::Result<T, String> + Send + 'static,
     ) -> Result<T> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(|e| storage(what, e))?
-            .map_err(|e| storage(what, e))
+        match tokio::task::spawn_blocking(move || f(&db)).await {
+            Ok(answer) => answer.map_err(|e| storage(what, e)),
+            Err(e) if e.is_panic() => Err(unusable(
+                &self.path,
+                &format!("is damaged ({})", panic_text(&*e.into_panic())),
+                "restore it from a backup, or move it aside to start a new store",
+            )),
+            Err(e) => Err(storage(what, e)),
+        }
     }
+}
+
+/// What a sound store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSummary {
+    /// Tracked tasks.
+    pub entries: u64,
+    /// Events in the log.
+    pub events: u64,
+    /// Tasks whose terminal event is logged.
+    pub finals: u64,
+}
+
+fn unusable(path: &Path, what: &str, fix: &str) -> Error {
+    Error::invalid_input(
+        "file-store",
+        format!("store file {} {what}; {fix}", path.display()),
+    )
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "an internal check failed".to_owned());
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Opens (or creates) the database, checks its integrity and makes sure
+/// its tables exist; the error says what is wrong with the file.
+fn open_checked(path: &Path) -> std::result::Result<Database, String> {
+    let first_line =
+        |e: &dyn std::fmt::Display| e.to_string().lines().next().unwrap_or_default().to_owned();
+    let existed = path.exists();
+    let mut db = Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            "is in use by another process (one process opens a file store at a time)".to_owned()
+        }
+        other => format!("cannot be opened: {}", first_line(&other)),
+    })?;
+    if existed {
+        match db.check_integrity() {
+            Ok(_) => {}
+            Err(e) => return Err(format!("is damaged: {}", first_line(&e))),
+        }
+    }
+    let tables = || -> std::result::Result<(), String> {
+        let txn = db.begin_write().map_err(s)?;
+        {
+            txn.open_table(ENTRIES).map_err(s)?;
+            txn.open_table(VERSIONS).map_err(s)?;
+            txn.open_table(FINALS).map_err(s)?;
+            txn.open_table(EVENTS).map_err(s)?;
+        }
+        txn.commit().map_err(s)
+    };
+    tables().map_err(|e| format!("is not a usable store: {}", first_line(&e)))?;
+    Ok(db)
+}
+
+fn count(db: &Database) -> std::result::Result<StoreSummary, String> {
+    let txn = db.begin_read().map_err(s)?;
+    let entries = {
+        let t = txn.open_table(ENTRIES).map_err(s)?;
+        let mut n = 0;
+        for row in t.iter().map_err(s)? {
+            let (_, v) = row.map_err(s)?;
+            serde_json::from_slice::<TrackedEntry>(v.value()).map_err(s)?;
+            n += 1;
+        }
+        n
+    };
+    let events = {
+        let t = txn.open_table(EVENTS).map_err(s)?;
+        let mut n = 0;
+        for row in t.iter().map_err(s)? {
+            let (_, v) = row.map_err(s)?;
+            serde_json::from_slice::<TaskEvent>(v.value()).map_err(s)?;
+            n += 1;
+        }
+        n
+    };
+    let finals = {
+        let t = txn.open_table(FINALS).map_err(s)?;
+        let mut n = 0;
+        for row in t.iter().map_err(s)? {
+            row.map_err(s)?;
+            n += 1;
+        }
+        n
+    };
+    Ok(StoreSummary {
+        entries,
+        events,
+        finals,
+    })
 }
 
 fn s<E: std::fmt::Display>(e: E) -> String {

@@ -38,15 +38,16 @@ mod poller;
 mod provider;
 mod secret;
 mod store;
+mod time;
 mod tracker;
 
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
-pub use error::{Error, HttpError, Result};
+pub use error::{human_duration, Error, HttpError, Result};
 #[cfg(feature = "file-store")]
-pub use file_store::FileStore;
+pub use file_store::{FileStore, StoreSummary};
 pub use memory::{MemoryFault, MemoryProvider, MemoryStatus, Outcome, TaskScript};
 pub use model::{Failure, Progress, Step, TaskSnapshot, TaskState, TaskStatus};
-pub use policy::{random_jitter, JitterSource, PollPolicy};
+pub use policy::{random_jitter, JitterSource, PollPolicy, MIN_SLEEP};
 pub use poller::{Poller, RemediationPolicy, TaskOutcome};
 pub use provider::{
     parse_task_id, ActionReceipt, Capabilities, DynTaskProvider, ErasedProvider, LogLine, LogRange,

@@ -323,7 +323,7 @@ impl MemoryProvider {
         let ran = now - start;
         let n = s.log.len();
         for (i, line) in s.log.iter().enumerate() {
-            let due = s.running.mul_f64(i as f64 / n as f64);
+            let due = crate::time::scale(s.running, i as f64 / n as f64);
             if ran >= due {
                 lines.push(line.clone());
             }

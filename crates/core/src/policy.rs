@@ -6,6 +6,11 @@
 
 use std::time::Duration;
 
+/// The shortest sleep between two polls of one task, whatever the policy
+/// says: a zero interval would otherwise send requests as fast as the
+/// server answers. Front ends set their own, higher floors.
+pub const MIN_SLEEP: Duration = Duration::from_millis(1);
+
 /// How often to poll, for how long, and how many transient errors to bear.
 ///
 /// Build one with [`PollPolicy::default`] and the `with_*` methods.
@@ -132,7 +137,7 @@ impl PollPolicy {
         if changed {
             return self.initial_interval.min(self.max_interval);
         }
-        let grown = current.mul_f64(self.multiplier.max(1.0));
+        let grown = crate::time::scale(current, self.multiplier.clamp(1.0, 1e6));
         grown.clamp(
             self.initial_interval.min(self.max_interval),
             self.max_interval,
@@ -162,6 +167,7 @@ impl PollPolicy {
 
     /// Applies jitter to an interval. `unit` is a uniform random number in
     /// `0.0..1.0` (injectable so tests can fix it); `0.5` means no change.
+    /// Never below [`MIN_SLEEP`], so a zero interval cannot spin.
     pub fn jittered(&self, interval: Duration, unit: f64) -> Duration {
         let j = if self.jitter.is_finite() {
             self.jitter.clamp(0.0, 1.0)
@@ -173,7 +179,7 @@ impl PollPolicy {
         } else {
             0.5
         };
-        interval.mul_f64(1.0 + j * (2.0 * unit - 1.0))
+        crate::time::scale(interval, 1.0 + j * (2.0 * unit - 1.0)).max(MIN_SLEEP)
     }
 }
 

@@ -13,6 +13,10 @@ use crate::model::{Failure, TaskSnapshot, TaskState, TaskStatus};
 use crate::policy::{random_jitter, JitterSource, PollPolicy};
 use crate::provider::{ActionReceipt, LogLine, LogRange, TaskAction, TaskHandle, TaskProvider};
 
+/// How long the log read after a failure may take when the deadline is
+/// (nearly) spent.
+const LOG_TAIL_GRACE: Duration = Duration::from_millis(900);
+
 /// Opt-in remediation while waiting: when the task fails, ask the provider
 /// to retry it (its `Retry` action), up to `max_retries` times, optionally
 /// only for tasks whose name (title or kind) contains one of
@@ -192,12 +196,12 @@ impl<P: TaskProvider> Poller<P> {
     /// [`TaskOutcome::into_result`] to turn it into an error.
     pub async fn wait(&self, id: &P::Id) -> Result<TaskOutcome<P::Status>> {
         let (mut polls, mut elapsed, mut retries) = (0, Duration::ZERO, 0);
-        let status = loop {
+        let (status, last_attempt) = loop {
             let (status, attempt_polls, attempt_elapsed) = self.wait_once(id).await?;
             polls += attempt_polls;
             elapsed += attempt_elapsed;
             if !self.should_remediate(id, &status, retries) {
-                break status;
+                break (status, attempt_elapsed);
             }
             retries += 1;
             tracing::warn!(
@@ -210,7 +214,25 @@ impl<P: TaskProvider> Poller<P> {
             self.provider.act(id, TaskAction::Retry).await?;
         };
         let log_tail = if status.state().is_unsuccessful() {
-            self.log_tail(id).await
+            // What is left of the deadline bounds the log read too, with a
+            // short grace so a task failing at the last moment still
+            // brings its log.
+            let left = self
+                .policy
+                .deadline
+                .map(|d| d.saturating_sub(last_attempt).max(LOG_TAIL_GRACE));
+            match left {
+                Some(left) => {
+                    tokio::select! {
+                        lines = self.log_tail(id) => lines,
+                        _ = self.clock.watchdog(left) => {
+                            tracing::warn!(provider = self.provider.name(), task = %id, "the log tail of a failed task was not read before the deadline");
+                            Vec::new()
+                        }
+                    }
+                }
+                None => self.log_tail(id).await,
+            }
         } else {
             Vec::new()
         };
@@ -305,6 +327,7 @@ impl<P: TaskProvider> Poller<P> {
             polls: 0,
             errors: 0,
             last: None,
+            last_error: None,
             first: true,
             done: false,
         };
@@ -327,41 +350,73 @@ struct WatchState<P: TaskProvider> {
     polls: u64,
     errors: u32,
     last: Option<TaskSnapshot>,
+    last_error: Option<String>,
     first: bool,
     done: bool,
 }
 
 impl<P: TaskProvider> WatchState<P> {
+    fn timeout(&mut self, last_error: Option<String>) -> Error {
+        self.done = true;
+        Error::Timeout {
+            provider: self.poller.provider.name().to_owned(),
+            id: self.id_text.clone(),
+            elapsed: self.poller.clock.now() - self.started,
+            polls: self.polls,
+            last_error: last_error.or_else(|| self.last_error.take()),
+        }
+    }
+
+    /// Time left before the deadline (`None`: no deadline).
+    fn left(&self) -> Option<Duration> {
+        let elapsed = self.poller.clock.now() - self.started;
+        self.poller
+            .policy
+            .deadline
+            .map(|d| d.saturating_sub(elapsed))
+    }
+
     async fn next_change(&mut self) -> Result<(P::Status, u64, Duration)> {
         let policy = &self.poller.policy;
-        let clock = &self.poller.clock;
+        let clock = self.poller.clock.clone();
         let name = self.poller.provider.name().to_owned();
         loop {
             if !self.first {
                 let mut delay = policy.jittered(self.interval, (self.poller.jitter)());
-                if let Some(deadline) = policy.deadline {
-                    let left = deadline.saturating_sub(clock.now() - self.started);
+                if let Some(left) = self.left() {
                     delay = delay.min(left);
                 }
                 clock.sleep(delay).await;
             }
             self.first = false;
-            let elapsed = clock.now() - self.started;
-            let out_of_time = policy.deadline.is_some_and(|d| elapsed >= d);
+            let out_of_time = self.left().is_some_and(|l| l.is_zero());
             let out_of_polls = policy.max_polls.is_some_and(|n| self.polls >= n);
             if out_of_time || out_of_polls {
-                self.done = true;
-                return Err(Error::Timeout {
-                    provider: name,
-                    id: self.id_text.clone(),
-                    elapsed,
-                    polls: self.polls,
-                });
+                return Err(self.timeout(None));
             }
             self.polls += 1;
-            match self.poller.provider.status(&self.id).await {
+            // The deadline bounds the request too: a server trickling its
+            // answer (or retries inside the HTTP layer) cannot outlast it.
+            let answer = match self.left() {
+                Some(left) => {
+                    let status = self.poller.provider.status(&self.id);
+                    tokio::select! {
+                        r = status => Some(r),
+                        _ = clock.watchdog(left) => None,
+                    }
+                }
+                None => Some(self.poller.provider.status(&self.id).await),
+            };
+            let Some(answer) = answer else {
+                return Err(self.timeout(Some(
+                    "a status request was still unanswered at the deadline".to_owned(),
+                )));
+            };
+            let policy = &self.poller.policy;
+            match answer {
                 Ok(status) => {
                     self.errors = 0;
+                    self.last_error = None;
                     let mut snap = status.snapshot(&name, &self.id_text);
                     // The hint moves on every poll (a countdown); it is advice,
                     // not a change of the task.
@@ -383,6 +438,7 @@ impl<P: TaskProvider> WatchState<P> {
                     self.errors += 1;
                     tracing::debug!(provider = %name, task = %self.id_text, error = %e, errors = self.errors, "transient error while polling");
                     self.interval = policy.interval_after_error(self.interval, e.retry_after());
+                    self.last_error = Some(e.to_string());
                 }
                 Err(e) => {
                     self.done = true;

@@ -219,7 +219,9 @@ impl TrackStore for MemoryStore {
     async fn heartbeat(&self, owner: &str, ttl: Duration) -> Result<usize> {
         let now = tokio::time::Instant::now();
         let mut inner = self.lock();
-        inner.replicas.insert(owner.to_owned(), now + ttl);
+        inner
+            .replicas
+            .insert(owner.to_owned(), crate::time::after(now, ttl));
         inner.replicas.retain(|_, until| *until > now);
         Ok(inner.replicas.len())
     }
@@ -230,7 +232,9 @@ impl TrackStore for MemoryStore {
         match inner.leases.get(&shard) {
             Some((holder, until)) if holder != owner && *until > now => Ok(false),
             _ => {
-                inner.leases.insert(shard, (owner.to_owned(), now + ttl));
+                inner
+                    .leases
+                    .insert(shard, (owner.to_owned(), crate::time::after(now, ttl)));
                 Ok(true)
             }
         }

@@ -236,7 +236,7 @@ impl TrackerBuilder {
     /// dies has its tasks taken over after at most this long. Leases are
     /// renewed every third of it.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl.max(Duration::from_millis(30));
+        self.lease_ttl = ttl.clamp(Duration::from_millis(30), Duration::from_secs(86_400));
         self
     }
 
@@ -466,6 +466,10 @@ struct Entry {
     last: Option<TaskSnapshot>,
     interval: Duration,
     errors: u32,
+    /// Answers received, for the give-up message.
+    polls: u32,
+    /// The last transient error, cleared by the next good answer.
+    last_error: Option<String>,
     in_flight: bool,
     /// A final append failed without an answer: the store may have taken it.
     final_unacked: bool,
@@ -558,7 +562,7 @@ impl Scheduler {
                 _ = lease_sleep => {
                     self.lease_tick().await;
                     let ttl = self.store.as_ref().map_or(Duration::from_secs(1), |st| st.ttl);
-                    next_lease = self.clock.now() + ttl / 3;
+                    next_lease = crate::time::after(self.clock.now(), ttl / 3);
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     if !self.apply(done).await {
@@ -750,6 +754,8 @@ impl Scheduler {
             last,
             interval: self.providers[provider].policy.initial_interval,
             errors: 0,
+            polls: 0,
+            last_error: None,
             in_flight: false,
             final_unacked: false,
         });
@@ -845,8 +851,9 @@ impl Scheduler {
         let err = Error::Timeout {
             provider: self.providers[entry.provider].name.to_string(),
             id: entry.id.to_string(),
-            elapsed: now - entry.tracked_since,
-            polls: 0,
+            elapsed: now.saturating_duration_since(entry.tracked_since),
+            polls: u64::from(entry.polls),
+            last_error: entry.last_error.clone(),
         };
         self.finish_with_error(slot, &err).await;
     }
@@ -871,12 +878,14 @@ impl Scheduler {
                 continue;
             };
             entry.in_flight = false;
+            entry.polls = entry.polls.saturating_add(1);
             self.counters.status_updates.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(provider = %provider_name, task = %entry.id, answer = ?answer.as_ref().map(|s| s.state), "status answer");
             let policy = &self.providers[entry.provider].policy;
             match answer {
                 Ok(mut snapshot) => {
                     entry.errors = 0;
+                    entry.last_error = None;
                     let hint = snapshot.poll_hint.take();
                     let changed = entry.last.as_ref() != Some(&snapshot);
                     entry.interval = policy.next_interval(entry.interval, changed, hint);
@@ -927,6 +936,7 @@ impl Scheduler {
                 }
                 Err(e) if e.is_retryable() && entry.errors < policy.error_budget => {
                     entry.errors += 1;
+                    entry.last_error = Some(e.to_string());
                     entry.interval = policy.interval_after_error(entry.interval, e.retry_after());
                     tracing::debug!(provider = %provider_name, task = %entry.id, error = %e, "transient error while tracking");
                     self.reschedule(slot, dispatched, now);
@@ -945,7 +955,7 @@ impl Scheduler {
         if let Some(entry) = self.entries[slot as usize].as_ref() {
             let policy = &self.providers[entry.provider].policy;
             let delay = policy.jittered(entry.interval, (self.jitter)());
-            let due = (dispatched + delay).max(now);
+            let due = crate::time::after(dispatched, delay).max(now);
             self.heap
                 .push(Reverse((due, slot, self.generations[slot as usize])));
         }
@@ -989,12 +999,12 @@ impl Scheduler {
             let saved = TrackedEntry {
                 provider: event.provider.clone(),
                 id: event.id.clone(),
-                tracked_at: Utc::now()
-                    - chrono::Duration::from_std(self.clock.now() - entry.tracked_since)
-                        .unwrap_or_default(),
+                tracked_at: chrono::Duration::from_std(self.clock.now() - entry.tracked_since)
+                    .ok()
+                    .and_then(|age| Utc::now().checked_sub_signed(age))
+                    .unwrap_or_else(Utc::now),
                 last: entry.last.clone(),
-                next_due: Utc::now()
-                    + chrono::Duration::from_std(entry.interval).unwrap_or_default(),
+                next_due: crate::time::wall_after(Utc::now(), entry.interval),
             };
             if let Err(e) = st.store.update(&saved).await {
                 tracing::debug!(error = %e, "could not save a task's progress");

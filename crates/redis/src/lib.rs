@@ -119,15 +119,22 @@ impl std::fmt::Debug for RedisStore {
 }
 
 /// The URL with any password replaced by `***`, for messages and logs.
+///
+/// Only a well-formed URL with a host is shown; anything else (a typo such
+/// as `redis:/:PASSWORD@host` parses with the password in its path) shows
+/// its scheme alone, so no part that could be a secret is ever echoed.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) => {
+        Ok(mut u) if u.has_host() && !u.cannot_be_a_base() => {
             if u.password().is_some() {
                 let _ = u.set_password(Some("***"));
             }
+            u.set_query(None);
+            u.set_fragment(None);
             u.to_string()
         }
-        Err(_) => "<unparseable redis URL>".into(),
+        Ok(u) => format!("{}:<malformed, not shown>", u.scheme()),
+        Err(_) => "<unparseable URL, not shown>".into(),
     }
 }
 
@@ -392,5 +399,20 @@ mod tests {
             super::redact_url("redis://127.0.0.1/"),
             "redis://127.0.0.1/"
         );
+        assert_eq!(
+            super::redact_url("REDIS://:pw@Host:6379/0"),
+            "redis://:***@Host:6379/0"
+        );
+        for typo in [
+            "redis:/:hunter2@127.0.0.1",
+            "redis::hunter2@h",
+            "redis:hunter2",
+        ] {
+            let shown = super::redact_url(typo);
+            assert!(!shown.contains("hunter2"), "{typo} -> {shown}");
+            assert!(shown.starts_with("redis:"), "{shown}");
+        }
+        assert!(!super::redact_url("%%hunter2").contains("hunter2"));
+        assert!(!super::redact_url("redis://h/0?password=hunter2").contains("hunter2"));
     }
 }
