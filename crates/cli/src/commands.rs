@@ -544,13 +544,7 @@ fn scheduler_died() -> CliError {
 }
 
 async fn store_is_empty(store: &Arc<dyn TrackStore>) -> bool {
-    for shard in 0..store.shards() {
-        match store.entries(shard).await {
-            Ok(e) if e.is_empty() => {}
-            _ => return false,
-        }
-    }
-    true
+    matches!(store.tracked_count().await, Ok(0))
 }
 
 /// `tasktrack serve`: the web dashboard over every configured backend.

@@ -355,7 +355,7 @@ impl TrackStore for FileStore {
     }
 
     async fn read(&self, after: &str, max: usize) -> Result<Vec<(Cursor, TaskEvent)>> {
-        let from = numeric_cursor(after) + 1;
+        let from = numeric_cursor("file-store", after)?.saturating_add(1);
         self.blocking("read", move |db| {
             let txn = db.begin_read().map_err(s)?;
             let table = txn.open_table(EVENTS).map_err(s)?;
@@ -367,6 +367,16 @@ impl TrackStore for FileStore {
                 out.push((k.value().to_string(), event));
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn last_cursor(&self) -> Result<Cursor> {
+        self.blocking("read", |db| {
+            let txn = db.begin_read().map_err(s)?;
+            let table = txn.open_table(EVENTS).map_err(s)?;
+            let last = table.last().map_err(s)?;
+            Ok(last.map_or(0, |(k, _)| k.value()).to_string())
         })
         .await
     }

@@ -55,8 +55,8 @@ pub use provider::{
 };
 pub use secret::Secret;
 pub use store::{
-    entry_key, numeric_cursor, shard_of, Cursor, MemoryStore, TrackStore, TrackedEntry,
-    DEFAULT_SHARDS,
+    cursor_position, entry_key, numeric_cursor, shard_of, Cursor, MemoryStore, TrackStore,
+    TrackedEntry, DEFAULT_SHARDS,
 };
 pub use tracker::{TaskEvent, TaskEventKind, TaskEvents, Tracker, TrackerBuilder, TrackerStats};
 

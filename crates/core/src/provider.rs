@@ -408,11 +408,17 @@ impl<P: TaskProvider> DynTaskProvider for P {
     async fn list_snapshots(&self, filter: &TaskFilter) -> Result<TaskPage<TaskSnapshot>> {
         let name = self.name();
         let page = self.list(filter).await?;
+        // A listing names each task once, even when the backend repeats
+        // one (pages shifting while read, or a hostile server): consumers
+        // count rows as tasks.
+        let mut seen = std::collections::HashSet::new();
         Ok(TaskPage {
             items: page
                 .items
                 .into_iter()
-                .map(|(id, s)| s.snapshot(name, &id.to_string()))
+                .map(|(id, s)| (id.to_string(), s))
+                .filter(|(id, _)| seen.insert(id.clone()))
+                .map(|(id, s)| s.snapshot(name, &id))
                 .collect(),
             next_cursor: page.next_cursor,
             total: page.total,

@@ -27,9 +27,26 @@ use crate::tracker::TaskEvent;
 /// Default number of shards.
 pub const DEFAULT_SHARDS: u32 = 64;
 
-/// A position in the event log. Opaque, ordered by the store; `"0"` is the
-/// start. Usable as an SSE `Last-Event-ID`.
+/// A position in the event log, ordered by the store; `"0"` is the start.
+/// Usable as an SSE `Last-Event-ID`. The bundled stores write `N` (memory,
+/// file) or `MS-SEQ` (Redis stream ids); [`cursor_position`] orders both.
 pub type Cursor = String;
+
+/// A bundled store's cursor as a comparable position: `N` is `(N, 0)` and
+/// `MS-SEQ` is `(MS, SEQ)`. `None` for anything else (signs, spaces, hex,
+/// more than 20 digits), so a malformed `Last-Event-ID` can be refused
+/// instead of silently replaying from the start.
+pub fn cursor_position(cursor: &str) -> Option<(u64, u64)> {
+    let number = |s: &str| {
+        (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match cursor.split_once('-') {
+        Some((major, minor)) => Some((number(major)?, number(minor)?)),
+        None => Some((number(cursor)?, 0)),
+    }
+}
 
 /// One tracked task, as plain data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,14 +122,63 @@ pub trait TrackStore: Send + Sync + 'static {
     /// Takes, or renews, the lease on `shard` for `owner`; false when another
     /// owner holds it.
     async fn acquire(&self, owner: &str, shard: u32, ttl: Duration) -> Result<bool>;
+    /// Takes or renews the leases on `shards` for `owner`, in order,
+    /// stopping after `limit` successes: one answer per shard tried (the
+    /// shards after the stop are left out). The default calls
+    /// [`acquire`](Self::acquire) per shard; a networked store should do
+    /// it in one round trip, since a replica renews all its leases each
+    /// period and a slow link must not let them lapse.
+    async fn acquire_many(
+        &self,
+        owner: &str,
+        shards: &[u32],
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<bool>> {
+        let mut answers = Vec::with_capacity(shards.len());
+        let mut got = 0;
+        for &shard in shards {
+            if got >= limit {
+                break;
+            }
+            let ok = self.acquire(owner, shard, ttl).await?;
+            got += usize::from(ok);
+            answers.push(ok);
+        }
+        Ok(answers)
+    }
+    /// How many tasks are tracked in all shards together. The default reads
+    /// every shard; a networked store should count in one round trip.
+    async fn tracked_count(&self) -> Result<u64> {
+        let mut n = 0;
+        for shard in 0..self.shards() {
+            n += self.entries(shard).await?.len() as u64;
+        }
+        Ok(n)
+    }
     /// Gives a lease up (when `owner` holds it).
     async fn release(&self, owner: &str, shard: u32) -> Result<()>;
     /// Appends an event to the log; its cursor. A *final* event of a task
     /// whose final event is already logged is not appended: `None`.
     /// Atomic: concurrent replicas cannot both append a final event.
     async fn append(&self, event: &TaskEvent) -> Result<Option<Cursor>>;
-    /// Up to `max` events after `after`, oldest first.
+    /// Up to `max` events after `after`, oldest first. A malformed cursor
+    /// is [`Error::InvalidInput`](crate::Error::InvalidInput).
     async fn read(&self, after: &str, max: usize) -> Result<Vec<(Cursor, TaskEvent)>>;
+    /// The cursor of the newest event (`"0"` when the log is empty): where
+    /// a reader that wants only new events starts. The default reads the
+    /// log to its end; the bundled stores look it up directly.
+    async fn last_cursor(&self) -> Result<Cursor> {
+        let mut last: Cursor = "0".into();
+        loop {
+            let page = self.read(&last, 1000).await?;
+            match page.last() {
+                Some((cursor, _)) if page.len() == 1000 => last = cursor.clone(),
+                Some((cursor, _)) => return Ok(cursor.clone()),
+                None => return Ok(last),
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -155,9 +221,19 @@ impl MemoryStore {
     }
 }
 
-/// Parses a numeric cursor (memory and file stores).
-pub fn numeric_cursor(cursor: &str) -> u64 {
-    cursor.parse().unwrap_or(0)
+/// Parses a numeric cursor (memory and file stores): the empty string is
+/// the start, anything but digits is an invalid-input error naming `store`.
+pub fn numeric_cursor(store: &str, cursor: &str) -> Result<u64> {
+    if cursor.is_empty() {
+        return Ok(0);
+    }
+    match cursor_position(cursor) {
+        Some((n, 0)) if !cursor.contains('-') => Ok(n),
+        _ => Err(crate::Error::invalid_input(
+            store,
+            "an event cursor is a number (as returned with each event)",
+        )),
+    }
 }
 
 #[async_trait]
@@ -262,8 +338,8 @@ impl TrackStore for MemoryStore {
     }
 
     async fn read(&self, after: &str, max: usize) -> Result<Vec<(Cursor, TaskEvent)>> {
+        let from = usize::try_from(numeric_cursor("memory-store", after)?).unwrap_or(usize::MAX);
         let inner = self.lock();
-        let from = usize::try_from(numeric_cursor(after)).unwrap_or(usize::MAX);
         Ok(inner
             .log
             .iter()
@@ -272,6 +348,10 @@ impl TrackStore for MemoryStore {
             .take(max)
             .map(|(i, e)| ((i + 1).to_string(), e.clone()))
             .collect())
+    }
+
+    async fn last_cursor(&self) -> Result<Cursor> {
+        Ok(self.lock().log.len().to_string())
     }
 }
 

@@ -634,12 +634,17 @@ impl Scheduler {
         let shards = store.shards();
         let target = (shards as usize).div_ceil(live);
         let mut lost = Vec::new();
-        for shard in st.held.keys().copied().collect::<Vec<_>>() {
-            match store.acquire(&owner, shard, ttl).await {
-                Ok(true) => {}
-                Ok(false) => lost.push(shard),
+        let held: Vec<u32> = st.held.keys().copied().collect();
+        if !held.is_empty() {
+            match store.acquire_many(&owner, &held, ttl, usize::MAX).await {
+                Ok(answers) => lost.extend(
+                    held.iter()
+                        .zip(answers)
+                        .filter(|(_, renewed)| !renewed)
+                        .map(|(s, _)| *s),
+                ),
                 Err(e) => {
-                    tracing::debug!(shard, error = %e, "lease renewal failed; keeping the shard for now")
+                    tracing::debug!(error = %e, "lease renewal failed; keeping the shards for now")
                 }
             }
         }
@@ -655,16 +660,21 @@ impl Scheduler {
         }
         let start = shard_of(&owner, "", shards);
         let mut claimed = Vec::new();
-        for k in 0..shards {
-            if st.held.len() + claimed.len() >= target {
-                break;
-            }
-            let shard = (start + k) % shards;
-            if st.held.contains_key(&shard) {
-                continue;
-            }
-            if let Ok(true) = store.acquire(&owner, shard, ttl).await {
-                claimed.push(shard);
+        let need = target.saturating_sub(st.held.len());
+        if need > 0 {
+            let candidates: Vec<u32> = (0..shards)
+                .map(|k| (start + k) % shards)
+                .filter(|s| !st.held.contains_key(s))
+                .collect();
+            match store.acquire_many(&owner, &candidates, ttl, need).await {
+                Ok(answers) => claimed.extend(
+                    candidates
+                        .iter()
+                        .zip(answers)
+                        .filter(|(_, got)| *got)
+                        .map(|(s, _)| *s),
+                ),
+                Err(e) => tracing::debug!(error = %e, "could not claim free shards this round"),
             }
         }
         let held: Vec<u32> = st.held.keys().copied().collect();

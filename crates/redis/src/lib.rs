@@ -57,6 +57,28 @@ elseif holder == ARGV[1] then
 end
 return 0";
 
+/// Takes or renews each lease in KEYS for ARGV[1] (TTL ARGV[2] ms), in
+/// order, until ARGV[3] have succeeded: one round trip for a whole share.
+const ACQUIRE_MANY: &str = r"
+local got, out = 0, {}
+local limit = tonumber(ARGV[3])
+for i, key in ipairs(KEYS) do
+  if got >= limit then break end
+  local holder = redis.call('GET', key)
+  if not holder then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    got = got + 1
+    out[i] = 1
+  elseif holder == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    got = got + 1
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out";
+
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -104,6 +126,7 @@ pub struct RedisStore {
     display_url: String,
     options: RedisOptions,
     acquire: Script,
+    acquire_many: Script,
     release: Script,
     update: Script,
     append_final: Script,
@@ -185,6 +208,7 @@ impl RedisStore {
             display_url,
             options,
             acquire: Script::new(ACQUIRE),
+            acquire_many: Script::new(ACQUIRE_MANY),
             release: Script::new(RELEASE),
             update: Script::new(UPDATE),
             append_final: Script::new(APPEND_FINAL),
@@ -309,6 +333,45 @@ impl TrackStore for RedisStore {
         Ok(got == 1)
     }
 
+    async fn acquire_many(
+        &self,
+        owner: &str,
+        shards: &[u32],
+        ttl: Duration,
+        limit: usize,
+    ) -> Result<Vec<bool>> {
+        if shards.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.acquire_many.prepare_invoke();
+        for shard in shards {
+            invocation.key(self.key(&format!("lease:{shard}")));
+        }
+        invocation
+            .arg(owner)
+            .arg(ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64)
+            .arg(limit.min(shards.len()));
+        let mut conn = self.conn.clone();
+        let answers: Vec<i64> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| failed("acquire leases", e))?;
+        Ok(answers.into_iter().map(|a| a == 1).collect())
+    }
+
+    async fn tracked_count(&self) -> Result<u64> {
+        let mut pipe = redis::pipe();
+        for shard in 0..self.shards() {
+            pipe.hlen(self.key(&format!("shard:{shard}")));
+        }
+        let mut conn = self.conn.clone();
+        let counts: Vec<u64> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| failed("count tracked tasks", e))?;
+        Ok(counts.into_iter().sum())
+    }
+
     async fn release(&self, owner: &str, shard: u32) -> Result<()> {
         let mut conn = self.conn.clone();
         self.release
@@ -354,6 +417,12 @@ impl TrackStore for RedisStore {
 
     /// Events after `after` (a stream id; `"0"` for the start).
     async fn read(&self, after: &str, max: usize) -> Result<Vec<(Cursor, TaskEvent)>> {
+        if !after.is_empty() && tasktrack_core::cursor_position(after).is_none() {
+            return Err(Error::invalid_input(
+                "redis-store",
+                "an event cursor is a Redis stream id, MS-SEQ (as returned with each event)",
+            ));
+        }
         let start = if after == "0" || after.is_empty() {
             "-".to_owned()
         } else {
@@ -380,6 +449,19 @@ impl TrackStore for RedisStore {
             out.push((entry.id, event));
         }
         Ok(out)
+    }
+
+    async fn last_cursor(&self) -> Result<Cursor> {
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamRangeReply = conn
+            .xrevrange_count(self.events_key(), "+", "-", 1)
+            .await
+            .map_err(|e| failed("read the newest event", e))?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .next()
+            .map_or_else(|| "0".to_owned(), |entry| entry.id))
     }
 }
 
