@@ -115,6 +115,16 @@ pub trait TrackStore: Send + Sync + 'static {
     async fn remove(&self, provider: &str, id: &str) -> Result<()>;
     /// The entries of one shard.
     async fn entries(&self, shard: u32) -> Result<Vec<TrackedEntry>>;
+    /// The entries of several shards, in the order asked. The default
+    /// reads them one by one; a networked store should do it in one round
+    /// trip (a replica taking over loads dozens of shards at once).
+    async fn entries_many(&self, shards: &[u32]) -> Result<Vec<Vec<TrackedEntry>>> {
+        let mut out = Vec::with_capacity(shards.len());
+        for &shard in shards {
+            out.push(self.entries(shard).await?);
+        }
+        Ok(out)
+    }
     /// A number per shard that changes whenever an entry is put there.
     async fn versions(&self, shards: &[u32]) -> Result<Vec<u64>>;
     /// Announces `owner` alive for `ttl`; the number of live replicas.
@@ -158,6 +168,15 @@ pub trait TrackStore: Send + Sync + 'static {
     }
     /// Gives a lease up (when `owner` holds it).
     async fn release(&self, owner: &str, shard: u32) -> Result<()>;
+    /// Gives several leases up. The default calls [`release`](Self::release)
+    /// per shard; a networked store should do it in one round trip, since a
+    /// replica sheds half its shards when another one joins.
+    async fn release_many(&self, owner: &str, shards: &[u32]) -> Result<()> {
+        for &shard in shards {
+            self.release(owner, shard).await?;
+        }
+        Ok(())
+    }
     /// Appends an event to the log; its cursor. A *final* event of a task
     /// whose final event is already logged is not appended: `None`.
     /// Atomic: concurrent replicas cannot both append a final event.

@@ -577,10 +577,10 @@ impl Scheduler {
             }
         }
         if let Some(st) = &self.store {
-            for shard in st.held.keys() {
-                if let Err(e) = st.store.release(&st.owner, *shard).await {
-                    tracing::warn!(shard, error = %e, "could not release a lease at shutdown");
-                }
+            // One round trip, so a slow store does not hold up the exit.
+            let held: Vec<u32> = st.held.keys().copied().collect();
+            if let Err(e) = st.store.release_many(&st.owner, &held).await {
+                tracing::warn!(shards = held.len(), error = %e, "could not release the leases at shutdown; they lapse by themselves");
             }
         }
     }
@@ -648,12 +648,22 @@ impl Scheduler {
                 }
             }
         }
-        while st.held.len() - lost.iter().filter(|l| st.held.contains_key(l)).count() > target {
-            let Some((&extra, _)) = st.held.iter().rev().find(|(s, _)| !lost.contains(s)) else {
-                break;
-            };
-            let _ = store.release(&owner, extra).await;
-            lost.push(extra);
+        let kept = st.held.len() - lost.len();
+        if kept > target {
+            // Shed the excess in one round trip: on a slow link, one release
+            // per shard would outlast the leases being kept.
+            let extra: Vec<u32> = st
+                .held
+                .keys()
+                .rev()
+                .filter(|s| !lost.contains(s))
+                .take(kept - target)
+                .copied()
+                .collect();
+            if let Err(e) = store.release_many(&owner, &extra).await {
+                tracing::debug!(error = %e, "could not release shards; they lapse by themselves");
+            }
+            lost.extend(extra);
         }
         for shard in &lost {
             st.held.remove(shard);
@@ -689,28 +699,34 @@ impl Scheduler {
         for shard in lost {
             self.drop_shard(shard);
         }
-        for shard in reload {
-            self.load_shard(shard).await;
-        }
+        self.load_shards(&reload).await;
     }
 
-    async fn load_shard(&mut self, shard: u32) {
+    /// Loads shards just taken or changed: two round trips whatever their
+    /// number (versions first, so a put racing the load reloads next time).
+    async fn load_shards(&mut self, shards: &[u32]) {
+        if shards.is_empty() {
+            return;
+        }
         let Some(st) = &mut self.store else { return };
         let store = st.store.clone();
-        let version = store
-            .versions(&[shard])
-            .await
-            .ok()
-            .and_then(|v| v.first().copied())
-            .unwrap_or(0);
-        let entries = match store.entries(shard).await {
+        let versions = store.versions(shards).await.unwrap_or_default();
+        let loaded = match store.entries_many(shards).await {
             Ok(e) => e,
             Err(e) => {
-                tracing::warn!(shard, error = %e, "could not load a shard; will retry");
+                tracing::warn!(shards = shards.len(), error = %e, "could not load shards; will retry");
                 return;
             }
         };
-        st.held.insert(shard, version);
+        for (i, (&shard, entries)) in shards.iter().zip(loaded).enumerate() {
+            if let Some(st) = &mut self.store {
+                st.held.insert(shard, versions.get(i).copied().unwrap_or(0));
+            }
+            self.insert_loaded(entries);
+        }
+    }
+
+    fn insert_loaded(&mut self, entries: Vec<TrackedEntry>) {
         for entry in entries {
             let Some(provider) = self
                 .providers

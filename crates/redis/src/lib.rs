@@ -85,6 +85,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// Deletes each lease in KEYS that ARGV[1] holds.
+const RELEASE_MANY: &str = r"
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('DEL', key)
+  end
+end
+return 0";
+
 const UPDATE: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -128,6 +137,7 @@ pub struct RedisStore {
     acquire: Script,
     acquire_many: Script,
     release: Script,
+    release_many: Script,
     update: Script,
     append_final: Script,
 }
@@ -210,6 +220,7 @@ impl RedisStore {
             acquire: Script::new(ACQUIRE),
             acquire_many: Script::new(ACQUIRE_MANY),
             release: Script::new(RELEASE),
+            release_many: Script::new(RELEASE_MANY),
             update: Script::new(UPDATE),
             append_final: Script::new(APPEND_FINAL),
         })
@@ -284,6 +295,32 @@ impl TrackStore for RedisStore {
                 serde_json::from_str(&v).map_err(|e| {
                     Error::decode("redis-store", format!("entry {k:?}"), ".", e.to_string())
                 })
+            })
+            .collect()
+    }
+
+    async fn entries_many(&self, shards: &[u32]) -> Result<Vec<Vec<TrackedEntry>>> {
+        if shards.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for shard in shards {
+            pipe.hgetall(self.key(&format!("shard:{shard}")));
+        }
+        let mut conn = self.conn.clone();
+        let raw: Vec<Vec<(String, String)>> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| failed("entries", e))?;
+        raw.into_iter()
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|(k, v)| {
+                        serde_json::from_str(&v).map_err(|e| {
+                            Error::decode("redis-store", format!("entry {k:?}"), ".", e.to_string())
+                        })
+                    })
+                    .collect()
             })
             .collect()
     }
@@ -381,6 +418,23 @@ impl TrackStore for RedisStore {
             .await
             .map(|_| ())
             .map_err(|e| failed("release lease", e))
+    }
+
+    async fn release_many(&self, owner: &str, shards: &[u32]) -> Result<()> {
+        if shards.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.release_many.prepare_invoke();
+        for shard in shards {
+            invocation.key(self.key(&format!("lease:{shard}")));
+        }
+        invocation.arg(owner);
+        let mut conn = self.conn.clone();
+        invocation
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("release leases", e))
     }
 
     async fn append(&self, event: &TaskEvent) -> Result<Option<Cursor>> {

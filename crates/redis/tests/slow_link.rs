@@ -1,0 +1,119 @@
+//! Two replicas behind a 600 ms round trip to a real `redis-server` keep a
+//! stable split of the shards: leases renew in one round trip per period,
+//! well inside the default 15 s TTL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tasktrack_core::{MemoryProvider, Tracker};
+use tasktrack_redis::testing::{free_port, DelayProxy, RedisServer};
+use tasktrack_redis::{RedisOptions, RedisStore};
+
+async fn holders(conn: &mut redis::aio::MultiplexedConnection) -> HashMap<u32, String> {
+    let keys: Vec<String> = (0..64).map(|s| format!("slow:lease:{s}")).collect();
+    let values: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&keys)
+        .query_async(conn)
+        .await
+        .unwrap();
+    values
+        .into_iter()
+        .enumerate()
+        .filter_map(|(s, h)| h.map(|h| (s as u32, h)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_600ms_redis_keeps_a_stable_split_with_the_default_ttl() {
+    let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
+    let port: u16 = redis
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/0")
+        .parse()
+        .unwrap();
+    let proxy = DelayProxy::start(port, Duration::from_millis(300))
+        .await
+        .unwrap();
+    let replica = |owner: &'static str| {
+        let url = proxy.url();
+        async move {
+            let store = RedisStore::connect_with(
+                &url,
+                RedisOptions {
+                    prefix: "slow".into(),
+                    ..RedisOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+            // The default lease TTL (15 s): what `tasktrack worker` uses.
+            Tracker::builder()
+                .provider("memory", Arc::new(MemoryProvider::new("memory")))
+                .store(Arc::new(store))
+                .owner(owner)
+                .build()
+        }
+    };
+    let (a, _ea) = replica("a").await;
+    let (b, _eb) = replica("b").await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut direct = client.get_multiplexed_async_connection().await.unwrap();
+
+    // Settle: both hold 32 shards (the start-up split moves shards once).
+    // A split that never settles is the failure this test is about, so the
+    // wait is bounded by samples and reports what it saw.
+    let mut settled = false;
+    let mut seen = (0, 0);
+    for _ in 0..480 {
+        let h = holders(&mut direct).await;
+        let of = |o: &str| h.values().filter(|v| *v == o).count();
+        seen = (of("a"), of("b"));
+        if seen == (32, 32) {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        settled,
+        "the split never settled: a holds {}, b holds {}",
+        seen.0, seen.1
+    );
+    let mut last = holders(&mut direct).await;
+    let (mut changes, mut unheld_samples, mut samples) = (0, 0, 0);
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = holders(&mut direct).await;
+        samples += 1;
+        if now.len() < 64 {
+            unheld_samples += 1;
+        }
+        for shard in 0..64 {
+            if let (Some(before), Some(after)) = (last.get(&shard), now.get(&shard)) {
+                if before != after {
+                    changes += 1;
+                }
+            }
+        }
+        for (shard, h) in now {
+            last.insert(shard, h);
+        }
+    }
+    println!("{changes} owner changes, {unheld_samples}/{samples} samples with a shard unheld");
+    assert!(changes <= 2, "{changes} owner changes in 60 s");
+    assert_eq!(unheld_samples, 0, "a lease lapsed");
+    // A clean stop gives every lease up, in one round trip per replica.
+    a.stop().await;
+    b.stop().await;
+    let after = holders(&mut direct).await;
+    assert!(
+        after.is_empty(),
+        "leases left after a stop: {}",
+        after.len()
+    );
+}
