@@ -80,6 +80,14 @@ pub fn lease_ttl(s: &str) -> Result<Duration, String> {
     duration(s, LEASE_TTL)
 }
 
+/// `serve --max-connections`: 1 to 100,000.
+pub fn max_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a connection count from 1 to 100000")),
+    }
+}
+
 /// `list --state`.
 pub fn state(s: &str) -> Result<TaskState, String> {
     s.parse::<TaskState>().map_err(|e| e.to_string())

@@ -399,7 +399,7 @@ pub async fn watch(
                 None => break,
             },
             _ = ticker.tick() => table.tick(),
-            _ = tokio::signal::ctrl_c() => break,
+            _ = shutdown_signal() => break,
         }
     }
     tracker.stop().await;
@@ -457,7 +457,7 @@ pub async fn events(
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = shutdown_signal() => return Ok(()),
             }
         }
     }
@@ -524,7 +524,7 @@ pub async fn worker(
                     break;
                 }
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = shutdown_signal() => break,
         }
     }
     // Events already emitted are printed before exiting: the stream ends once
@@ -547,17 +547,25 @@ async fn store_is_empty(store: &Arc<dyn TrackStore>) -> bool {
     matches!(store.tracked_count().await, Ok(0))
 }
 
+/// What `tasktrack serve` was asked for.
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: std::net::SocketAddr,
+    /// Shared tracked set and event log.
+    pub store: Option<Arc<dyn TrackStore>>,
+    /// Whether control actions are allowed.
+    pub allow_actions: bool,
+    /// The bearer token.
+    pub token: Option<tasktrack_core::Secret>,
+    /// Connections held at once.
+    pub max_connections: usize,
+}
+
 /// `tasktrack serve`: the web dashboard over every configured backend.
-pub async fn serve(
-    config: &Config,
-    listen: std::net::SocketAddr,
-    store: Option<Arc<dyn TrackStore>>,
-    allow_actions: bool,
-    token: Option<tasktrack_core::Secret>,
-) -> Result<(), CliError> {
+pub async fn serve(config: &Config, options: ServeOptions) -> Result<(), CliError> {
     let mut named = Vec::new();
     let mut builder = Tracker::builder();
-    if let Some(s) = &store {
+    if let Some(s) = &options.store {
         builder = builder.store(s.clone());
     }
     for name in config.backends.keys() {
@@ -566,43 +574,71 @@ pub async fn serve(
         named.push((name.clone(), p));
     }
     let (tracker, mut events) = builder.build();
-    let dashboard = crate::web::Dashboard::new(named.clone(), store, allow_actions, token);
-    let bound = crate::web::start(dashboard.clone(), listen).await?;
+    let dashboard = crate::web::Dashboard::new(
+        named.clone(),
+        options.store,
+        options.allow_actions,
+        options.token,
+    );
+    let bound =
+        crate::web::start(dashboard.clone(), options.listen, options.max_connections).await?;
     let _ = out!(
         "dashboard: http://{bound}/ ({} backend(s); Ctrl-C stops)",
         named.len()
     );
-    let mut relist = tokio::time::interval(Duration::from_secs(30));
-    loop {
+    // Each backend is listed on its own, off this loop: a slow one cannot
+    // hold up the events of the others.
+    let listings: Vec<_> = named
+        .iter()
+        .filter(|(_, p)| p.provider_capabilities().list)
+        .map(|(name, p)| {
+            crate::web::relist::spawn(
+                dashboard.clone(),
+                tracker.clone(),
+                name.clone(),
+                p.clone(),
+                crate::web::relist::EVERY,
+                crate::web::relist::TIMEOUT,
+            )
+        })
+        .collect();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let result = loop {
         tokio::select! {
-            _ = relist.tick() => {
-                // New running tasks appear in the listings; tracking a task
-                // already tracked changes nothing.
-                for (name, p) in &named {
-                    if !p.provider_capabilities().list {
-                        continue;
-                    }
-                    let filter = TaskFilter { limit: Some(500), ..TaskFilter::default() };
-                    match p.list_snapshots(&filter).await {
-                        Ok(page) => {
-                            for s in page.items {
-                                dashboard.show(&s);
-                                if !s.state.is_terminal() {
-                                    let _ = tracker.track(name, &s.id);
-                                }
-                            }
-                        }
-                        Err(e) => tracing::warn!(backend = %name, error = %e, "listing failed"),
-                    }
-                }
-            }
             e = events.next() => match e {
                 Some(event) => dashboard.publish(&event),
-                None => return Err(scheduler_died()),
+                None => break Err(scheduler_died()),
             },
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break Ok(()),
         }
+    };
+    for listing in listings {
+        listing.abort();
     }
     tracker.stop().await;
-    Ok(())
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM: either is a clean shutdown.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

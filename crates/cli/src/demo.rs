@@ -570,7 +570,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
                 .map(|(n, p)| ((*n).to_owned(), p.clone()))
                 .collect();
             let d = crate::web::Dashboard::new(named, None, false, None);
-            let bound = crate::web::start(d.clone(), addr).await?;
+            let bound =
+                crate::web::start(d.clone(), addr, crate::web::DEFAULT_MAX_CONNECTIONS).await?;
             let _ = crate::output::out!("dashboard: http://{bound}/");
             Some(d)
         }

@@ -22,6 +22,10 @@ use tasktrack_sim::standalone::{SimOptions, VendorName, CONTROL_API_HELP};
 use crate::config::Config;
 use crate::error::CliError;
 
+/// Requests a one-shot command (list, logs, status, an action) sends to a
+/// backend at most.
+const ONE_SHOT_REQUESTS: u64 = 10_000;
+
 /// Track long-running tasks on Proxmox VE, Huawei Cloud KPS and DCS, and
 /// OceanBase OCP through one tool.
 ///
@@ -72,6 +76,10 @@ enum Command {
         /// The bearer token for actions (and for a non-loopback address).
         #[arg(long, env = "TASKTRACK_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Connections held at once; more get 503 (lowered to fit the
+        /// file-descriptor limit, which is raised at start where allowed).
+        #[arg(long, default_value_t = web::DEFAULT_MAX_CONNECTIONS, value_parser = args::max_connections)]
+        max_connections: usize,
     },
     /// Wait for a task, with a progress bar; exit 0 on success, 1 on failure, 3 on timeout.
     Wait {
@@ -246,6 +254,9 @@ struct StepArgs {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let config = || Config::load(cli.config.as_deref());
+    // A one-shot command makes a bounded number of requests whatever a
+    // server answers (pages that never end, redirects, retries).
+    let one_shot = || config().map(|c| c.with_request_budget(ONE_SHOT_REQUESTS));
     match cli.command {
         Command::Demo {
             print_config: true, ..
@@ -275,6 +286,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             store,
             allow_actions,
             token,
+            max_connections,
         } => {
             let token = token
                 .filter(|t| !t.is_empty())
@@ -290,7 +302,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 Some(url) => Some(store::open(&url).await?),
                 None => None,
             };
-            commands::serve(&config()?, listen, store, allow_actions, token).await
+            let options = commands::ServeOptions {
+                listen,
+                store,
+                allow_actions,
+                token,
+                max_connections,
+            };
+            commands::serve(&config()?, options).await
         }
         Command::Wait {
             backend,
@@ -342,24 +361,31 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             kind,
             limit,
             json,
-        } => commands::list(&config()?, &backend, &states, kind, limit, json).await,
+        } => commands::list(&one_shot()?, &backend, &states, kind, limit, json).await,
         Command::Logs {
             backend,
             task_id,
             tail,
             json,
-        } => commands::logs(&config()?, &backend, &task_id, tail, json).await,
+        } => commands::logs(&one_shot()?, &backend, &task_id, tail, json).await,
         Command::Status {
             backend,
             task_id,
             json,
-        } => commands::status(&config()?, &backend, &task_id, json).await,
+        } => commands::status(&one_shot()?, &backend, &task_id, json).await,
         Command::Retry(a) => {
-            commands::act(&config()?, &a.backend, &a.task_id, TaskAction::Retry, a.yes).await
+            commands::act(
+                &one_shot()?,
+                &a.backend,
+                &a.task_id,
+                TaskAction::Retry,
+                a.yes,
+            )
+            .await
         }
         Command::Rollback(a) => {
             commands::act(
-                &config()?,
+                &one_shot()?,
                 &a.backend,
                 &a.task_id,
                 TaskAction::Rollback,
@@ -369,7 +395,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Cancel(a) => {
             commands::act(
-                &config()?,
+                &one_shot()?,
                 &a.backend,
                 &a.task_id,
                 TaskAction::Cancel,
@@ -379,7 +405,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::RetryStep(a) => {
             commands::act(
-                &config()?,
+                &one_shot()?,
                 &a.backend,
                 &a.task_id,
                 TaskAction::RetryStep(a.step_id),
@@ -389,7 +415,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::SkipStep(a) => {
             commands::act(
-                &config()?,
+                &one_shot()?,
                 &a.backend,
                 &a.task_id,
                 TaskAction::SkipStep(a.step_id),
@@ -399,7 +425,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::CancelStep(a) => {
             commands::act(
-                &config()?,
+                &one_shot()?,
                 &a.backend,
                 &a.task_id,
                 TaskAction::CancelStep(a.step_id),

@@ -7,7 +7,8 @@
 //! | GET | `/api/tasks?backend=&state=` | every tracked task's latest snapshot |
 //! | GET | `/api/tasks/{backend}/{id}` | one task, read from its backend now |
 //! | GET | `/api/tasks/{backend}/{id}/logs?tail=N` | its log tail |
-//! | GET | `/api/events` | SSE: `task` events; `Last-Event-ID` resumes from a store |
+//! | GET | `/api/backends` | each backend's listing health: `ok`, `checked_at`, `error` |
+//! | GET | `/api/events` | SSE: `task` events; `Last-Event-ID` resumes (400 when it is not an id of this server) |
 //! | POST | `/api/tasks/{backend}/{id}/actions/{action}` | retry, rollback, cancel (with `--allow-actions` and a bearer token) |
 //! | POST | `/api/tasks/{backend}/{id}/steps/{step}/actions/{action}` | retry-step, skip-step, cancel-step (likewise) |
 //!
@@ -17,7 +18,6 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -27,15 +27,20 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 use tasktrack_core::{
     DynTaskProvider, LogRange, Secret, TaskAction, TaskEvent, TaskSnapshot, TrackStore,
 };
-use tokio::sync::broadcast;
 
 use crate::error::CliError;
+
+mod feed;
+mod listener;
+pub mod relist;
+
+pub use listener::DEFAULT_MAX_CONNECTIONS;
 
 const PAGE: &str = include_str!("index.html");
 
@@ -43,10 +48,21 @@ const PAGE: &str = include_str!("index.html");
 pub struct Dashboard {
     providers: BTreeMap<String, Arc<dyn DynTaskProvider>>,
     tasks: RwLock<BTreeMap<(String, String), TaskSnapshot>>,
-    events: broadcast::Sender<(String, TaskEvent)>,
-    seq: AtomicU64,
-    store: Option<Arc<dyn TrackStore>>,
+    health: RwLock<BTreeMap<String, BackendHealth>>,
+    feed: feed::Feed,
     actions: Option<Secret>,
+}
+
+/// How a backend's last listing went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackendHealth {
+    /// Whether the last listing answered in time.
+    pub ok: bool,
+    /// When it was tried.
+    pub checked_at: chrono::DateTime<chrono::Utc>,
+    /// Why it failed (one line), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A dashboard shared by the server and whoever feeds it events.
@@ -64,15 +80,26 @@ impl Dashboard {
         allow_actions: bool,
         token: Option<Secret>,
     ) -> SharedDashboard {
-        let (events, _) = broadcast::channel(4096);
         Arc::new(Dashboard {
             providers: providers.into_iter().collect(),
             tasks: RwLock::default(),
-            events,
-            seq: AtomicU64::new(0),
-            store,
+            health: RwLock::default(),
+            feed: feed::Feed::new(store),
             actions: if allow_actions { token } else { None },
         })
+    }
+
+    /// Records how a backend's listing went.
+    pub fn set_health(&self, backend: &str, result: Result<(), String>) {
+        let health = BackendHealth {
+            ok: result.is_ok(),
+            checked_at: chrono::Utc::now(),
+            error: result.err(),
+        };
+        self.health
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(backend.to_owned(), health);
     }
 
     /// Records a snapshot (e.g. from a listing) without an event.
@@ -91,8 +118,7 @@ impl Dashboard {
         if let Some(s) = event.snapshot() {
             self.show(s);
         }
-        let cursor = (self.seq.fetch_add(1, Ordering::Relaxed) + 1).to_string();
-        let _ = self.events.send((cursor, event.clone()));
+        self.feed.publish(event);
     }
 
     fn unknown_backend(&self, backend: &str) -> Response {
@@ -172,41 +198,38 @@ async fn logs(
     }
 }
 
-async fn events(
-    State(d): State<SharedDashboard>,
-    headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let last_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let live = d.events.subscribe();
-    let replay: Vec<(String, TaskEvent)> = match (&d.store, last_id) {
-        (Some(store), Some(after)) => store.read(&after, 10_000).await.unwrap_or_default(),
-        _ => Vec::new(),
+async fn events(State(d): State<SharedDashboard>, headers: HeaderMap) -> Response {
+    let last_id = match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v.trim().to_owned()),
+        Some(Err(_)) => return bad_event_id(),
     };
-    let frame = |(cursor, event): (String, TaskEvent)| -> Result<Event, Infallible> {
-        let data = serde_json::to_string(&event).unwrap_or_default();
+    let Ok(items) = d.feed.subscribe(last_id.as_deref()).await else {
+        return bad_event_id();
+    };
+    let frames = futures::StreamExt::map(items, |item| -> Result<Event, Infallible> {
+        let data = serde_json::to_string(&item.event).unwrap_or_default();
         Ok(Event::default()
             .event("task")
-            .id(cursor)
+            .id(item.id)
             .data(data)
             .retry(Duration::from_secs(1)))
-    };
-    let live = futures::stream::unfold(live, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(item) => return Some((item, rx)),
-                // A page that fell behind misses events; it reloads the list
-                // on its next reconnect, so skip ahead rather than stop.
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
     });
-    let stream = futures::StreamExt::chain(futures::stream::iter(replay), live);
-    Sse::new(futures::StreamExt::map(stream, frame))
+    Sse::new(frames)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+        .into_response()
+}
+
+fn bad_event_id() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "Last-Event-ID is not an event id of this server; reconnect without it",
+    )
+}
+
+async fn backends(State(d): State<SharedDashboard>) -> Response {
+    let health = d.health.read().unwrap_or_else(|p| p.into_inner()).clone();
+    Json(health).into_response()
 }
 
 /// The answer refusing an action request, or `None` when it may proceed.
@@ -221,7 +244,9 @@ fn action_rejection(d: &Dashboard, headers: &HeaderMap) -> Option<Response> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    (given != Some(token.expose())).then(|| {
+    // Constant time: how long a comparison takes tells nothing of the token.
+    let valid = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(token.expose().as_bytes())));
+    (!valid).then(|| {
         error(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required for actions",
@@ -300,6 +325,7 @@ pub fn router(d: SharedDashboard) -> Router {
         .route("/api/tasks", get(tasks))
         .route("/api/tasks/{backend}/{id}", get(task))
         .route("/api/tasks/{backend}/{id}/logs", get(logs))
+        .route("/api/backends", get(backends))
         .route("/api/events", get(events))
         .route(
             "/api/tasks/{backend}/{id}/actions/{action}",
@@ -330,8 +356,14 @@ pub fn check_listen(addr: SocketAddr, token: Option<&Secret>) -> Result<(), CliE
     Ok(())
 }
 
-/// Binds and serves in the background; the bound address.
-pub async fn start(d: SharedDashboard, addr: SocketAddr) -> Result<SocketAddr, CliError> {
+/// Binds and serves in the background, holding at most `max_connections`
+/// at once (fewer when the descriptor limit cannot fit them); the bound
+/// address.
+pub async fn start(
+    d: SharedDashboard,
+    addr: SocketAddr,
+    max_connections: usize,
+) -> Result<SocketAddr, CliError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         CliError::usage(
             format!("cannot listen on {addr}: {e}"),
@@ -341,6 +373,26 @@ pub async fn start(d: SharedDashboard, addr: SocketAddr) -> Result<SocketAddr, C
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::usage(e.to_string(), "try again"))?;
+    let max = listener::connections_that_fit(max_connections);
+    if max < max_connections {
+        tracing::warn!(
+            max,
+            asked = max_connections,
+            "the file-descriptor limit fits fewer connections than asked"
+        );
+    }
+    if d.feed.is_store() {
+        tokio::spawn(feed::Feed::tail(
+            Arc::downgrade(&d),
+            |d: &Dashboard| &d.feed,
+            |d: &Dashboard, event: &TaskEvent| {
+                if let Some(s) = event.snapshot() {
+                    d.show(s);
+                }
+            },
+        ));
+    }
+    let listener = listener::Limited::new(listener, max);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router(d)).await;
     });
