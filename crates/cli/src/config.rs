@@ -10,12 +10,22 @@
 //!
 //! Any string value written `${NAME}` is read from the environment variable
 //! `NAME`; values are never printed.
+//!
+//! Every backend also takes an optional `http` table:
+//!
+//! ```toml
+//! [backends.pve.http]
+//! timeout = "30s"                   # per request, 1 s to 10 min
+//! max_body_bytes = 33554432         # largest answer read, 1 KiB to 1 GiB
+//! redirects = "never"               # or "same-origin" (reads only)
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
+use tasktrack_core::http::{ClientOptions, RedirectPolicy};
 use tasktrack_core::{DynTaskProvider, Secret};
 use tasktrack_dcs::{DcsClient, DcsProvider};
 use tasktrack_huaweicloud::{Credentials, ServiceConfig};
@@ -44,6 +54,9 @@ pub enum Backend {
         /// Accept any certificate (dangerous).
         #[serde(default)]
         insecure: bool,
+        /// HTTP limits and redirect policy.
+        #[serde(default)]
+        http: HttpSettings,
     },
     /// Huawei Cloud KPS.
     Kps {
@@ -57,6 +70,9 @@ pub enum Backend {
         sk: Option<String>,
         /// IAM token instead of AK/SK.
         token: Option<String>,
+        /// HTTP limits and redirect policy.
+        #[serde(default)]
+        http: HttpSettings,
     },
     /// Huawei Cloud DCS.
     Dcs {
@@ -73,6 +89,9 @@ pub enum Backend {
         /// Instances whose task lists `list` and `watch` read.
         #[serde(default)]
         instances: Vec<String>,
+        /// HTTP limits and redirect policy.
+        #[serde(default)]
+        http: HttpSettings,
     },
     /// OceanBase OCP.
     Ocp {
@@ -82,6 +101,9 @@ pub enum Backend {
         user: String,
         /// Password.
         password: String,
+        /// HTTP limits and redirect policy.
+        #[serde(default)]
+        http: HttpSettings,
     },
 }
 
@@ -107,6 +129,61 @@ impl Backend {
     }
 }
 
+/// A backend's `http` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Per-request timeout, e.g. `"30s"`.
+    timeout: Option<String>,
+    /// The largest answer body read.
+    max_body_bytes: Option<u64>,
+    /// `"never"` (the default) or `"same-origin"`.
+    redirects: Option<String>,
+}
+
+impl HttpSettings {
+    /// The client options these settings give, checked.
+    fn options(&self, backend: &str) -> Result<ClientOptions, CliError> {
+        let mut options = ClientOptions::default();
+        let bad = |field: &str, why: String| {
+            CliError::usage(
+                format!("backend {backend}: http.{field} {why}"),
+                "see the [backends.NAME.http] example in `tasktrack --help` or the README",
+            )
+        };
+        if let Some(t) = &self.timeout {
+            let bounds = crate::args::DurationBounds {
+                min: std::time::Duration::from_secs(1),
+                max: std::time::Duration::from_secs(600),
+            };
+            options.timeout = crate::args::duration(t, bounds).map_err(|e| bad("timeout", e))?;
+        }
+        if let Some(n) = self.max_body_bytes {
+            if !(1024..=1 << 30).contains(&n) {
+                return Err(bad(
+                    "max_body_bytes",
+                    "must be between 1024 and 1073741824".into(),
+                ));
+            }
+            options.max_body_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        options.redirects = match self.redirects.as_deref() {
+            None | Some("never") => RedirectPolicy::None,
+            Some("same-origin") => RedirectPolicy::SameOrigin,
+            Some(other) => {
+                return Err(bad(
+                    "redirects",
+                    format!(
+                        "is {:?}; use \"never\" or \"same-origin\"",
+                        crate::output::terminal_safe(other)
+                    ),
+                ))
+            }
+        };
+        Ok(options)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
@@ -121,6 +198,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Backends by name.
     pub backends: BTreeMap<String, Backend>,
+    /// Requests each backend's client may send in this process, if bounded.
+    pub request_budget: Option<u64>,
 }
 
 /// Expands `${NAME}` from the environment; the error names the variable,
@@ -157,7 +236,12 @@ impl Config {
                 "pass --config FILE or set TASKTRACK_CONFIG; `tasktrack demo --print-config` shows an example",
             )
         })?;
-        let file: File = toml::from_str(&text).map_err(|e| {
+        Config::parse(path, &text)
+    }
+
+    /// A configuration from its text (`path` names it in errors).
+    pub fn parse(path: PathBuf, text: &str) -> Result<Config, CliError> {
+        let file: File = toml::from_str(text).map_err(|e| {
             let first = e.message().lines().next().unwrap_or_default().to_owned();
             let at = e.span().map(|s| format!(" at byte {}", s.start)).unwrap_or_default();
             CliError::usage(
@@ -168,7 +252,14 @@ impl Config {
         Ok(Config {
             path,
             backends: file.backends,
+            request_budget: None,
         })
+    }
+
+    /// The same configuration with each client bounded to `n` requests.
+    pub fn with_request_budget(mut self, n: u64) -> Config {
+        self.request_budget = Some(n);
+        self
     }
 
     /// The backend named `name`.
@@ -188,7 +279,7 @@ impl Config {
 
     /// A provider for the backend named `name`, ready to use.
     pub fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>, CliError> {
-        build(name, self.backend(name)?)
+        build(name, self.backend(name)?, self.request_budget)
     }
 }
 
@@ -222,7 +313,17 @@ fn huawei_service(
 }
 
 /// Builds the provider of one backend.
-pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, CliError> {
+pub fn build(
+    name: &str,
+    backend: &Backend,
+    request_budget: Option<u64>,
+) -> Result<Arc<dyn DynTaskProvider>, CliError> {
+    let options = |http: &HttpSettings| {
+        http.options(name).map(|mut o| {
+            o.max_requests = request_budget;
+            o
+        })
+    };
     Ok(match backend {
         Backend::Proxmox {
             url,
@@ -231,6 +332,7 @@ pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, 
             password,
             ca_cert,
             insecure,
+            http,
         } => {
             let credentials = match (
                 opt(name, "token", token)?,
@@ -247,6 +349,7 @@ pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, 
                 }
             };
             let mut client = PveClient::builder(expand(name, "url", url)?, credentials)
+                .options(options(http)?)
                 .danger_accept_invalid_certs(*insecure);
             if let Some(path) = ca_cert {
                 let pem = std::fs::read(path).map_err(|e| {
@@ -268,8 +371,10 @@ pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, 
             ak,
             sk,
             token,
+            http,
         } => {
-            let config = huawei_service(name, endpoint, project_id, ak, sk, token)?;
+            let mut config = huawei_service(name, endpoint, project_id, ak, sk, token)?;
+            config.options = options(http)?;
             Arc::new(KpsProvider::new(KpsClient::new(&config)?).with_name(name))
         }
         Backend::Dcs {
@@ -279,8 +384,10 @@ pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, 
             sk,
             token,
             instances,
+            http,
         } => {
-            let config = huawei_service(name, endpoint, project_id, ak, sk, token)?;
+            let mut config = huawei_service(name, endpoint, project_id, ak, sk, token)?;
+            config.options = options(http)?;
             Arc::new(
                 DcsProvider::new(DcsClient::new(&config)?)
                     .with_instances(instances.clone())
@@ -291,6 +398,7 @@ pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, 
             url,
             user,
             password,
+            http,
         } => {
             let password = Secret::new(expand(name, "password", password)?);
             let client = OcpClient::builder(
@@ -298,8 +406,72 @@ pub fn build(name: &str, backend: &Backend) -> Result<Arc<dyn DynTaskProvider>, 
                 &expand(name, "user", user)?,
                 &password,
             )
+            .options(options(http)?)
             .build()?;
             Arc::new(OcpProvider::new(client).with_name(name))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn with_http(http: &str) -> Result<Arc<dyn DynTaskProvider>, CliError> {
+        let text = format!(
+            "[backends.o]\nkind = \"ocp\"\nurl = \"http://127.0.0.1:1\"\nuser = \"u\"\npassword = \"p\"\n[backends.o.http]\n{http}\n"
+        );
+        let config = Config::parse("t.toml".into(), &text)?;
+        config.provider("o")
+    }
+
+    #[test]
+    fn http_settings_are_checked() {
+        assert!(
+            with_http("timeout = \"5s\"\nmax_body_bytes = 4096\nredirects = \"same-origin\"")
+                .is_ok()
+        );
+        for bad in [
+            "timeout = \"0s\"",
+            "timeout = \"1e300\"",
+            "max_body_bytes = 1",
+            "max_body_bytes = 9999999999999",
+            "redirects = \"always\"",
+            "retries = 3",
+        ] {
+            let e = with_http(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(matches!(e, CliError::Usage { .. }), "{bad}");
+        }
+    }
+
+    proptest! {
+        // cargo-fuzz style: any text is a config or a usage error, never a panic.
+        #[test]
+        fn any_text_parses_or_is_a_usage_error(text in "\\PC{0,300}") {
+            if let Ok(config) = Config::parse("t.toml".into(), &text) {
+                for name in config.backends.keys() {
+                    let _ = config.provider(name);
+                }
+            }
+        }
+
+        #[test]
+        fn any_http_values_are_settings_or_usage_errors(
+            timeout in "\\PC{0,20}",
+            max in proptest::num::i64::ANY,
+            redirects in "\\PC{0,12}",
+        ) {
+            let http = format!(
+                "timeout = {}\nmax_body_bytes = {max}\nredirects = {}",
+                toml::Value::String(timeout),
+                toml::Value::String(redirects)
+            );
+            if let Err(e) = with_http(&http) {
+                prop_assert!(matches!(e, CliError::Usage { .. }), "not a usage error");
+            }
+        }
+    }
 }

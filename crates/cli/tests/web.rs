@@ -159,6 +159,10 @@ async fn the_api_serves_tasks_events_and_guarded_actions() {
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("bearer token"));
+    for wrong in [&TOKEN[..TOKEN.len() - 1], "web-action-tokem", ""] {
+        let r = http.post(&action).bearer_auth(wrong).send().await.unwrap();
+        assert_eq!(r.status(), 401, "a wrong token {wrong:?} is refused");
+    }
     let r = http
         .post(format!("{url}/api/tasks/pve/{}/actions/retry", enc(&upid)))
         .bearer_auth(TOKEN)

@@ -244,6 +244,29 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
         .collect();
     assert_eq!(running, ["Install on zone1", "Install on zone2"]);
     println!("t=3s  {} {:?}", t.vendor_state(), running);
+    // Skipping or retrying a running subtask is refused here, unsent.
+    let running_step = t
+        .steps()
+        .into_iter()
+        .find(|s| s.state == TaskState::Running)
+        .unwrap()
+        .id;
+    for action in [
+        TaskAction::SkipStep(running_step.clone()),
+        TaskAction::RetryStep(running_step.clone()),
+    ] {
+        let err = p.act(&id, action).await.unwrap_err();
+        assert!(
+            err.to_string().contains("only a FAILED subtask can be"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        sim.requests()
+            .count("POST /api/v2/tasks/instances/{id}/subtasks/{sid}/{action}"),
+        0,
+        "no step action reached OCP"
+    );
 
     // At 2 + 4 + 2 = 8 s the third stage fails.
     clock.advance(s(6));

@@ -18,6 +18,9 @@ use crate::upid::Upid;
 
 /// Lines fetched per request when reading a whole log.
 const LOG_PAGE: u64 = 500;
+/// Pages of a log read at most (a million lines): a server that claims an
+/// endless log, or pages that never end, stops here.
+const MAX_LOG_PAGES: u64 = 2_000;
 /// Fallback `status` calls in flight at once.
 const FALLBACK_CONCURRENCY: usize = 8;
 
@@ -101,7 +104,7 @@ impl ProxmoxProvider {
             return Ok(first);
         }
         let mut lines: Vec<PveLogLine> = Vec::new();
-        for _ in 0..=total / LOG_PAGE {
+        for _ in 0..=(total / LOG_PAGE).min(MAX_LOG_PAGES) {
             let page = self.log_page(id, lines.len() as u64, LOG_PAGE).await?;
             let before = lines.len();
             let last = lines.last().map_or(0, |l| l.n);
