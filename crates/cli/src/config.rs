@@ -1,4 +1,5 @@
-//! `tasktrack.toml`: named backends of the four kinds.
+//! `tasktrack.toml`: named backends, each a `kind` and that kind's own
+//! configuration, as its adapter crate defines it ([`BackendConfig`]).
 //!
 //! ```toml
 //! [backends.pve]
@@ -6,181 +7,129 @@
 //! url = "https://pve1.example.com:8006"
 //! token = "${PVE_TOKEN}"            # USER@REALM!TOKENID=SECRET, from the environment
 //! ca_cert = "/etc/pve/pve-root-ca.pem"
+//!
+//! [backends.pve.http]               # any backend: timeouts, limits, redirects, TLS
+//! timeout = "30s"
+//! max_body_bytes = 33554432
+//! redirects = "never"               # or "same-origin" (reads only)
 //! ```
 //!
 //! Any string value written `${NAME}` is read from the environment variable
 //! `NAME`; values are never printed.
 //!
-//! Every backend also takes an optional `http` table:
-//!
-//! ```toml
-//! [backends.pve.http]
-//! timeout = "30s"                   # per request, 1 s to 10 min
-//! max_body_bytes = 33554432         # largest answer read, 1 KiB to 1 GiB
-//! redirects = "never"               # or "same-origin" (reads only)
-//! ```
+//! Adding a kind is one line in [`KINDS`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tasktrack_core::http::{ClientOptions, RedirectPolicy};
-use tasktrack_core::{DynTaskProvider, Secret};
-use tasktrack_dcs::{DcsClient, DcsProvider};
-use tasktrack_huaweicloud::{Credentials, ServiceConfig};
-use tasktrack_kps::{KpsClient, KpsProvider};
-use tasktrack_ocp::{OcpClient, OcpProvider};
-use tasktrack_proxmox::{ProxmoxProvider, PveClient, PveCredentials};
+use tasktrack_core::{BackendConfig, DynTaskProvider, MemoryConfig};
+use tasktrack_dcs::DcsConfig;
+use tasktrack_kps::KpsConfig;
+use tasktrack_ocp::OcpConfig;
+use tasktrack_proxmox::ProxmoxConfig;
 
 use crate::error::CliError;
+use crate::output::terminal_safe;
 
-/// One backend.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Backend {
-    /// Proxmox VE.
-    Proxmox {
-        /// `https://host:8006`.
-        url: String,
-        /// `USER@REALM!TOKENID=SECRET`.
-        token: Option<String>,
-        /// `user@realm` for ticket login.
-        user: Option<String>,
-        /// Password for ticket login.
-        password: Option<String>,
-        /// Extra root CA (PEM file).
-        ca_cert: Option<PathBuf>,
-        /// Accept any certificate (dangerous).
-        #[serde(default)]
-        insecure: bool,
-        /// HTTP limits and redirect policy.
-        #[serde(default)]
-        http: HttpSettings,
-    },
-    /// Huawei Cloud KPS.
-    Kps {
-        /// e.g. `https://kms.cn-north-4.myhuaweicloud.com`.
-        endpoint: String,
-        /// Project id.
-        project_id: String,
-        /// Access key.
-        ak: Option<String>,
-        /// Secret key.
-        sk: Option<String>,
-        /// IAM token instead of AK/SK.
-        token: Option<String>,
-        /// HTTP limits and redirect policy.
-        #[serde(default)]
-        http: HttpSettings,
-    },
-    /// Huawei Cloud DCS.
-    Dcs {
-        /// e.g. `https://dcs.cn-north-4.myhuaweicloud.com`.
-        endpoint: String,
-        /// Project id.
-        project_id: String,
-        /// Access key.
-        ak: Option<String>,
-        /// Secret key.
-        sk: Option<String>,
-        /// IAM token instead of AK/SK.
-        token: Option<String>,
-        /// Instances whose task lists `list` and `watch` read.
-        #[serde(default)]
-        instances: Vec<String>,
-        /// HTTP limits and redirect policy.
-        #[serde(default)]
-        http: HttpSettings,
-    },
-    /// OceanBase OCP.
-    Ocp {
-        /// e.g. `http://ocp.example.com:8080`.
-        url: String,
-        /// User.
-        user: String,
-        /// Password.
-        password: String,
-        /// HTTP limits and redirect policy.
-        #[serde(default)]
-        http: HttpSettings,
-    },
+/// Builds a provider from a backend's name, its table and a request budget.
+type BuildFn = fn(&str, toml::Table, Option<u64>) -> Result<Arc<dyn DynTaskProvider>, CliError>;
+
+/// One kind of backend: its name, its id syntax, and how its table becomes
+/// a provider.
+pub struct Kind {
+    /// The `kind` value.
+    pub name: &'static str,
+    /// What a task id looks like.
+    pub id_syntax: &'static str,
+    build: BuildFn,
+}
+
+const fn kind<C: BackendConfig>() -> Kind {
+    Kind {
+        name: C::KIND,
+        id_syntax: C::ID_SYNTAX,
+        build: build_kind::<C>,
+    }
+}
+
+/// Every kind a config may name.
+pub const KINDS: &[Kind] = &[
+    kind::<ProxmoxConfig>(),
+    kind::<KpsConfig>(),
+    kind::<DcsConfig>(),
+    kind::<OcpConfig>(),
+    kind::<MemoryConfig>(),
+];
+
+fn kind_names() -> String {
+    KINDS
+        .iter()
+        .map(|k| format!("{:?}", k.name))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn build_kind<C: BackendConfig>(
+    name: &str,
+    table: toml::Table,
+    request_budget: Option<u64>,
+) -> Result<Arc<dyn DynTaskProvider>, CliError> {
+    let mut config: C = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            CliError::usage(
+                format!(
+                    "backend {name} ({}): {}",
+                    C::KIND,
+                    terminal_safe(e.message().lines().next().unwrap_or_default())
+                ),
+                format!(
+                    "see the [backends.NAME] example for kind = {:?} in the README",
+                    C::KIND
+                ),
+            )
+        })?;
+    if let Some(n) = request_budget {
+        config.limit_requests(n);
+    }
+    Ok(config.provider(name)?)
+}
+
+/// One backend: its kind and the rest of its table, `${NAME}`s expanded
+/// only when it is built.
+#[derive(Clone)]
+pub struct Backend {
+    kind: &'static Kind,
+    table: toml::Table,
+}
+
+impl std::fmt::Debug for Backend {
+    // The table holds credentials: only its keys are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("kind", &self.kind.name)
+            .field("fields", &self.table.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
 }
 
 impl Backend {
     /// The kind's name.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Backend::Proxmox { .. } => "proxmox",
-            Backend::Kps { .. } => "kps",
-            Backend::Dcs { .. } => "dcs",
-            Backend::Ocp { .. } => "ocp",
-        }
+        self.kind.name
     }
 
     /// What a task id looks like for this kind.
     pub fn id_form(&self) -> &'static str {
-        match self {
-            Backend::Proxmox { .. } => "a UPID, UPID:node:PID:PSTART:STARTTIME:type:id:user@realm:",
-            Backend::Kps { .. } => "a KPS task id",
-            Backend::Dcs { .. } => "INSTANCE_ID/TASK_ID",
-            Backend::Ocp { .. } => "an OCP task instance id (a number)",
-        }
-    }
-}
-
-/// A backend's `http` table.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSettings {
-    /// Per-request timeout, e.g. `"30s"`.
-    timeout: Option<String>,
-    /// The largest answer body read.
-    max_body_bytes: Option<u64>,
-    /// `"never"` (the default) or `"same-origin"`.
-    redirects: Option<String>,
-}
-
-impl HttpSettings {
-    /// The client options these settings give, checked.
-    fn options(&self, backend: &str) -> Result<ClientOptions, CliError> {
-        let mut options = ClientOptions::default();
-        let bad = |field: &str, why: String| {
-            CliError::usage(
-                format!("backend {backend}: http.{field} {why}"),
-                "see the [backends.NAME.http] example in `tasktrack --help` or the README",
-            )
-        };
-        if let Some(t) = &self.timeout {
-            let bounds = crate::args::DurationBounds {
-                min: std::time::Duration::from_secs(1),
-                max: std::time::Duration::from_secs(600),
-            };
-            options.timeout = crate::args::duration(t, bounds).map_err(|e| bad("timeout", e))?;
-        }
-        if let Some(n) = self.max_body_bytes {
-            if !(1024..=1 << 30).contains(&n) {
-                return Err(bad(
-                    "max_body_bytes",
-                    "must be between 1024 and 1073741824".into(),
-                ));
-            }
-            options.max_body_bytes = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        options.redirects = match self.redirects.as_deref() {
-            None | Some("never") => RedirectPolicy::None,
-            Some("same-origin") => RedirectPolicy::SameOrigin,
-            Some(other) => {
-                return Err(bad(
-                    "redirects",
-                    format!(
-                        "is {:?}; use \"never\" or \"same-origin\"",
-                        crate::output::terminal_safe(other)
-                    ),
-                ))
-            }
-        };
-        Ok(options)
+        self.kind.id_syntax
     }
 }
 
@@ -188,7 +137,7 @@ impl HttpSettings {
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
-    backends: BTreeMap<String, Backend>,
+    backends: BTreeMap<String, toml::Table>,
 }
 
 /// A loaded configuration.
@@ -202,25 +151,39 @@ pub struct Config {
     pub request_budget: Option<u64>,
 }
 
-/// Expands `${NAME}` from the environment; the error names the variable,
-/// never a value.
-fn expand(backend: &str, field: &str, value: &str) -> Result<String, CliError> {
-    match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
-        Some(var) => std::env::var(var).map_err(|_| {
-            CliError::usage(
-                format!("backend {backend}: environment variable {var} (for {field}) is not set"),
-                format!("export {var}=... or write the value in the config"),
-            )
-        }),
-        None => Ok(value.to_owned()),
+/// Expands `${NAME}` in every string of `value` from the environment; the
+/// error names the variable and the field, never a value.
+fn expand(backend: &str, field: &str, value: &mut toml::Value) -> Result<(), CliError> {
+    match value {
+        toml::Value::String(s) => {
+            if let Some(var) = s.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+                *s = std::env::var(var).map_err(|_| {
+                    CliError::usage(
+                        format!(
+                            "backend {backend}: environment variable {} (for {field}) is not set",
+                            terminal_safe(var)
+                        ),
+                        format!(
+                            "export {}=... or write the value in the config",
+                            terminal_safe(var)
+                        ),
+                    )
+                })?;
+            }
+        }
+        toml::Value::Array(items) => {
+            for item in items {
+                expand(backend, field, item)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                expand(backend, &format!("{field}.{key}"), item)?;
+            }
+        }
+        _ => {}
     }
-}
-
-fn opt(backend: &str, field: &str, value: &Option<String>) -> Result<Option<String>, CliError> {
-    value
-        .as_deref()
-        .map(|v| expand(backend, field, v))
-        .transpose()
+    Ok(())
 }
 
 impl Config {
@@ -241,17 +204,50 @@ impl Config {
 
     /// A configuration from its text (`path` names it in errors).
     pub fn parse(path: PathBuf, text: &str) -> Result<Config, CliError> {
-        let file: File = toml::from_str(text).map_err(|e| {
-            let first = e.message().lines().next().unwrap_or_default().to_owned();
-            let at = e.span().map(|s| format!(" at byte {}", s.start)).unwrap_or_default();
+        let invalid = |at: String, why: String| {
             CliError::usage(
-                format!("config {} is invalid{at}: {first}", path.display()),
-                "each [backends.NAME] needs kind = \"proxmox\" | \"kps\" | \"dcs\" | \"ocp\" and its fields",
+                format!("config {} is invalid{at}: {why}", path.display()),
+                format!(
+                    "each [backends.NAME] needs kind = {} and its fields",
+                    kind_names()
+                ),
             )
+        };
+        let file: File = toml::from_str(text).map_err(|e| {
+            let first = e.message().lines().next().unwrap_or_default();
+            let at = e
+                .span()
+                .map(|s| format!(" at byte {}", s.start))
+                .unwrap_or_default();
+            invalid(at, terminal_safe(first).into_owned())
         })?;
+        let mut backends = BTreeMap::new();
+        for (name, mut table) in file.backends {
+            let kind = match table.remove("kind") {
+                Some(toml::Value::String(k)) => {
+                    KINDS.iter().find(|known| known.name == k).ok_or_else(|| {
+                        invalid(
+                            String::new(),
+                            format!(
+                                "backend {}: unknown kind {:?}",
+                                terminal_safe(&name),
+                                terminal_safe(&k)
+                            ),
+                        )
+                    })?
+                }
+                _ => {
+                    return Err(invalid(
+                        String::new(),
+                        format!("backend {} has no kind", terminal_safe(&name)),
+                    ))
+                }
+            };
+            backends.insert(name, Backend { kind, table });
+        }
         Ok(Config {
             path,
-            backends: file.backends,
+            backends,
             request_budget: None,
         })
     }
@@ -267,7 +263,7 @@ impl Config {
         self.backends.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.backends.keys().map(String::as_str).collect();
             CliError::usage(
-                format!("unknown backend {name:?}"),
+                format!("unknown backend {:?}", terminal_safe(name)),
                 if known.is_empty() {
                     format!("{} defines no backend", self.path.display())
                 } else {
@@ -279,138 +275,13 @@ impl Config {
 
     /// A provider for the backend named `name`, ready to use.
     pub fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>, CliError> {
-        build(name, self.backend(name)?, self.request_budget)
+        let backend = self.backend(name)?;
+        let mut table = backend.table.clone();
+        for (key, value) in table.iter_mut() {
+            expand(name, key, value)?;
+        }
+        (backend.kind.build)(name, table, self.request_budget)
     }
-}
-
-/// The service settings KPS and DCS backends share.
-fn huawei_service(
-    name: &str,
-    endpoint: &str,
-    project_id: &str,
-    ak: &Option<String>,
-    sk: &Option<String>,
-    token: &Option<String>,
-) -> Result<ServiceConfig, CliError> {
-    // Checked in the order the fields are written in the file.
-    let endpoint = expand(name, "endpoint", endpoint)?;
-    let project_id = expand(name, "project_id", project_id)?;
-    let credentials = match (
-        opt(name, "ak", ak)?,
-        opt(name, "sk", sk)?,
-        opt(name, "token", token)?,
-    ) {
-        (Some(ak), Some(sk), _) => Credentials::aksk(ak, sk),
-        (None, None, Some(token)) => Credentials::token(token),
-        _ => {
-            return Err(CliError::usage(
-                format!("backend {name}: set ak and sk, or token"),
-                "e.g. ak = \"${CLOUD_SDK_AK}\" and sk = \"${CLOUD_SDK_SK}\"",
-            ))
-        }
-    };
-    Ok(ServiceConfig::new(name, endpoint, project_id, credentials))
-}
-
-/// Builds the provider of one backend.
-pub fn build(
-    name: &str,
-    backend: &Backend,
-    request_budget: Option<u64>,
-) -> Result<Arc<dyn DynTaskProvider>, CliError> {
-    let options = |http: &HttpSettings| {
-        http.options(name).map(|mut o| {
-            o.max_requests = request_budget;
-            o
-        })
-    };
-    Ok(match backend {
-        Backend::Proxmox {
-            url,
-            token,
-            user,
-            password,
-            ca_cert,
-            insecure,
-            http,
-        } => {
-            let credentials = match (
-                opt(name, "token", token)?,
-                opt(name, "user", user)?,
-                opt(name, "password", password)?,
-            ) {
-                (Some(token), _, _) => PveCredentials::parse_token(&token)?,
-                (None, Some(user), Some(password)) => PveCredentials::password(user, password),
-                _ => {
-                    return Err(CliError::usage(
-                        format!("backend {name}: set token, or user and password"),
-                        "token = \"${PVE_TOKEN}\" with PVE_TOKEN=USER@REALM!TOKENID=SECRET",
-                    ))
-                }
-            };
-            let mut client = PveClient::builder(expand(name, "url", url)?, credentials)
-                .options(options(http)?)
-                .danger_accept_invalid_certs(*insecure);
-            if let Some(path) = ca_cert {
-                let pem = std::fs::read(path).map_err(|e| {
-                    CliError::usage(
-                        format!(
-                            "backend {name}: cannot read ca_cert {}: {e}",
-                            path.display()
-                        ),
-                        "point ca_cert at a PEM file",
-                    )
-                })?;
-                client = client.add_root_certificate_pem(&pem);
-            }
-            Arc::new(ProxmoxProvider::new(client.build()?).with_name(name))
-        }
-        Backend::Kps {
-            endpoint,
-            project_id,
-            ak,
-            sk,
-            token,
-            http,
-        } => {
-            let mut config = huawei_service(name, endpoint, project_id, ak, sk, token)?;
-            config.options = options(http)?;
-            Arc::new(KpsProvider::new(KpsClient::new(&config)?).with_name(name))
-        }
-        Backend::Dcs {
-            endpoint,
-            project_id,
-            ak,
-            sk,
-            token,
-            instances,
-            http,
-        } => {
-            let mut config = huawei_service(name, endpoint, project_id, ak, sk, token)?;
-            config.options = options(http)?;
-            Arc::new(
-                DcsProvider::new(DcsClient::new(&config)?)
-                    .with_instances(instances.clone())
-                    .with_name(name),
-            )
-        }
-        Backend::Ocp {
-            url,
-            user,
-            password,
-            http,
-        } => {
-            let password = Secret::new(expand(name, "password", password)?);
-            let client = OcpClient::builder(
-                expand(name, "url", url)?,
-                &expand(name, "user", user)?,
-                &password,
-            )
-            .options(options(http)?)
-            .build()?;
-            Arc::new(OcpProvider::new(client).with_name(name))
-        }
-    })
 }
 
 #[cfg(test)]
@@ -424,6 +295,20 @@ mod tests {
         );
         let config = Config::parse("t.toml".into(), &text)?;
         config.provider("o")
+    }
+
+    #[test]
+    fn debug_never_shows_a_value() {
+        let config = Config::parse(
+            "t.toml".into(),
+            "[backends.o]\nkind = \"ocp\"\nurl = \"http://h\"\nuser = \"u\"\npassword = \"pw-value-123\"\n",
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("pw-value-123") && shown.contains("password"),
+            "{shown}"
+        );
     }
 
     #[test]

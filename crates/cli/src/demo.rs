@@ -7,14 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
-use tasktrack_core::{
-    DynTaskProvider, PollPolicy, Secret, TaskAction, TaskEvent, TaskState, Tracker,
-};
-use tasktrack_dcs::{DcsClient, DcsProvider};
-use tasktrack_huaweicloud::{Credentials, ServiceConfig};
-use tasktrack_kps::{KpsClient, KpsProvider};
-use tasktrack_ocp::{OcpClient, OcpProvider};
-use tasktrack_proxmox::{ProxmoxProvider, PveClient, PveCredentials};
+use tasktrack_core::{DynTaskProvider, PollPolicy, TaskAction, TaskEvent, TaskState, Tracker};
 use tasktrack_sim::dcs::Dcs;
 use tasktrack_sim::huawei::HuaweiAuth;
 use tasktrack_sim::kps::Kps;
@@ -22,6 +15,7 @@ use tasktrack_sim::ocp::{Ocp, OcpSubtaskSpec, OcpTaskSpec};
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, SimHandle, SimOutcome, StepSpec, TaskSpec};
 
+use crate::config::Config;
 use crate::error::CliError;
 use crate::table::LiveTable;
 
@@ -132,32 +126,51 @@ async fn start_sims() -> Result<Sims, CliError> {
 /// A provider under the name the demo registers it with.
 type Named = (&'static str, Arc<dyn DynTaskProvider>);
 
+/// The demo's providers, built from a config the way `--config` files are.
 fn providers(sims: &Sims) -> Result<Vec<Named>, CliError> {
-    let pve = PveClient::builder(
-        sims.proxmox.base_url(),
-        PveCredentials::api_token(PVE_TOKEN_ID, PVE_SECRET),
-    )
-    .build()?;
-    let huawei = |name: &str, sim: &SimHandle| {
-        ServiceConfig::new(name, sim.base_url(), PROJECT, Credentials::aksk(AK, SK))
-    };
-    let ocp =
-        OcpClient::builder(sims.ocp.base_url(), OCP_USER, &Secret::new(OCP_PASSWORD)).build()?;
-    Ok(vec![
-        ("proxmox", Arc::new(ProxmoxProvider::new(pve))),
-        (
-            "kps",
-            Arc::new(KpsProvider::new(KpsClient::new(&huawei("kps", &sims.kps))?)),
-        ),
-        (
-            "dcs",
-            Arc::new(
-                DcsProvider::new(DcsClient::new(&huawei("dcs", &sims.dcs))?)
-                    .with_instances(INSTANCES),
-            ),
-        ),
-        ("ocp", Arc::new(OcpProvider::new(ocp))),
-    ])
+    let instances = INSTANCES
+        .iter()
+        .map(|i| format!("{i:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        r#"
+[backends.proxmox]
+kind = "proxmox"
+url = "{pve}"
+token = "{PVE_TOKEN_ID}={PVE_SECRET}"
+
+[backends.kps]
+kind = "kps"
+endpoint = "{kps}"
+project_id = "{PROJECT}"
+ak = "{AK}"
+sk = "{SK}"
+
+[backends.dcs]
+kind = "dcs"
+endpoint = "{dcs}"
+project_id = "{PROJECT}"
+ak = "{AK}"
+sk = "{SK}"
+instances = [{instances}]
+
+[backends.ocp]
+kind = "ocp"
+url = "{ocp}"
+user = "{OCP_USER}"
+password = "{OCP_PASSWORD}"
+"#,
+        pve = sims.proxmox.base_url(),
+        kps = sims.kps.base_url(),
+        dcs = sims.dcs.base_url(),
+        ocp = sims.ocp.base_url(),
+    );
+    let config = Config::parse("(the demo's simulators)".into(), &text)?;
+    ["proxmox", "kps", "dcs", "ocp"]
+        .into_iter()
+        .map(|name| Ok((name, config.provider(name)?)))
+        .collect()
 }
 
 /// What the demo does to which OCP task when it fails.

@@ -257,6 +257,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     // A one-shot command makes a bounded number of requests whatever a
     // server answers (pages that never end, redirects, retries).
     let one_shot = || config().map(|c| c.with_request_budget(ONE_SHOT_REQUESTS));
+    let act = |a: ActionArgs, action: TaskAction| async move {
+        commands::act(&one_shot()?, &a.backend, &a.task_id, action, a.yes).await
+    };
+    let step_act = |s: StepArgs, action: fn(String) -> TaskAction| async move {
+        commands::act(
+            &one_shot()?,
+            &s.backend,
+            &s.task_id,
+            action(s.step_id),
+            s.yes,
+        )
+        .await
+    };
     match cli.command {
         Command::Demo {
             print_config: true, ..
@@ -373,66 +386,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             task_id,
             json,
         } => commands::status(&one_shot()?, &backend, &task_id, json).await,
-        Command::Retry(a) => {
-            commands::act(
-                &one_shot()?,
-                &a.backend,
-                &a.task_id,
-                TaskAction::Retry,
-                a.yes,
-            )
-            .await
-        }
-        Command::Rollback(a) => {
-            commands::act(
-                &one_shot()?,
-                &a.backend,
-                &a.task_id,
-                TaskAction::Rollback,
-                a.yes,
-            )
-            .await
-        }
-        Command::Cancel(a) => {
-            commands::act(
-                &one_shot()?,
-                &a.backend,
-                &a.task_id,
-                TaskAction::Cancel,
-                a.yes,
-            )
-            .await
-        }
-        Command::RetryStep(a) => {
-            commands::act(
-                &one_shot()?,
-                &a.backend,
-                &a.task_id,
-                TaskAction::RetryStep(a.step_id),
-                a.yes,
-            )
-            .await
-        }
-        Command::SkipStep(a) => {
-            commands::act(
-                &one_shot()?,
-                &a.backend,
-                &a.task_id,
-                TaskAction::SkipStep(a.step_id),
-                a.yes,
-            )
-            .await
-        }
-        Command::CancelStep(a) => {
-            commands::act(
-                &one_shot()?,
-                &a.backend,
-                &a.task_id,
-                TaskAction::CancelStep(a.step_id),
-                a.yes,
-            )
-            .await
-        }
+        Command::Retry(a) => act(a, TaskAction::Retry).await,
+        Command::Rollback(a) => act(a, TaskAction::Rollback).await,
+        Command::Cancel(a) => act(a, TaskAction::Cancel).await,
+        Command::RetryStep(s) => step_act(s, TaskAction::RetryStep).await,
+        Command::SkipStep(s) => step_act(s, TaskAction::SkipStep).await,
+        Command::CancelStep(s) => step_act(s, TaskAction::CancelStep).await,
         Command::Store {
             command: StoreCommand::Check { file },
         } => {

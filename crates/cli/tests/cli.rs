@@ -466,3 +466,63 @@ async fn watch_follows_running_tasks_to_their_end() {
         "the failed task is shown: {out}"
     );
 }
+
+/// A fifth kind is one line in the CLI's registry: the in-memory provider,
+/// `kind = "memory"`, goes through the same config, commands and errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_kind_of_backend_works_like_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        "[backends.mem]\nkind = \"memory\"\ntasks = [{ kind = \"backup\", seconds = 3600 }, { kind = \"restore\", seconds = 1, fails = true }]\n",
+    )
+    .unwrap();
+    let run = |args: &'static [&'static str]| {
+        let config = config.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let status = run(&["status", "mem", "1", "--json"]).await;
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    let snapshot: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(snapshot["state"], "running");
+    assert_eq!(snapshot["kind"], "backup");
+    let wait = run(&[
+        "wait",
+        "mem",
+        "2",
+        "--timeout",
+        "30s",
+        "--interval",
+        "100ms",
+    ])
+    .await;
+    assert_eq!(
+        wait.status.code(),
+        Some(1),
+        "the scripted failure: {wait:?}"
+    );
+    let bad = run(&["status", "mem", "x"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("a task number"),
+        "the kind's id syntax is named: {bad:?}"
+    );
+
+    std::fs::write(&config, "[backends.x]\nkind = \"nope\"\n").unwrap();
+    let unknown = run(&["status", "x", "1"]).await;
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        err.contains("unknown kind \"nope\"") && err.contains("\"memory\""),
+        "{err}"
+    );
+}

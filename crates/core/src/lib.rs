@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod clock;
+pub mod config;
 mod error;
 #[cfg(feature = "file-store")]
 mod file_store;
@@ -42,6 +43,7 @@ mod time;
 mod tracker;
 
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
+pub use config::{BackendConfig, MemoryConfig};
 pub use error::{human_duration, Error, HttpError, Result};
 #[cfg(feature = "file-store")]
 pub use file_store::{FileStore, StoreSummary};

@@ -59,6 +59,14 @@ impl PartialEq for Secret {
 
 impl Eq for Secret {}
 
+/// Reads a secret from a config as a plain string; it shows itself nowhere
+/// after that.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

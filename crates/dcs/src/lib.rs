@@ -20,10 +20,12 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod config;
 mod model;
 mod provider;
 
 pub use client::{BackgroundTaskQuery, DcsClient};
+pub use config::DcsConfig;
 pub use model::{
     parse_time, BackgroundTask, BackgroundTaskList, DcsStepStatus, DcsTaskProgress, StepDetail,
     SubStepDetail, TaskDetails,

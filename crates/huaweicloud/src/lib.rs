@@ -8,6 +8,7 @@
 //! provider of its own.
 #![forbid(unsafe_code)]
 
+mod config;
 mod signer;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use tasktrack_core::http::{
 };
 use tasktrack_core::{Error, Result, Secret};
 
+pub use config::HuaweiConfig;
 pub use signer::{
     canonical_query, canonical_request, canonical_uri, signature, SignedHeaders, Signer,
     SigningInput, ALGORITHM, DATE_FORMAT, X_SDK_CONTENT_SHA256, X_SDK_DATE,

@@ -22,11 +22,13 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod config;
 mod id;
 mod model;
 mod provider;
 
 pub use client::{KpsClient, DEFAULT_LIMIT};
+pub use config::KpsConfig;
 pub use id::KpsTaskId;
 pub use model::{
     FailedTask, KeypairTask, KpsOperation, KpsPhase, KpsTaskState, RunningTask, TaskList,

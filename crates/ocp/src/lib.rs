@@ -23,10 +23,12 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod config;
 pub mod model;
 mod provider;
 
 pub use client::{OcpClient, OcpClientBuilder, OcpErrors, TaskQuery, MAX_PAGE_SIZE};
+pub use config::OcpConfig;
 pub use model::{
     BasicSubtaskInstance, BasicTaskInstance, Cluster, ClusterType, Creator, Envelope,
     OcpTaskStatus, Operation, PageInfo, Paged, SubtaskInstance, SubtaskStatus, TaskType, Tenant,

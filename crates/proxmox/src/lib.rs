@@ -28,6 +28,7 @@
 
 mod auth;
 mod client;
+mod config;
 mod model;
 mod provider;
 mod upid;
@@ -36,6 +37,7 @@ pub use auth::PveCredentials;
 pub use client::{
     LogPage, NodeTaskQuery, PveClient, PveClientBuilder, PveErrors, TaskListPage, TaskSource,
 };
+pub use config::ProxmoxConfig;
 pub use model::{
     decode_log, ExitKind, ExitStatus, ListedState, PveLogLine, PveTaskStatus, RunState,
     TaskListEntry,

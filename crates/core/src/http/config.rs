@@ -1,0 +1,180 @@
+//! [`HttpConfig`]: the `http` table every HTTP backend's configuration
+//! takes, read from a config file and checked into [`ClientOptions`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ClientOptions, RedirectPolicy};
+use crate::{Error, Result};
+
+/// A backend's HTTP settings as a config file writes them:
+///
+/// ```toml
+/// [backends.pve.http]
+/// timeout = "30s"               # per request, 1 s to 10 min
+/// max_body_bytes = 33554432     # largest answer read, 1 KiB to 1 GiB
+/// redirects = "never"           # or "same-origin" (reads only)
+/// ca_cert = "/etc/pve/pve-root-ca.pem"
+/// insecure = false              # accept any certificate (dangerous)
+/// proxy = "http://proxy:3128"
+/// max_requests = 10000          # over the client's life
+/// ```
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Per-request timeout, e.g. `"30s"`.
+    pub timeout: Option<String>,
+    /// The largest answer body read.
+    pub max_body_bytes: Option<u64>,
+    /// `"never"` (the default) or `"same-origin"`.
+    pub redirects: Option<String>,
+    /// A root CA to trust, a PEM file.
+    pub ca_cert: Option<PathBuf>,
+    /// **Dangerous**: accept any certificate.
+    #[serde(default)]
+    pub insecure: bool,
+    /// A proxy for every request.
+    pub proxy: Option<String>,
+    /// Requests sent at most over the client's life.
+    pub max_requests: Option<u64>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    // A proxy URL may carry credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("timeout", &self.timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("redirects", &self.redirects)
+            .field("ca_cert", &self.ca_cert)
+            .field("insecure", &self.insecure)
+            .field("proxy", &self.proxy.as_ref().map(|_| "***"))
+            .field("max_requests", &self.max_requests)
+            .finish()
+    }
+}
+
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+const MIN_BODY: u64 = 1024;
+const MAX_BODY: u64 = 1 << 30;
+
+impl HttpConfig {
+    /// Lowers `max_requests` to `max` (a smaller value already set stays).
+    pub fn limit_requests(&mut self, max: u64) {
+        self.max_requests = Some(self.max_requests.map_or(max, |m| m.min(max)));
+    }
+
+    /// The client options these settings give, each value checked; errors
+    /// name `backend` and the field.
+    pub fn options(&self, backend: &str) -> Result<ClientOptions> {
+        let bad =
+            |field: &str, why: String| Error::invalid_input(backend, format!("http.{field} {why}"));
+        let mut options = ClientOptions::default();
+        if let Some(t) = &self.timeout {
+            let parsed = humantime::parse_duration(t.trim())
+                .map_err(|e| bad("timeout", format!("is not a duration ({e}); e.g. \"30s\"")))?;
+            if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&parsed) {
+                return Err(bad("timeout", "must be between 1s and 10m".into()));
+            }
+            options.timeout = parsed;
+        }
+        if let Some(n) = self.max_body_bytes {
+            if !(MIN_BODY..=MAX_BODY).contains(&n) {
+                return Err(bad(
+                    "max_body_bytes",
+                    format!("must be between {MIN_BODY} and {MAX_BODY}"),
+                ));
+            }
+            options.max_body_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        options.redirects = match self.redirects.as_deref() {
+            None | Some("never") => RedirectPolicy::None,
+            Some("same-origin") => RedirectPolicy::SameOrigin,
+            Some(other) => {
+                return Err(bad(
+                    "redirects",
+                    format!("is {other:?}; use \"never\" or \"same-origin\""),
+                ))
+            }
+        };
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                bad(
+                    "ca_cert",
+                    format!("cannot be read from {}: {e}", path.display()),
+                )
+            })?;
+            options.root_certificates.push(pem);
+        }
+        options.danger_accept_invalid_certs = self.insecure;
+        options.proxy.clone_from(&self.proxy);
+        if let Some(0) = self.max_requests {
+            return Err(bad("max_requests", "must be at least 1".into()));
+        }
+        options.max_requests = self.max_requests;
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_checked_and_named() {
+        let ok = HttpConfig {
+            timeout: Some("5s".into()),
+            max_body_bytes: Some(4096),
+            redirects: Some("same-origin".into()),
+            ..HttpConfig::default()
+        };
+        let o = ok.options("b").unwrap();
+        assert_eq!(o.timeout, Duration::from_secs(5));
+        assert_eq!(o.max_body_bytes, 4096);
+        assert_eq!(o.redirects, RedirectPolicy::SameOrigin);
+        for (bad, field) in [
+            (
+                HttpConfig {
+                    timeout: Some("0s".into()),
+                    ..HttpConfig::default()
+                },
+                "http.timeout",
+            ),
+            (
+                HttpConfig {
+                    timeout: Some("soon".into()),
+                    ..HttpConfig::default()
+                },
+                "http.timeout",
+            ),
+            (
+                HttpConfig {
+                    max_body_bytes: Some(1),
+                    ..HttpConfig::default()
+                },
+                "http.max_body_bytes",
+            ),
+            (
+                HttpConfig {
+                    redirects: Some("always".into()),
+                    ..HttpConfig::default()
+                },
+                "http.redirects",
+            ),
+            (
+                HttpConfig {
+                    ca_cert: Some("/nonexistent/ca.pem".into()),
+                    ..HttpConfig::default()
+                },
+                "http.ca_cert",
+            ),
+        ] {
+            let e = bad.options("b").unwrap_err();
+            assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+}

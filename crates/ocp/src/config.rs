@@ -1,0 +1,59 @@
+//! [`OcpConfig`]: an OceanBase OCP backend as a config file writes it.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tasktrack_core::config::env_var;
+use tasktrack_core::http::HttpConfig;
+use tasktrack_core::{BackendConfig, DynTaskProvider, Result, Secret};
+
+use crate::{OcpClient, OcpProvider};
+
+/// `kind = "ocp"`:
+///
+/// ```toml
+/// [backends.ocp]
+/// kind = "ocp"
+/// url = "http://ocp.example.com:8080"
+/// user = "admin"
+/// password = "${OCP_PASSWORD}"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcpConfig {
+    /// The OCP server, e.g. `http://ocp.example.com:8080`.
+    pub url: String,
+    /// User (HTTP Basic).
+    pub user: String,
+    /// Password.
+    pub password: Secret,
+    /// Timeouts, limits, redirects, TLS.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+impl BackendConfig for OcpConfig {
+    const KIND: &'static str = "ocp";
+    const ID_SYNTAX: &'static str = "an OCP task instance id (a number)";
+
+    /// `OCP_URL`, `OCP_USER`, `OCP_PASSWORD`.
+    fn from_env() -> Result<Self> {
+        Ok(OcpConfig {
+            url: env_var("ocp", "OCP_URL")?,
+            user: env_var("ocp", "OCP_USER")?,
+            password: Secret::new(env_var("ocp", "OCP_PASSWORD")?),
+            http: HttpConfig::default(),
+        })
+    }
+
+    fn limit_requests(&mut self, max: u64) {
+        self.http.limit_requests(max);
+    }
+
+    fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
+        let client = OcpClient::builder(&self.url, &self.user, &self.password)
+            .options(self.http.options(name)?)
+            .build()?;
+        Ok(Arc::new(OcpProvider::new(client).with_name(name)))
+    }
+}
