@@ -329,6 +329,16 @@ impl Error {
         }
     }
 
+    /// A [`Error::NotFound`] renamed to name what is missing (`what()`, e.g.
+    /// `task instance 7`); any other error unchanged. Adapters map their
+    /// vendor's "missing" answers to `NotFound` first, then call this.
+    pub fn rename_not_found(self, what: impl FnOnce() -> String) -> Self {
+        match self {
+            Error::NotFound { provider, .. } => Error::not_found(provider, what()),
+            other => other,
+        }
+    }
+
     /// Shorthand for [`Error::Limit`].
     pub fn limit(provider: impl Into<String>, what: impl Into<String>) -> Self {
         Error::Limit {

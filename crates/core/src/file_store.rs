@@ -13,10 +13,10 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{Error, Result};
+use crate::event::TaskEvent;
 use crate::store::{
     entry_key, numeric_cursor, shard_of, Cursor, TrackStore, TrackedEntry, DEFAULT_SHARDS,
 };
-use crate::tracker::TaskEvent;
 
 /// `shard(4 digits) U+001F provider U+001F id` → entry JSON.
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");

@@ -26,7 +26,9 @@
 
 mod clock;
 pub mod config;
+mod cursor;
 mod error;
+mod event;
 #[cfg(feature = "file-store")]
 mod file_store;
 #[cfg(feature = "http")]
@@ -44,7 +46,9 @@ mod tracker;
 
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
 pub use config::{BackendConfig, MemoryConfig};
+pub use cursor::{Next, PollCursor};
 pub use error::{human_duration, Error, HttpError, Result};
+pub use event::{TaskEvent, TaskEventKind};
 #[cfg(feature = "file-store")]
 pub use file_store::{FileStore, StoreSummary};
 pub use memory::{MemoryFault, MemoryProvider, MemoryStatus, Outcome, TaskScript};
@@ -60,7 +64,7 @@ pub use store::{
     cursor_position, entry_key, numeric_cursor, shard_of, Cursor, MemoryStore, TrackStore,
     TrackedEntry, DEFAULT_SHARDS,
 };
-pub use tracker::{TaskEvent, TaskEventKind, TaskEvents, Tracker, TrackerBuilder, TrackerStats};
+pub use tracker::{TaskEvents, Tracker, TrackerBuilder, TrackerStats};
 
 /// Re-exported so providers implement [`TaskProvider`] with the same macro.
 pub use async_trait::async_trait;

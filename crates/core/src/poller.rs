@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tokio::time::Instant;
 
 use crate::clock::{SharedClock, TokioClock};
+use crate::cursor::PollCursor;
 use crate::error::{Error, Result};
 use crate::model::{Failure, TaskSnapshot, TaskState, TaskStatus};
 use crate::policy::{random_jitter, JitterSource, PollPolicy};
@@ -319,15 +319,10 @@ impl<P: TaskProvider> Poller<P> {
         id: P::Id,
     ) -> impl Stream<Item = Result<(P::Status, u64, Duration)>> + Send + 'static {
         let state = WatchState {
+            cursor: PollCursor::new(&self.policy, self.clock.now()),
             poller: self.clone(),
-            started: self.clock.now(),
-            interval: self.policy.initial_interval,
             id_text: id.to_string(),
             id,
-            polls: 0,
-            errors: 0,
-            last: None,
-            last_error: None,
             first: true,
             done: false,
         };
@@ -345,59 +340,39 @@ struct WatchState<P: TaskProvider> {
     poller: Poller<P>,
     id: P::Id,
     id_text: String,
-    started: Instant,
-    interval: Duration,
-    polls: u64,
-    errors: u32,
-    last: Option<TaskSnapshot>,
-    last_error: Option<String>,
+    cursor: PollCursor,
     first: bool,
     done: bool,
 }
 
 impl<P: TaskProvider> WatchState<P> {
-    fn timeout(&mut self, last_error: Option<String>) -> Error {
+    fn timeout(&mut self, why: Option<String>) -> Error {
         self.done = true;
-        Error::Timeout {
-            provider: self.poller.provider.name().to_owned(),
-            id: self.id_text.clone(),
-            elapsed: self.poller.clock.now() - self.started,
-            polls: self.polls,
-            last_error: last_error.or_else(|| self.last_error.take()),
-        }
-    }
-
-    /// Time left before the deadline (`None`: no deadline).
-    fn left(&self) -> Option<Duration> {
-        let elapsed = self.poller.clock.now() - self.started;
-        self.poller
-            .policy
-            .deadline
-            .map(|d| d.saturating_sub(elapsed))
+        let now = self.poller.clock.now();
+        self.cursor
+            .timeout(self.poller.provider.name(), &self.id_text, now, why)
     }
 
     async fn next_change(&mut self) -> Result<(P::Status, u64, Duration)> {
-        let policy = &self.poller.policy;
         let clock = self.poller.clock.clone();
         let name = self.poller.provider.name().to_owned();
         loop {
+            let policy = &self.poller.policy;
             if !self.first {
-                let mut delay = policy.jittered(self.interval, (self.poller.jitter)());
-                if let Some(left) = self.left() {
+                let mut delay = policy.jittered(self.cursor.interval(), (self.poller.jitter)());
+                if let Some(left) = self.cursor.time_left(policy, clock.now()) {
                     delay = delay.min(left);
                 }
                 clock.sleep(delay).await;
             }
             self.first = false;
-            let out_of_time = self.left().is_some_and(|l| l.is_zero());
-            let out_of_polls = policy.max_polls.is_some_and(|n| self.polls >= n);
-            if out_of_time || out_of_polls {
+            if self.cursor.expired(policy, clock.now()) {
                 return Err(self.timeout(None));
             }
-            self.polls += 1;
+            self.cursor.begin_poll();
             // The deadline bounds the request too: a server trickling its
             // answer (or retries inside the HTTP layer) cannot outlast it.
-            let answer = match self.left() {
+            let answer = match self.cursor.time_left(policy, clock.now()) {
                 Some(left) => {
                     let status = self.poller.provider.status(&self.id);
                     tokio::select! {
@@ -412,39 +387,39 @@ impl<P: TaskProvider> WatchState<P> {
                     "a status request was still unanswered at the deadline".to_owned(),
                 )));
             };
-            let policy = &self.poller.policy;
-            match answer {
+            let (status, snapshot) = match answer {
                 Ok(status) => {
-                    self.errors = 0;
-                    self.last_error = None;
-                    let mut snap = status.snapshot(&name, &self.id_text);
-                    // The hint moves on every poll (a countdown); it is advice,
-                    // not a change of the task.
-                    snap.poll_hint = None;
-                    let changed = self.last.as_ref() != Some(&snap);
-                    self.interval =
-                        policy.next_interval(self.interval, changed, status.poll_hint());
-                    let terminal = status.state().is_terminal();
-                    self.last = Some(snap);
-                    if terminal {
-                        self.done = true;
-                    }
-                    if changed || terminal {
-                        let elapsed = clock.now() - self.started;
-                        return Ok((status, self.polls, elapsed));
-                    }
+                    let snapshot = status.snapshot(&name, &self.id_text);
+                    (Some(status), Ok(snapshot))
                 }
-                Err(e) if e.is_retryable() && self.errors < policy.error_budget => {
-                    self.errors += 1;
-                    tracing::debug!(provider = %name, task = %self.id_text, error = %e, errors = self.errors, "transient error while polling");
-                    self.interval = policy.interval_after_error(self.interval, e.retry_after());
-                    self.last_error = Some(e.to_string());
+                Err(e) => (None, Err(e)),
+            };
+            let policy = &self.poller.policy;
+            match (self.cursor.observe(policy, snapshot), status) {
+                (crate::Next::Changed, Some(status)) => {
+                    return Ok((status, self.cursor.polls(), self.elapsed()));
                 }
-                Err(e) => {
+                (crate::Next::Terminal { .. }, Some(status)) => {
+                    self.done = true;
+                    return Ok((status, self.cursor.polls(), self.elapsed()));
+                }
+                (crate::Next::Retry, _) => {
+                    tracing::debug!(provider = %name, task = %self.id_text, error = self.cursor.last_error().unwrap_or_default(), "transient error while polling");
+                }
+                (crate::Next::Stop(e), _) => {
                     self.done = true;
                     return Err(e);
                 }
+                // Unchanged (a status without a snapshot cannot happen).
+                _ => {}
             }
         }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.poller
+            .clock
+            .now()
+            .saturating_duration_since(self.cursor.started())
     }
 }

@@ -21,8 +21,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::event::TaskEvent;
 use crate::model::TaskSnapshot;
-use crate::tracker::TaskEvent;
 
 /// Default number of shards.
 pub const DEFAULT_SHARDS: u32 = 64;

@@ -204,3 +204,33 @@ async fn due_tasks_are_grouped_into_batches() {
         "{calls} batches for {updates} updates"
     );
 }
+
+/// The tracker and the poller share one poll decision: the deadline and
+/// the poll count end a task with the polls it took, as `Poller` does.
+#[tokio::test(start_paused = true)]
+async fn deadlines_and_poll_counts_end_tasks_with_their_polls() {
+    let provider = Arc::new(MemoryProvider::new("memory"));
+    let (tracker, mut events) = Tracker::builder()
+        .provider("memory", provider.clone())
+        .policy(
+            PollPolicy::fixed(ms(100))
+                .with_deadline(Some(ms(1_000)))
+                .with_max_polls(Some(4)),
+        )
+        .build();
+    let id = provider.start(TaskScript::new("job", Duration::from_secs(3600)));
+    tracker.track("memory", &id.to_string()).unwrap();
+    let gave_up = loop {
+        let ev = events.next().await.unwrap();
+        if let TaskEventKind::GaveUp {
+            error_kind,
+            message,
+        } = ev.kind
+        {
+            break (error_kind, message);
+        }
+    };
+    assert_eq!(gave_up.0, "timeout");
+    assert!(gave_up.1.contains("4 polls"), "{}", gave_up.1);
+    assert_eq!(provider.status_calls(), 4, "no poll past the count");
+}

@@ -35,19 +35,13 @@ fn compact(t: DateTime<Utc>) -> String {
 /// A missing task: DCS answers `400` with `error_code` `DCS.4133` (the code
 /// terraform-provider-huaweicloud converts into "deleted"), or a 404.
 fn task_not_found(instance_id: &str, task_id: &str, e: Error) -> Error {
-    let missing = match &e {
-        Error::NotFound { .. } => true,
-        Error::Http(h) => h.status == 400 && h.vendor_code.as_deref() == Some("DCS.4133"),
-        _ => false,
+    let e = match e {
+        Error::Http(h) if h.status == 400 && h.vendor_code.as_deref() == Some("DCS.4133") => {
+            Error::not_found(h.provider.clone(), "")
+        }
+        other => other,
     };
-    if missing {
-        Error::not_found(
-            e.provider(),
-            format!("task {task_id} of instance {instance_id}"),
-        )
-    } else {
-        e
-    }
+    e.rename_not_found(|| format!("task {task_id} of instance {instance_id}"))
 }
 
 impl DcsClient {

@@ -135,10 +135,5 @@ fn offset_page<T>(page: TaskList<T>) -> OffsetPage<T> {
 
 /// Makes a 404 on a task id a [`Error::NotFound`] naming the task.
 pub(crate) fn task_not_found(id: &str, e: Error) -> Error {
-    match e {
-        Error::NotFound { provider, .. } => {
-            Error::not_found(provider, format!("key pair task {id}"))
-        }
-        other => other,
-    }
+    e.rename_not_found(|| format!("key pair task {id}"))
 }

@@ -243,12 +243,7 @@ impl OcpClient {
     }
 
     fn not_found(id: u64, e: Error) -> Error {
-        match e {
-            Error::NotFound { provider, .. } => {
-                Error::not_found(provider, format!("task instance {id}"))
-            }
-            other => other,
-        }
+        e.rename_not_found(|| format!("task instance {id}"))
     }
 
     /// `GET /api/v2/tasks/instances` with every documented filter.

@@ -1,0 +1,308 @@
+//! [`PollCursor`]: the one place that decides what a poll's answer means
+//! and when the next poll is due. [`Poller`](crate::Poller) (one task) and
+//! [`Tracker`](crate::Tracker) (thousands) both drive one per task, so the
+//! two cannot drift apart.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::{Error, PollPolicy, Result, TaskSnapshot};
+
+/// What to do after an answer.
+#[derive(Debug)]
+pub enum Next {
+    /// The task changed, or is seen for the first time: report it and poll
+    /// again after [`PollCursor::interval`].
+    Changed,
+    /// The task is terminal (`changed`: unlike the last answer): report it
+    /// and stop. A front end that could not record it may poll again; the
+    /// answer is then terminal and unchanged.
+    Terminal {
+        /// Whether it differs from the last answer.
+        changed: bool,
+    },
+    /// Nothing new: poll again after [`PollCursor::interval`].
+    Unchanged,
+    /// A transient error within the error budget: poll again after
+    /// [`PollCursor::interval`] (which honours a `Retry-After`).
+    Retry,
+    /// A permanent error, or a transient one past the budget: stop with it.
+    Stop(Error),
+}
+
+/// One task's polling state under a [`PollPolicy`].
+#[derive(Debug, Clone)]
+pub struct PollCursor {
+    started: Instant,
+    interval: Duration,
+    polls: u64,
+    errors: u32,
+    last: Option<TaskSnapshot>,
+    last_error: Option<String>,
+}
+
+impl PollCursor {
+    /// A cursor for a task tracked since `started`.
+    pub fn new(policy: &PollPolicy, started: Instant) -> Self {
+        PollCursor {
+            started,
+            interval: policy.initial_interval,
+            polls: 0,
+            errors: 0,
+            last: None,
+            last_error: None,
+        }
+    }
+
+    /// A cursor that already saw `last` (a task resumed from a store).
+    pub fn resumed(policy: &PollPolicy, started: Instant, last: Option<TaskSnapshot>) -> Self {
+        PollCursor {
+            last,
+            ..PollCursor::new(policy, started)
+        }
+    }
+
+    /// Whether no poll may start at `now`: the deadline has passed or the
+    /// poll count is used up.
+    pub fn expired(&self, policy: &PollPolicy, now: Instant) -> bool {
+        self.time_left(policy, now).is_some_and(|l| l.is_zero())
+            || policy.max_polls.is_some_and(|n| self.polls >= n)
+    }
+
+    /// Time left before the deadline at `now` (`None`: no deadline).
+    pub fn time_left(&self, policy: &PollPolicy, now: Instant) -> Option<Duration> {
+        let elapsed = now.saturating_duration_since(self.started);
+        policy.deadline.map(|d| d.saturating_sub(elapsed))
+    }
+
+    /// A poll starts now.
+    pub fn begin_poll(&mut self) {
+        self.polls = self.polls.saturating_add(1);
+    }
+
+    /// Takes one poll's answer and says what follows.
+    pub fn observe(&mut self, policy: &PollPolicy, answer: Result<TaskSnapshot>) -> Next {
+        match answer {
+            Ok(mut snapshot) => {
+                self.errors = 0;
+                self.last_error = None;
+                // The hint moves on every poll (a countdown); it is advice,
+                // not a change of the task.
+                let hint = snapshot.poll_hint.take();
+                let changed = self.last.as_ref() != Some(&snapshot);
+                self.interval = policy.next_interval(self.interval, changed, hint);
+                let terminal = snapshot.state.is_terminal();
+                if changed {
+                    self.last = Some(snapshot);
+                }
+                match (terminal, changed) {
+                    (true, changed) => Next::Terminal { changed },
+                    (false, true) => Next::Changed,
+                    (false, false) => Next::Unchanged,
+                }
+            }
+            Err(e) if e.is_retryable() && self.errors < policy.error_budget => {
+                self.errors += 1;
+                self.interval = policy.interval_after_error(self.interval, e.retry_after());
+                self.last_error = Some(e.to_string());
+                Next::Retry
+            }
+            Err(e) => Next::Stop(e),
+        }
+    }
+
+    /// The wait before the next poll (before jitter).
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The last answer seen (its hint removed).
+    pub fn last(&self) -> Option<&TaskSnapshot> {
+        self.last.as_ref()
+    }
+
+    /// Polls started so far.
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    /// When tracking started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The last transient error, cleared by the next good answer.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// The error that ends a task whose time or polls ran out at `now`;
+    /// `why` replaces the last transient error when given.
+    pub fn timeout(&self, provider: &str, id: &str, now: Instant, why: Option<String>) -> Error {
+        Error::Timeout {
+            provider: provider.to_owned(),
+            id: id.to_owned(),
+            elapsed: now.saturating_duration_since(self.started),
+            polls: self.polls,
+            last_error: why.or_else(|| self.last_error.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{HttpError, TaskState};
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn policy() -> PollPolicy {
+        PollPolicy::default()
+            .with_initial_interval(secs(1))
+            .with_max_interval(secs(8))
+            .with_multiplier(2.0)
+            .with_jitter(0.0)
+            .with_error_budget(2)
+            .with_deadline(Some(secs(60)))
+            .with_max_polls(Some(5))
+            .with_hint_floor(secs(1))
+    }
+
+    fn snap(state: TaskState, title: &str) -> TaskSnapshot {
+        TaskSnapshot {
+            provider: "p".into(),
+            id: "1".into(),
+            state,
+            vendor_state: state.as_str().into(),
+            kind: None,
+            title: Some(title.into()),
+            progress: None,
+            failure: None,
+            warnings: None,
+            started_at: None,
+            finished_at: None,
+            steps: Vec::new(),
+            poll_hint: None,
+            attributes: Default::default(),
+        }
+    }
+
+    fn transient() -> Error {
+        HttpError::new("p", "GET", "/t", 503).into()
+    }
+
+    #[test]
+    fn the_first_answer_is_a_change_and_a_repeat_is_not() {
+        let p = policy();
+        let mut c = PollCursor::new(&p, Instant::now());
+        assert!(matches!(
+            c.observe(&p, Ok(snap(TaskState::Running, "a"))),
+            Next::Changed
+        ));
+        assert_eq!(c.interval(), secs(1), "a change keeps the interval");
+        assert!(matches!(
+            c.observe(&p, Ok(snap(TaskState::Running, "a"))),
+            Next::Unchanged
+        ));
+        assert_eq!(c.interval(), secs(2), "no change backs off");
+        assert!(matches!(
+            c.observe(&p, Ok(snap(TaskState::Running, "b"))),
+            Next::Changed
+        ));
+        assert_eq!(c.last().unwrap().title.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_hint_sets_the_interval_and_is_not_a_change() {
+        let p = policy();
+        let mut c = PollCursor::new(&p, Instant::now());
+        let mut s = snap(TaskState::Running, "a");
+        s.poll_hint = Some(secs(5));
+        assert!(matches!(c.observe(&p, Ok(s.clone())), Next::Changed));
+        assert_eq!(c.interval(), secs(5));
+        s.poll_hint = Some(secs(3));
+        assert!(
+            matches!(c.observe(&p, Ok(s)), Next::Unchanged),
+            "only the hint moved"
+        );
+        assert_eq!(c.interval(), secs(3));
+        assert_eq!(c.last().unwrap().poll_hint, None);
+    }
+
+    #[test]
+    fn terminal_answers_stop_changed_or_not() {
+        let p = policy();
+        let mut c = PollCursor::new(&p, Instant::now());
+        let done = snap(TaskState::Succeeded, "a");
+        assert!(matches!(
+            c.observe(&p, Ok(done.clone())),
+            Next::Terminal { changed: true }
+        ));
+        assert!(matches!(
+            c.observe(&p, Ok(done)),
+            Next::Terminal { changed: false }
+        ));
+    }
+
+    #[test]
+    fn transient_errors_spend_the_budget_then_stop() {
+        let p = policy();
+        let mut c = PollCursor::new(&p, Instant::now());
+        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
+        assert!(c.last_error().unwrap().contains("503"));
+        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
+        assert!(
+            matches!(c.observe(&p, Err(transient())), Next::Stop(_)),
+            "budget of 2"
+        );
+        // A good answer resets the budget and clears the error.
+        let mut c = PollCursor::new(&p, Instant::now());
+        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
+        assert!(matches!(
+            c.observe(&p, Ok(snap(TaskState::Running, "a"))),
+            Next::Changed
+        ));
+        assert_eq!(c.last_error(), None);
+        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
+        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
+    }
+
+    #[test]
+    fn a_permanent_error_stops_at_once() {
+        let p = policy();
+        let mut c = PollCursor::new(&p, Instant::now());
+        let e = Error::not_found("p", "1");
+        assert!(matches!(
+            c.observe(&p, Err(e)),
+            Next::Stop(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn the_deadline_and_the_poll_count_expire_it() {
+        let p = policy();
+        let t0 = Instant::now();
+        let mut c = PollCursor::new(&p, t0);
+        assert!(!c.expired(&p, t0 + secs(59)));
+        assert_eq!(c.time_left(&p, t0 + secs(50)), Some(secs(10)));
+        assert!(c.expired(&p, t0 + secs(60)), "deadline");
+        for _ in 0..5 {
+            c.begin_poll();
+        }
+        assert!(c.expired(&p, t0), "max polls");
+        let e = c.timeout("p", "1", t0 + secs(3), None);
+        assert!(
+            matches!(e, Error::Timeout { polls: 5, .. }),
+            "the timeout counts the polls: {e}"
+        );
+        let unbounded = PollPolicy::default()
+            .with_deadline(None)
+            .with_max_polls(None);
+        let c = PollCursor::new(&unbounded, t0);
+        assert!(!c.expired(&unbounded, t0 + secs(1_000_000)));
+        assert_eq!(c.time_left(&unbounded, t0), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! Applying a batch of answers: events, terminal logging, giving up.
+
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::{live, BatchResult, Entry, Scheduler, Slot};
+use crate::cursor::Next;
+use crate::error::Error;
+use crate::event::{TaskEvent, TaskEventKind};
+
+impl Scheduler {
+    pub(super) async fn give_up_deadline(&mut self, slot: Slot, now: Instant) {
+        let Some(entry) = self.entries[slot as usize].as_ref() else {
+            return;
+        };
+        let err = entry
+            .cursor
+            .timeout(&self.providers[entry.provider].name, &entry.id, now, None);
+        self.finish_with_error(slot, &err).await;
+    }
+
+    /// Applies a batch of answers; false when the event reader is gone for
+    /// good and the scheduler should stop.
+    pub(super) async fn apply(&mut self, batch: BatchResult) -> bool {
+        let now = self.clock.now();
+        let dispatched = batch.dispatched;
+        let provider_name = self.providers[batch.provider].name.clone();
+        let mut answers = batch.answers.into_iter();
+        for (slot, generation) in batch.slots {
+            let answer = answers.next().unwrap_or_else(|| {
+                Err(Error::decode(
+                    &*provider_name,
+                    "status_many answer",
+                    ".",
+                    "provider returned fewer answers than ids",
+                ))
+            });
+            let Some(entry) = live(&mut self.entries, &self.generations, slot, generation) else {
+                continue;
+            };
+            entry.in_flight = false;
+            self.counters.status_updates.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(provider = %provider_name, task = %entry.id, answer = ?answer.as_ref().map(|s| s.state), "status answer");
+            let previous = entry.cursor.last().map(|s| s.state);
+            let next = entry
+                .cursor
+                .observe(&self.providers[entry.provider].policy, answer);
+            // After a changed or terminal answer the cursor holds it.
+            let changed_event = |entry: &Entry| {
+                entry.cursor.last().map(|snapshot| TaskEvent {
+                    provider: provider_name.to_string(),
+                    id: entry.id.to_string(),
+                    previous,
+                    kind: TaskEventKind::Changed {
+                        snapshot: Box::new(snapshot.clone()),
+                    },
+                    at: Utc::now(),
+                })
+            };
+            match next {
+                Next::Terminal { .. } => {
+                    // With a store the terminal event is logged at most
+                    // once across replicas; unlogged (store down), the
+                    // task is polled again and the append retried.
+                    let Some(event) = changed_event(entry) else {
+                        continue;
+                    };
+                    let unacked = entry.final_unacked;
+                    match self.log_final(&event).await {
+                        // Report it when logged now, or logged by an
+                        // earlier attempt of this replica whose answer
+                        // was lost; stay silent when another logged it.
+                        Some(logged_now) => {
+                            self.remove_slot(slot);
+                            if (logged_now || unacked) && !self.emit(event).await {
+                                return false;
+                            }
+                        }
+                        None => {
+                            if let Some(e) = self.entries[slot as usize].as_mut() {
+                                e.final_unacked = true;
+                            }
+                            self.reschedule(slot, dispatched, now)
+                        }
+                    }
+                }
+                Next::Changed => {
+                    let Some(event) = changed_event(entry) else {
+                        continue;
+                    };
+                    self.log_change(&event, slot).await;
+                    if !self.emit(event).await {
+                        return false;
+                    }
+                    self.reschedule(slot, dispatched, now);
+                }
+                Next::Unchanged => self.reschedule(slot, dispatched, now),
+                Next::Retry => {
+                    tracing::debug!(provider = %provider_name, task = %entry.id, error = entry.cursor.last_error().unwrap_or_default(), "transient error while tracking");
+                    self.reschedule(slot, dispatched, now);
+                }
+                Next::Stop(e) => {
+                    if !self.finish_with_error(slot, &e).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    pub(super) async fn finish_with_error(&mut self, slot: Slot, err: &Error) -> bool {
+        let Some(entry) = self.entries[slot as usize].as_ref() else {
+            return true;
+        };
+        let event = TaskEvent {
+            provider: self.providers[entry.provider].name.to_string(),
+            id: entry.id.to_string(),
+            previous: entry.cursor.last().map(|s| s.state),
+            kind: TaskEventKind::GaveUp {
+                error_kind: err.kind().to_owned(),
+                message: err.to_string(),
+            },
+            at: Utc::now(),
+        };
+        self.remove_slot(slot);
+        match self.log_final(&event).await {
+            Some(false) => true,
+            Some(true) => self.emit(event).await,
+            None => {
+                // The store is down and the task cannot be polled again to
+                // find out: report it, and log it when the store is back.
+                if let Some(st) = &mut self.store {
+                    st.unsent.push(event.clone());
+                }
+                self.emit(event).await
+            }
+        }
+    }
+
+    pub(super) async fn emit(&mut self, event: TaskEvent) -> bool {
+        self.counters.events.fetch_add(1, Ordering::Relaxed);
+        self.events.send(event).await.is_ok()
+    }
+}

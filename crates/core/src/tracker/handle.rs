@@ -1,0 +1,201 @@
+//! The [`Tracker`] handle, its commands and its event stream.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::TrackerBuilder;
+use crate::error::{Error, Result};
+use crate::event::TaskEvent;
+use crate::policy::PollPolicy;
+use crate::provider::{DynTaskProvider, TaskHandle};
+
+/// Counters of a running tracker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackerStats {
+    /// Tasks currently tracked.
+    pub tracked: u64,
+    /// Status answers processed (one per task per poll).
+    pub status_updates: u64,
+    /// `status_many` calls made.
+    pub batches: u64,
+    /// Events emitted.
+    pub events: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) tracked: AtomicU64,
+    pub(super) status_updates: AtomicU64,
+    pub(super) batches: AtomicU64,
+    pub(super) events: AtomicU64,
+}
+
+#[derive(Clone)]
+pub(super) struct ProviderRuntime {
+    pub(super) name: Arc<str>,
+    pub(super) provider: Arc<dyn DynTaskProvider>,
+    pub(super) policy: PollPolicy,
+    pub(super) permits: Arc<Semaphore>,
+}
+
+pub(super) enum Command {
+    Track {
+        provider: usize,
+        id: String,
+        since: DateTime<Utc>,
+    },
+    Untrack {
+        provider: usize,
+        id: String,
+    },
+    Shutdown,
+}
+
+/// Tracks many tasks across named providers; cheap to clone.
+#[derive(Clone)]
+pub struct Tracker {
+    pub(super) commands: mpsc::UnboundedSender<Command>,
+    pub(super) names: Arc<HashMap<String, usize>>,
+    pub(super) providers: Arc<Vec<ProviderRuntime>>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("providers", &self.provider_names())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Tracker {
+    /// Starts building a tracker.
+    pub fn builder() -> TrackerBuilder {
+        TrackerBuilder::default()
+    }
+
+    /// The registered provider names.
+    pub fn provider_names(&self) -> Vec<&str> {
+        self.providers.iter().map(|p| &*p.name).collect()
+    }
+
+    /// The provider registered under `name`.
+    pub fn provider(&self, name: &str) -> Option<&Arc<dyn DynTaskProvider>> {
+        self.names.get(name).map(|&i| &self.providers[i].provider)
+    }
+
+    fn provider_index(&self, name: &str) -> Result<usize> {
+        self.names.get(name).copied().ok_or_else(|| {
+            let mut known = self.provider_names();
+            known.sort_unstable();
+            Error::invalid_input(
+                "tasktrack",
+                format!(
+                    "unknown provider {name:?}; registered: {}",
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Starts tracking a task. The id is checked (and canonicalised) by the
+    /// provider first, so a malformed id is refused here. Tracking a task
+    /// already tracked changes nothing.
+    pub fn track(&self, provider: &str, id: &str) -> Result<TaskHandle> {
+        let idx = self.provider_index(provider)?;
+        let id = self.providers[idx].provider.canonical_id(id)?;
+        let since = Utc::now();
+        self.send(Command::Track {
+            provider: idx,
+            id: id.clone(),
+            since,
+        })?;
+        Ok(TaskHandle {
+            provider: provider.to_owned(),
+            id,
+            tracked_since: since,
+        })
+    }
+
+    /// Resumes tracking a saved handle.
+    pub fn resume(&self, handle: &TaskHandle) -> Result<()> {
+        let idx = self.provider_index(&handle.provider)?;
+        let id = self.providers[idx].provider.canonical_id(&handle.id)?;
+        self.send(Command::Track {
+            provider: idx,
+            id,
+            since: handle.tracked_since,
+        })
+    }
+
+    /// Stops tracking a task (no event is emitted for it).
+    pub fn untrack(&self, provider: &str, id: &str) -> Result<()> {
+        let idx = self.provider_index(provider)?;
+        let id = self.providers[idx].provider.canonical_id(id)?;
+        self.send(Command::Untrack { provider: idx, id })
+    }
+
+    /// Stops the scheduler; the event stream ends after the events already
+    /// emitted. With a store, leases are released (see [`Tracker::stop`] to
+    /// wait for that).
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+
+    /// Stops the scheduler at once *without* releasing leases or flushing
+    /// anything, as a crashed process would: for failover tests and drills.
+    pub fn kill(&self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+    }
+
+    /// Stops the scheduler and waits until it has released its leases.
+    pub async fn stop(&self) {
+        self.shutdown();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> TrackerStats {
+        let c = &self.counters;
+        TrackerStats {
+            tracked: c.tracked.load(Ordering::Relaxed),
+            status_updates: c.status_updates.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            events: c.events.load(Ordering::Relaxed),
+        }
+    }
+
+    fn send(&self, cmd: Command) -> Result<()> {
+        self.commands
+            .send(cmd)
+            .map_err(|_| Error::invalid_input("tasktrack", "the tracker has shut down"))
+    }
+}
+
+/// The stream of [`TaskEvent`]s of a [`Tracker`].
+#[derive(Debug)]
+pub struct TaskEvents {
+    pub(super) rx: mpsc::Receiver<TaskEvent>,
+}
+
+impl Stream for TaskEvents {
+    type Item = TaskEvent;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<TaskEvent>> {
+        self.rx.poll_recv(cx)
+    }
+}
