@@ -1,0 +1,256 @@
+//! Commands that share a tracked set through a store: watch, track,
+//! events and worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tasktrack_core::{Error, TaskFilter, TaskState, TrackStore, TrackedEntry, Tracker};
+
+use super::serve::shutdown_signal;
+use super::task::task_id;
+use crate::config::Config;
+use crate::error::CliError;
+use crate::output::{self, note, out};
+use crate::table::LiveTable;
+
+/// `tasktrack watch`: running and failed tasks listed from the backends,
+/// the running ones followed live until they end (or Ctrl-C).
+pub async fn watch(
+    config: &Config,
+    backends: &[String],
+    json: bool,
+    store: Option<Arc<dyn TrackStore>>,
+) -> Result<(), CliError> {
+    let names: Vec<String> = if backends.is_empty() {
+        config.backends.keys().cloned().collect()
+    } else {
+        backends.to_vec()
+    };
+    if names.is_empty() {
+        return Err(CliError::usage(
+            format!("{} defines no backend", config.path.display()),
+            "add a [backends.NAME] section",
+        ));
+    }
+    let mut builder = Tracker::builder();
+    if let Some(store) = store {
+        builder = builder.store(store);
+    }
+    let mut providers = Vec::new();
+    for name in &names {
+        let p = config.provider(name)?;
+        builder = builder.provider(name.clone(), p.clone());
+        providers.push((name.clone(), p));
+    }
+    let (tracker, mut events) = builder.build();
+    let mut table = LiveTable::new(!json);
+    let mut live = 0usize;
+    let mut seen = std::collections::HashSet::new();
+    for (name, p) in &providers {
+        if !p.provider_capabilities().list {
+            table.note(&format!("{name}: cannot list tasks; skipped"));
+            continue;
+        }
+        let filter = TaskFilter {
+            states: vec![
+                TaskState::Pending,
+                TaskState::Running,
+                TaskState::Failed,
+                TaskState::Unknown,
+            ],
+            limit: Some(200),
+            ..TaskFilter::default()
+        };
+        let page = match p.list_snapshots(&filter).await {
+            Ok(page) => page,
+            Err(e) => {
+                table.note(&format!("{name}: {}", CliError::from(e)));
+                continue;
+            }
+        };
+        for s in page.items {
+            // A listing may repeat an id (pages shifting under us, or a
+            // hostile server): each task counts once.
+            if !seen.insert((name.clone(), s.id.clone())) {
+                continue;
+            }
+            if json {
+                output::json(&s)?;
+            }
+            if s.state.is_terminal() {
+                table.show(&s);
+            } else {
+                table.ensure(name, &s.id);
+                table.show(&s);
+                tracker
+                    .track(name, &s.id)
+                    .map_err(|e: Error| CliError::from(e))?;
+                live += 1;
+            }
+        }
+    }
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let mut ended = 0;
+    while ended < live {
+        tokio::select! {
+            e = events.next() => match e {
+                Some(event) => {
+                    if json {
+                        output::json(&event)?;
+                    }
+                    table.apply(&event);
+                    if event.is_final() {
+                        ended += 1;
+                    }
+                }
+                None => break,
+            },
+            _ = ticker.tick() => table.tick(),
+            _ = shutdown_signal() => break,
+        }
+    }
+    tracker.stop().await;
+    let text = table.finish();
+    if !json {
+        out!("{text}")?;
+    }
+    Ok(())
+}
+
+/// `tasktrack track`: adds a task to a store's tracked set.
+pub async fn track(
+    config: &Config,
+    backend: &str,
+    id: &str,
+    store: Arc<dyn TrackStore>,
+) -> Result<(), CliError> {
+    let provider = config.provider(backend)?;
+    let id = task_id(config, backend, &provider, id)?;
+    store.put(&TrackedEntry::new(backend, id.clone())).await?;
+    out!("{backend} task {id} added to the tracked set")
+}
+
+/// `tasktrack events`: prints the durable event log.
+pub async fn events(
+    store: Arc<dyn TrackStore>,
+    mut after: String,
+    follow: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    loop {
+        let page = store.read(&after, 1000).await?;
+        for (cursor, event) in &page {
+            if json {
+                output::json(&serde_json::json!({ "cursor": cursor, "event": event }))?;
+            } else {
+                let state = event
+                    .state()
+                    .map_or("gave up".to_owned(), |s| s.to_string());
+                out!(
+                    "{cursor:>20}  {} {:<10} {} {}",
+                    event.at.format("%H:%M:%S"),
+                    event.provider,
+                    state,
+                    event.id
+                )?;
+            }
+        }
+        if let Some((last, _)) = page.last() {
+            after = last.clone();
+        }
+        if page.len() < 1000 {
+            if !follow {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown_signal() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Options of `tasktrack worker`.
+#[derive(Debug)]
+pub struct WorkerOptions {
+    /// Replica name.
+    pub owner: Option<String>,
+    /// Lease TTL.
+    pub lease_ttl: Duration,
+    /// Exit when nothing is left to track.
+    pub exit_when_idle: bool,
+    /// JSON lines.
+    pub json: bool,
+}
+
+/// `tasktrack worker`: one tracker replica on a shared store.
+pub async fn worker(
+    config: &Config,
+    store: Arc<dyn TrackStore>,
+    opts: WorkerOptions,
+) -> Result<(), CliError> {
+    let mut builder = Tracker::builder()
+        .store(store.clone())
+        .lease_ttl(opts.lease_ttl);
+    if let Some(owner) = &opts.owner {
+        builder = builder.owner(owner.clone());
+    }
+    for name in config.backends.keys() {
+        builder = builder.provider(name.clone(), config.provider(name)?);
+    }
+    let (tracker, mut events) = builder.build();
+    if !opts.json {
+        note!(
+            "worker running on {} backend(s); Ctrl-C stops it and releases its leases",
+            config.backends.len()
+        );
+    }
+    // A worker is a service: its output going away does not stop tracking.
+    let print = |event: &tasktrack_core::TaskEvent| {
+        let _ = if opts.json {
+            output::json(event)
+        } else {
+            let state = event
+                .state()
+                .map_or("gave up".to_owned(), |s| s.to_string());
+            out!("{} {} {state}", event.provider, event.id)
+        };
+    };
+    let mut idle_check = tokio::time::interval(opts.lease_ttl.max(Duration::from_millis(300)));
+    idle_check.tick().await;
+    loop {
+        tokio::select! {
+            e = events.next() => match e {
+                Some(event) => print(&event),
+                // Only stop() ends the stream; ending on its own means the
+                // scheduler died, and a supervisor must hear about it.
+                None => return Err(scheduler_died()),
+            },
+            _ = idle_check.tick(), if opts.exit_when_idle => {
+                if tracker.stats().tracked == 0 && store_is_empty(&store).await {
+                    break;
+                }
+            }
+            _ = shutdown_signal() => break,
+        }
+    }
+    // Events already emitted are printed before exiting: the stream ends once
+    // the scheduler has stopped.
+    tracker.stop().await;
+    while let Some(event) = events.next().await {
+        print(&event);
+    }
+    Ok(())
+}
+
+pub(super) fn scheduler_died() -> CliError {
+    CliError::usage(
+        "the tracker stopped unexpectedly",
+        "run again with RUST_LOG=tasktrack=debug and report what it logs",
+    )
+}
+
+async fn store_is_empty(store: &Arc<dyn TrackStore>) -> bool {
+    matches!(store.tracked_count().await, Ok(0))
+}

@@ -1,0 +1,107 @@
+//! `tasktrack serve` and the clean shutdown every long-running command uses.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tasktrack_core::{TrackStore, Tracker};
+
+use super::fleet::scheduler_died;
+use crate::config::Config;
+use crate::error::CliError;
+use crate::output::out;
+
+/// What `tasktrack serve` was asked for.
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: std::net::SocketAddr,
+    /// Shared tracked set and event log.
+    pub store: Option<Arc<dyn TrackStore>>,
+    /// Whether control actions are allowed.
+    pub allow_actions: bool,
+    /// The bearer token.
+    pub token: Option<tasktrack_core::Secret>,
+    /// Connections held at once.
+    pub max_connections: usize,
+}
+
+/// `tasktrack serve`: the web dashboard over every configured backend.
+pub async fn serve(config: &Config, options: ServeOptions) -> Result<(), CliError> {
+    let mut named = Vec::new();
+    let mut builder = Tracker::builder();
+    if let Some(s) = &options.store {
+        builder = builder.store(s.clone());
+    }
+    for name in config.backends.keys() {
+        let p = config.provider(name)?;
+        builder = builder.provider(name.clone(), p.clone());
+        named.push((name.clone(), p));
+    }
+    let (tracker, mut events) = builder.build();
+    let dashboard = crate::web::Dashboard::new(
+        named.clone(),
+        options.store,
+        options.allow_actions,
+        options.token,
+    );
+    let bound =
+        crate::web::start(dashboard.clone(), options.listen, options.max_connections).await?;
+    let _ = out!(
+        "dashboard: http://{bound}/ ({} backend(s); Ctrl-C stops)",
+        named.len()
+    );
+    // Each backend is listed on its own, off this loop: a slow one cannot
+    // hold up the events of the others.
+    let listings: Vec<_> = named
+        .iter()
+        .filter(|(_, p)| p.provider_capabilities().list)
+        .map(|(name, p)| {
+            crate::web::relist::spawn(
+                dashboard.clone(),
+                tracker.clone(),
+                name.clone(),
+                p.clone(),
+                crate::web::relist::EVERY,
+                crate::web::relist::TIMEOUT,
+            )
+        })
+        .collect();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let result = loop {
+        tokio::select! {
+            e = events.next() => match e {
+                Some(event) => dashboard.publish(&event),
+                None => break Err(scheduler_died()),
+            },
+            _ = &mut stop => break Ok(()),
+        }
+    };
+    for listing in listings {
+        listing.abort();
+    }
+    tracker.stop().await;
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM: either is a clean shutdown.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
