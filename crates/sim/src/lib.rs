@@ -42,6 +42,8 @@ pub mod proxmox;
 pub mod replay;
 mod server;
 pub mod standalone;
+mod task_spec;
+mod task_view;
 
 pub use auth::AuthState;
 pub use clock::SimClock;
