@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cpu_time::ProcessTime;
 use futures::StreamExt;
-use tasktrack_core::{MemoryProvider, Outcome, PollPolicy, TaskScript, Tracker};
+use tasktrack_core::{MemoryProvider, PollPolicy, ScriptOutcome, TaskScript, Tracker};
 
 const TASKS: u64 = 10_000;
 
@@ -34,9 +34,9 @@ async fn run() {
     let ids: Vec<u64> = (0..TASKS)
         .map(|i| {
             let outcome = if i % 10 == 0 {
-                Outcome::failed("E1", "boom")
+                ScriptOutcome::failed("E1", "boom")
             } else {
-                Outcome::Succeeded
+                ScriptOutcome::Succeeded
             };
             provider.start(TaskScript::new("job", Duration::from_secs(1 + i % 60)).outcome(outcome))
         })

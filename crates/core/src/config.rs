@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::{DynTaskProvider, Error, MemoryProvider, Outcome, Result, TaskScript};
+use crate::{DynTaskProvider, Error, MemoryProvider, Result, ScriptOutcome, TaskScript};
 
 /// A backend's configuration, as its adapter crate defines it.
 pub trait BackendConfig: DeserializeOwned + Send + Sync + 'static {
@@ -92,7 +92,7 @@ impl BackendConfig for MemoryConfig {
             }
             let mut script = TaskScript::new(&task.kind, Duration::from_secs(task.seconds.into()));
             if task.fails {
-                script = script.outcome(Outcome::failed("E", "scripted failure"));
+                script = script.outcome(ScriptOutcome::failed("E", "scripted failure"));
             }
             provider.start(script);
         }

@@ -19,7 +19,7 @@ use crate::provider::{
 
 /// How a scripted task ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ScriptOutcome {
     /// Ends well.
     Succeeded,
     /// Ends well with this many warnings.
@@ -35,10 +35,10 @@ pub enum Outcome {
     Cancelled,
 }
 
-impl Outcome {
+impl ScriptOutcome {
     /// A failure with a code and message.
     pub fn failed(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Outcome::Failed {
+        ScriptOutcome::Failed {
             code: Some(code.into()),
             message: message.into(),
         }
@@ -51,7 +51,7 @@ pub struct TaskScript {
     kind: String,
     pending: Duration,
     running: Duration,
-    outcome: Outcome,
+    outcome: ScriptOutcome,
     log: Vec<String>,
 }
 
@@ -62,7 +62,7 @@ impl TaskScript {
             kind: kind.into(),
             pending: Duration::ZERO,
             running,
-            outcome: Outcome::Succeeded,
+            outcome: ScriptOutcome::Succeeded,
             log: Vec::new(),
         }
     }
@@ -72,7 +72,7 @@ impl TaskScript {
         self
     }
     /// Ends with `outcome`.
-    pub fn outcome(mut self, outcome: Outcome) -> Self {
+    pub fn outcome(mut self, outcome: ScriptOutcome) -> Self {
         self.outcome = outcome;
         self
     }
@@ -293,19 +293,19 @@ impl MemoryProvider {
         status.finished_at = Some(self.wall(end));
         status.percent = 100.0;
         match &s.outcome {
-            Outcome::Succeeded => status.state = TaskState::Succeeded,
-            Outcome::SucceededWithWarnings(n) => {
+            ScriptOutcome::Succeeded => status.state = TaskState::Succeeded,
+            ScriptOutcome::SucceededWithWarnings(n) => {
                 status.state = TaskState::Succeeded;
                 status.warnings = Some(*n);
             }
-            Outcome::Failed { code, message } => {
+            ScriptOutcome::Failed { code, message } => {
                 status.state = TaskState::Failed;
                 status.failure = Some(Failure {
                     code: code.clone(),
                     message: message.clone(),
                 });
             }
-            Outcome::Cancelled => {
+            ScriptOutcome::Cancelled => {
                 status.state = TaskState::Cancelled;
                 status.failure = Some(Failure::new("cancelled"));
             }
@@ -330,7 +330,7 @@ impl MemoryProvider {
         }
         let status = self.evaluate(0, t, now);
         match (status.state, &s.outcome) {
-            (TaskState::Succeeded, Outcome::SucceededWithWarnings(n)) => {
+            (TaskState::Succeeded, ScriptOutcome::SucceededWithWarnings(n)) => {
                 lines.push(format!("TASK WARNINGS: {n}"))
             }
             (TaskState::Succeeded, _) => lines.push("TASK OK".into()),

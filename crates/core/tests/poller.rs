@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tasktrack_core::{
-    async_trait, Clock, Error, Failure, ManualClock, MemoryFault, MemoryProvider, Outcome,
-    PollPolicy, Poller, Result, TaskHandle, TaskProvider, TaskScript, TaskState, TaskStatus,
+    async_trait, Clock, Error, Failure, ManualClock, MemoryFault, MemoryProvider, PollPolicy,
+    Poller, Result, ScriptOutcome, TaskHandle, TaskProvider, TaskScript, TaskState, TaskStatus,
 };
 
 fn secs(s: u64) -> Duration {
@@ -216,7 +216,7 @@ async fn failure_carries_code_message_and_log_tail() {
     let id = provider.start(
         TaskScript::new("migrate", secs(3))
             .log_lines(["copying disk", "disk full at 80%"])
-            .outcome(Outcome::failed("E_NOSPC", "no space left")),
+            .outcome(ScriptOutcome::failed("E_NOSPC", "no space left")),
     );
     let outcome = poller.wait(&id).await.unwrap();
     assert_eq!(outcome.state(), TaskState::Failed);

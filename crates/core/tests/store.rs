@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tasktrack_core::{
-    MemoryProvider, MemoryStore, Outcome, PollPolicy, TaskEvents, TaskScript, TrackStore, Tracker,
+    MemoryProvider, MemoryStore, PollPolicy, ScriptOutcome, TaskEvents, TaskScript, TrackStore,
+    Tracker,
 };
 
 fn s(n: u64) -> Duration {
@@ -46,9 +47,9 @@ async fn three_replicas_share_the_set_and_take_over_a_crashed_one() {
     let ids: Vec<u64> = (0..300)
         .map(|i| {
             let outcome = if i % 5 == 0 {
-                Outcome::failed("E", "boom")
+                ScriptOutcome::failed("E", "boom")
             } else {
-                Outcome::Succeeded
+                ScriptOutcome::Succeeded
             };
             provider.start(TaskScript::new("job", s(1 + i % 40)).outcome(outcome))
         })

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tasktrack_core::{
-    async_trait, DynTaskProvider, Error, MemoryProvider, MemoryStatus, Outcome, PollPolicy, Result,
-    TaskEventKind, TaskProvider, TaskScript, TaskState, Tracker,
+    async_trait, DynTaskProvider, Error, MemoryProvider, MemoryStatus, PollPolicy, Result,
+    ScriptOutcome, TaskEventKind, TaskProvider, TaskScript, TaskState, Tracker,
 };
 
 fn ms(n: u64) -> Duration {
@@ -25,9 +25,9 @@ async fn a_thousand_tasks_each_reported_exactly_once() {
     let mut expected = HashMap::new();
     for i in 0..1000u64 {
         let outcome = match i % 4 {
-            0 => Outcome::failed("E1", "boom"),
-            1 => Outcome::Cancelled,
-            _ => Outcome::Succeeded,
+            0 => ScriptOutcome::failed("E1", "boom"),
+            1 => ScriptOutcome::Cancelled,
+            _ => ScriptOutcome::Succeeded,
         };
         let id =
             provider.start(TaskScript::new("job", ms(10 * (i % 97) + 1)).outcome(outcome.clone()));
@@ -51,8 +51,8 @@ async fn a_thousand_tasks_each_reported_exactly_once() {
     }
     for (id, outcome) in &expected {
         let want = match outcome {
-            Outcome::Failed { .. } => TaskState::Failed,
-            Outcome::Cancelled => TaskState::Cancelled,
+            ScriptOutcome::Failed { .. } => TaskState::Failed,
+            ScriptOutcome::Cancelled => TaskState::Cancelled,
             _ => TaskState::Succeeded,
         };
         assert_eq!(terminal[id], want, "task {id}");

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tasktrack_core::{ManualClock, MemoryFault, MemoryProvider, Outcome, TaskScript};
+use tasktrack_core::{ManualClock, MemoryFault, MemoryProvider, ScriptOutcome, TaskScript};
 
 use crate::harness::{Expected, Harness, ScriptedTask};
 
@@ -46,8 +46,8 @@ impl Harness for MemoryHarness {
 
     async fn create(&self, task: ScriptedTask) -> u64 {
         let outcome = match task.expected {
-            Expected::Succeed => Outcome::Succeeded,
-            Expected::Fail { code, message } => Outcome::failed(code, message),
+            Expected::Succeed => ScriptOutcome::Succeeded,
+            Expected::Fail { code, message } => ScriptOutcome::failed(code, message),
         };
         self.provider
             .start(TaskScript::new("suite", task.duration).outcome(outcome))

@@ -201,9 +201,9 @@ pub(crate) async fn detail(
 
 /// A task action: `Ok(Some(data))` for `SuccessResponse`, `Ok(None)` for
 /// `NoDataResponse`.
-type Outcome = Option<Result<Option<Value>, Refusal>>;
+type Answer = Option<Result<Option<Value>, Refusal>>;
 
-fn answer(app: &App, outcome: Outcome) -> Response {
+fn answer(app: &App, outcome: Answer) -> Response {
     match outcome {
         None => app.not_exists(),
         Some(Err(why)) => app.refused(why),
