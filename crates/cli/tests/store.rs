@@ -209,3 +209,90 @@ async fn two_workers_share_one_redis() {
     assert_eq!(logged.len(), 200, "and logged in the stream");
     assert!(logged.values().all(|n| *n == 1));
 }
+
+async fn lease_holders(url: &str) -> HashMap<u32, String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = (0..64).map(|s| format!("tasktrack:lease:{s}")).collect();
+    let values: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    values
+        .into_iter()
+        .enumerate()
+        .filter_map(|(s, h)| h.map(|h| (s as u32, h)))
+        .collect()
+}
+
+/// SIGTERM is a clean shutdown: the worker exits 0 having given its leases
+/// up, so the other takes them on its next renewal, not after a TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_a_workers_leases_for_the_next_one() {
+    let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
+    let pve = SimBuilder::new(Proxmox::new(["pve1"]).api_token("root@pam!w", "s"))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &pve);
+    let spawn = |owner: &str| {
+        tasktrack(&cfg)
+            .args([
+                "worker",
+                "--store",
+                &redis.url(),
+                "--lease-ttl",
+                "6s",
+                "--owner",
+                owner,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn("w1");
+    let mut b = spawn("w2");
+    // Until both hold a share (a renewal period is a third of the TTL); the
+    // loop is bounded by samples and says what it saw.
+    let mut split = (0, 0);
+    for _ in 0..400 {
+        let h = lease_holders(&redis.url()).await;
+        split = (
+            h.values().filter(|o| *o == "w1").count(),
+            h.values().filter(|o| *o == "w2").count(),
+        );
+        if split.0 > 0 && split.1 > 0 && split.0 + split.1 == 64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(split.0 > 0 && split.1 > 0, "no split: {split:?}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &a.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = a.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
+    let after = lease_holders(&redis.url()).await;
+    assert!(
+        after.values().all(|o| o != "w1"),
+        "w1 gave every lease up before exiting: {after:?}"
+    );
+    // w2 takes them on its next lease round.
+    let mut all = false;
+    for _ in 0..400 {
+        let h = lease_holders(&redis.url()).await;
+        if h.len() == 64 && h.values().all(|o| o == "w2") {
+            all = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(all, "w2 holds every shard");
+    let _ = b.kill();
+    let _ = b.wait();
+}

@@ -81,8 +81,13 @@ impl PollCursor {
         self.polls = self.polls.saturating_add(1);
     }
 
-    /// Takes one poll's answer and says what follows.
-    pub fn observe(&mut self, policy: &PollPolicy, answer: Result<TaskSnapshot>) -> Next {
+    /// Takes one poll's answer, received at `now`, and says what follows.
+    pub fn observe(
+        &mut self,
+        policy: &PollPolicy,
+        now: Instant,
+        answer: Result<TaskSnapshot>,
+    ) -> Next {
         match answer {
             Ok(mut snapshot) => {
                 self.errors = 0;
@@ -101,6 +106,16 @@ impl PollCursor {
                     (false, true) => Next::Changed,
                     (false, false) => Next::Unchanged,
                 }
+            }
+            // Not found before it was ever seen, soon after tracking began:
+            // the backend may not know it yet.
+            Err(e @ Error::NotFound { .. })
+                if self.last.is_none()
+                    && now.saturating_duration_since(self.started) < policy.not_found_grace =>
+            {
+                self.interval = policy.interval_after_error(self.interval, None);
+                self.last_error = Some(e.to_string());
+                Next::Retry
             }
             Err(e) if e.is_retryable() && self.errors < policy.error_budget => {
                 self.errors += 1;
@@ -199,17 +214,17 @@ mod tests {
         let p = policy();
         let mut c = PollCursor::new(&p, Instant::now());
         assert!(matches!(
-            c.observe(&p, Ok(snap(TaskState::Running, "a"))),
+            c.observe(&p, Instant::now(), Ok(snap(TaskState::Running, "a"))),
             Next::Changed
         ));
         assert_eq!(c.interval(), secs(1), "a change keeps the interval");
         assert!(matches!(
-            c.observe(&p, Ok(snap(TaskState::Running, "a"))),
+            c.observe(&p, Instant::now(), Ok(snap(TaskState::Running, "a"))),
             Next::Unchanged
         ));
         assert_eq!(c.interval(), secs(2), "no change backs off");
         assert!(matches!(
-            c.observe(&p, Ok(snap(TaskState::Running, "b"))),
+            c.observe(&p, Instant::now(), Ok(snap(TaskState::Running, "b"))),
             Next::Changed
         ));
         assert_eq!(c.last().unwrap().title.as_deref(), Some("b"));
@@ -221,11 +236,14 @@ mod tests {
         let mut c = PollCursor::new(&p, Instant::now());
         let mut s = snap(TaskState::Running, "a");
         s.poll_hint = Some(secs(5));
-        assert!(matches!(c.observe(&p, Ok(s.clone())), Next::Changed));
+        assert!(matches!(
+            c.observe(&p, Instant::now(), Ok(s.clone())),
+            Next::Changed
+        ));
         assert_eq!(c.interval(), secs(5));
         s.poll_hint = Some(secs(3));
         assert!(
-            matches!(c.observe(&p, Ok(s)), Next::Unchanged),
+            matches!(c.observe(&p, Instant::now(), Ok(s)), Next::Unchanged),
             "only the hint moved"
         );
         assert_eq!(c.interval(), secs(3));
@@ -238,11 +256,11 @@ mod tests {
         let mut c = PollCursor::new(&p, Instant::now());
         let done = snap(TaskState::Succeeded, "a");
         assert!(matches!(
-            c.observe(&p, Ok(done.clone())),
+            c.observe(&p, Instant::now(), Ok(done.clone())),
             Next::Terminal { changed: true }
         ));
         assert!(matches!(
-            c.observe(&p, Ok(done)),
+            c.observe(&p, Instant::now(), Ok(done)),
             Next::Terminal { changed: false }
         ));
     }
@@ -251,33 +269,90 @@ mod tests {
     fn transient_errors_spend_the_budget_then_stop() {
         let p = policy();
         let mut c = PollCursor::new(&p, Instant::now());
-        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
+        assert!(matches!(
+            c.observe(&p, Instant::now(), Err(transient())),
+            Next::Retry
+        ));
         assert!(c.last_error().unwrap().contains("503"));
-        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
+        assert!(matches!(
+            c.observe(&p, Instant::now(), Err(transient())),
+            Next::Retry
+        ));
         assert!(
-            matches!(c.observe(&p, Err(transient())), Next::Stop(_)),
+            matches!(
+                c.observe(&p, Instant::now(), Err(transient())),
+                Next::Stop(_)
+            ),
             "budget of 2"
         );
         // A good answer resets the budget and clears the error.
         let mut c = PollCursor::new(&p, Instant::now());
-        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
         assert!(matches!(
-            c.observe(&p, Ok(snap(TaskState::Running, "a"))),
+            c.observe(&p, Instant::now(), Err(transient())),
+            Next::Retry
+        ));
+        assert!(matches!(
+            c.observe(&p, Instant::now(), Ok(snap(TaskState::Running, "a"))),
             Next::Changed
         ));
         assert_eq!(c.last_error(), None);
-        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
-        assert!(matches!(c.observe(&p, Err(transient())), Next::Retry));
+        assert!(matches!(
+            c.observe(&p, Instant::now(), Err(transient())),
+            Next::Retry
+        ));
+        assert!(matches!(
+            c.observe(&p, Instant::now(), Err(transient())),
+            Next::Retry
+        ));
     }
 
     #[test]
     fn a_permanent_error_stops_at_once() {
-        let p = policy();
+        let p = policy().with_not_found_grace(Duration::ZERO);
         let mut c = PollCursor::new(&p, Instant::now());
         let e = Error::not_found("p", "1");
         assert!(matches!(
-            c.observe(&p, Err(e)),
+            c.observe(&p, Instant::now(), Err(e)),
             Next::Stop(Error::NotFound { .. })
+        ));
+        let auth = Error::Auth {
+            provider: "p".into(),
+            status: 401,
+            message: "no".into(),
+        };
+        assert!(matches!(
+            c.observe(&p, Instant::now(), Err(auth)),
+            Next::Stop(_)
+        ));
+    }
+
+    #[test]
+    fn a_task_not_found_right_after_tracking_began_gets_a_grace() {
+        let p = policy().with_not_found_grace(secs(10));
+        let t0 = Instant::now();
+        let mut c = PollCursor::new(&p, t0);
+        let missing = || Err(Error::not_found("p", "1"));
+        assert!(matches!(
+            c.observe(&p, t0 + secs(1), missing()),
+            Next::Retry
+        ));
+        assert!(matches!(
+            c.observe(&p, t0 + secs(9), missing()),
+            Next::Retry
+        ));
+        assert!(
+            matches!(c.observe(&p, t0 + secs(10), missing()), Next::Stop(_)),
+            "grace over"
+        );
+        // Once seen, a task that goes missing has vanished: no grace.
+        let mut c = PollCursor::new(&p, t0);
+        assert!(matches!(
+            c.observe(&p, t0, Ok(snap(TaskState::Running, "a"))),
+            Next::Changed
+        ));
+        assert!(matches!(
+            c.observe(&p, t0 + secs(1), missing()),
+            Next::Stop(_)
         ));
     }
 

@@ -43,6 +43,12 @@ pub struct PollPolicy {
     /// Log lines attached to a failure when the provider has logs. Default 50,
     /// the Proxmox log page size.
     pub log_tail_lines: usize,
+    /// A task not found before any answer was seen, within this long of
+    /// tracking it, is polled again rather than given up: a backend may not
+    /// list a task it has just accepted (bpg's Proxmox provider retries a
+    /// 400 right after creation; Huawei's Terraform provider confirms a
+    /// target twice). Default 10 s; `Duration::ZERO` gives up at once.
+    pub not_found_grace: Duration,
 }
 
 impl Default for PollPolicy {
@@ -57,6 +63,7 @@ impl Default for PollPolicy {
             error_budget: 5,
             hint_floor: Duration::from_millis(250),
             log_tail_lines: 50,
+            not_found_grace: Duration::from_secs(10),
         }
     }
 }
@@ -105,6 +112,11 @@ impl PollPolicy {
     /// Sets how many log lines a failure carries.
     pub fn with_log_tail_lines(mut self, n: usize) -> Self {
         self.log_tail_lines = n;
+        self
+    }
+    /// Sets [`not_found_grace`](Self::not_found_grace).
+    pub fn with_not_found_grace(mut self, d: Duration) -> Self {
+        self.not_found_grace = d;
         self
     }
     /// A constant interval: no growth, no jitter. Handy for scripts and tests.

@@ -395,7 +395,7 @@ impl<P: TaskProvider> WatchState<P> {
                 Err(e) => (None, Err(e)),
             };
             let policy = &self.poller.policy;
-            match (self.cursor.observe(policy, snapshot), status) {
+            match (self.cursor.observe(policy, clock.now(), snapshot), status) {
                 (crate::Next::Changed, Some(status)) => {
                     return Ok((status, self.cursor.polls(), self.elapsed()));
                 }

@@ -92,6 +92,8 @@ pub async fn watch(
     }
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     let mut ended = 0;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
     while ended < live {
         tokio::select! {
             e = events.next() => match e {
@@ -107,7 +109,7 @@ pub async fn watch(
                 None => break,
             },
             _ = ticker.tick() => table.tick(),
-            _ = shutdown_signal() => break,
+            _ = &mut stop => break,
         }
     }
     tracker.stop().await;
@@ -138,6 +140,8 @@ pub async fn events(
     follow: bool,
     json: bool,
 ) -> Result<(), CliError> {
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
     loop {
         let page = store.read(&after, 1000).await?;
         for (cursor, event) in &page {
@@ -165,7 +169,7 @@ pub async fn events(
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = shutdown_signal() => return Ok(()),
+                _ = &mut stop => return Ok(()),
             }
         }
     }
@@ -202,7 +206,7 @@ pub async fn worker(
     let (tracker, mut events) = builder.build();
     if !opts.json {
         note!(
-            "worker running on {} backend(s); Ctrl-C stops it and releases its leases",
+            "worker running on {} backend(s); Ctrl-C or SIGTERM stops it and releases its leases",
             config.backends.len()
         );
     }
@@ -219,6 +223,10 @@ pub async fn worker(
     };
     let mut idle_check = tokio::time::interval(opts.lease_ttl.max(Duration::from_millis(300)));
     idle_check.tick().await;
+    // One listener for the whole run, so a signal between two turns of the
+    // loop is not missed.
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             e = events.next() => match e {
@@ -232,12 +240,15 @@ pub async fn worker(
                     break;
                 }
             }
-            _ = shutdown_signal() => break,
+            _ = &mut stop => {
+                super::serve::exit_on_second_signal();
+                break;
+            }
         }
     }
     // Events already emitted are printed before exiting: the stream ends once
     // the scheduler has stopped.
-    tracker.stop().await;
+    super::serve::stop_within(&tracker).await;
     while let Some(event) = events.next().await {
         print(&event);
     }

@@ -73,14 +73,40 @@ pub async fn serve(config: &Config, options: ServeOptions) -> Result<(), CliErro
                 Some(event) => dashboard.publish(&event),
                 None => break Err(scheduler_died()),
             },
-            _ = &mut stop => break Ok(()),
+            _ = &mut stop => {
+                exit_on_second_signal();
+                break Ok(());
+            }
         }
     };
     for listing in listings {
         listing.abort();
     }
-    tracker.stop().await;
+    stop_within(&tracker).await;
     result
+}
+
+/// How long a clean shutdown may take: in-flight polls finish, leases are
+/// released and the store is flushed, or the process exits anyway.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Stops `tracker` (polls in flight finish, leases are released), giving up
+/// after [`SHUTDOWN_GRACE`].
+pub async fn stop_within(tracker: &Tracker) {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.stop())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the tracker did not stop within {SHUTDOWN_GRACE:?}; exiting anyway");
+    }
+}
+
+/// After the first signal, a second one exits at once (status 130).
+pub fn exit_on_second_signal() {
+    tokio::spawn(async {
+        shutdown_signal().await;
+        std::process::exit(130);
+    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM: either is a clean shutdown.

@@ -46,7 +46,7 @@ impl Scheduler {
             let previous = entry.cursor.last().map(|s| s.state);
             let next = entry
                 .cursor
-                .observe(&self.providers[entry.provider].policy, answer);
+                .observe(&self.providers[entry.provider].policy, now, answer);
             // After a changed or terminal answer the cursor holds it.
             let changed_event = |entry: &Entry| {
                 entry.cursor.last().map(|snapshot| TaskEvent {
