@@ -88,6 +88,16 @@ pub fn max_connections(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `serve --public-url`: an `http` or `https` URL with a host.
+pub fn public_url(s: &str) -> Result<url::Url, String> {
+    match url::Url::parse(s.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(u),
+        _ => Err(
+            "must be an http:// or https:// URL with a host, e.g. https://tasks.example.com".into(),
+        ),
+    }
+}
+
 /// `list --state`.
 pub fn state(s: &str) -> Result<TaskState, String> {
     s.parse::<TaskState>().map_err(|e| e.to_string())

@@ -80,6 +80,10 @@ enum Command {
         /// file-descriptor limit, which is raised at start where allowed).
         #[arg(long, default_value_t = web::DEFAULT_MAX_CONNECTIONS, value_parser = args::max_connections)]
         max_connections: usize,
+        /// The URL people reach the dashboard at (behind a proxy, or a DNS
+        /// name): requests naming another `Host` are refused.
+        #[arg(long, value_parser = args::public_url)]
+        public_url: Option<url::Url>,
     },
     /// Wait for a task, with a progress bar; exit 0 on success, 1 on failure, 3 on timeout.
     Wait {
@@ -300,6 +304,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             allow_actions,
             token,
             max_connections,
+            public_url,
         } => {
             let token = token
                 .filter(|t| !t.is_empty())
@@ -321,6 +326,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 allow_actions,
                 token,
                 max_connections,
+                public_url,
             };
             commands::serve(&config()?, options).await
         }

@@ -997,3 +997,127 @@ async fn sse_ids_without_a_store_belong_to_one_process() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_dashboard_needs_its_token_for_every_read() {
+    const TOKEN: &str = "public-dashboard-token";
+    let pve = pve_with_tasks(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &pve_token_backend(&pve.base_url()));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--token",
+            TOKEN,
+            "--allow-actions",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    let port = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|u| u.trim_end_matches('/').rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{url}{path}"));
+    for path in [
+        "/api/tasks",
+        "/api/events",
+        "/api/backends",
+        "/api/tasks/pve/x",
+    ] {
+        assert_eq!(
+            get(path).send().await.unwrap().status(),
+            401,
+            "{path} without a token"
+        );
+        let wrong = get(path)
+            .bearer_auth("public-dashboard-tokem")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{path} with a wrong token");
+    }
+    assert_eq!(
+        get("/api/tasks")
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let cookie = get("/api/tasks")
+        .header("Cookie", format!("other=1; tasktrack_token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cookie.status(), 200, "the page's cookie");
+    assert_eq!(
+        get("/").send().await.unwrap().status(),
+        200,
+        "the page asks for the token"
+    );
+    let cross_origin = http
+        .post(format!("{url}/api/tasks/pve/x/actions/cancel"))
+        .header("Origin", "http://evil.example")
+        .header("Cookie", format!("tasktrack_token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cross_origin.status(),
+        401,
+        "an action needs the bearer header, which another site cannot send"
+    );
+    assert!(cross_origin
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_dashboard_answers_only_to_its_own_host() {
+    let pve = pve_with_tasks(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &pve_token_backend(&pve.base_url()));
+    let server = serve(&cfg, &[]).await;
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let with_host = |host: String| {
+        http.get(format!("{}/api/tasks", server.url))
+            .header("Host", host)
+            .send()
+    };
+    assert_eq!(
+        with_host(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        with_host(format!("localhost:{port}"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let rebound = with_host(format!("evil.example:{port}")).await.unwrap();
+    assert_eq!(rebound.status(), 421, "DNS rebinding is refused");
+    assert_eq!(with_host("127.0.0.1:1".into()).await.unwrap().status(), 421);
+}

@@ -22,6 +22,8 @@ pub struct ServeOptions {
     pub token: Option<tasktrack_core::Secret>,
     /// Connections held at once.
     pub max_connections: usize,
+    /// Where people reach the server, for the `Host` check.
+    pub public_url: Option<url::Url>,
 }
 
 /// `tasktrack serve`: the web dashboard over every configured backend.
@@ -43,8 +45,13 @@ pub async fn serve(config: &Config, options: ServeOptions) -> Result<(), CliErro
         options.allow_actions,
         options.token,
     );
-    let bound =
-        crate::web::start(dashboard.clone(), options.listen, options.max_connections).await?;
+    let bound = crate::web::start(
+        dashboard.clone(),
+        options.listen,
+        options.max_connections,
+        options.public_url.as_ref(),
+    )
+    .await?;
     let _ = out!(
         "dashboard: http://{bound}/ ({} backend(s); Ctrl-C stops)",
         named.len()

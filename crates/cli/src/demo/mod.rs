@@ -96,7 +96,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
                 .collect();
             let d = crate::web::Dashboard::new(named, None, false, None);
             let bound =
-                crate::web::start(d.clone(), addr, crate::web::DEFAULT_MAX_CONNECTIONS).await?;
+                crate::web::start(d.clone(), addr, crate::web::DEFAULT_MAX_CONNECTIONS, None)
+                    .await?;
             let _ = crate::output::out!("dashboard: http://{bound}/");
             Some(d)
         }

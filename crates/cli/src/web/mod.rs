@@ -37,6 +37,7 @@ use tasktrack_core::{
 use crate::error::CliError;
 
 mod feed;
+mod guard;
 mod listener;
 pub mod relist;
 
@@ -51,6 +52,7 @@ pub struct Dashboard {
     health: RwLock<BTreeMap<String, BackendHealth>>,
     feed: feed::Feed,
     actions: Option<Secret>,
+    access: RwLock<guard::Access>,
 }
 
 /// How a backend's last listing went.
@@ -85,8 +87,18 @@ impl Dashboard {
             tasks: RwLock::default(),
             health: RwLock::default(),
             feed: feed::Feed::new(store),
+            access: RwLock::new(guard::Access::new(token.clone())),
             actions: if allow_actions { token } else { None },
         })
+    }
+
+    /// Who may read, from where: the token is needed for every request on
+    /// a non-loopback address; the `Host` header must name this server.
+    pub fn guard(&self, bound: SocketAddr, public_url: Option<&url::Url>) {
+        self.access
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .bind(bound, public_url);
     }
 
     /// Records how a backend's listing went.
@@ -244,14 +256,18 @@ fn action_rejection(d: &Dashboard, headers: &HeaderMap) -> Option<Response> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    // Constant time: how long a comparison takes tells nothing of the token.
-    let valid = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(token.expose().as_bytes())));
+    let valid = given.is_some_and(|g| same_token(g, token));
     (!valid).then(|| {
         error(
             StatusCode::UNAUTHORIZED,
             "a valid bearer token is required for actions",
         )
     })
+}
+
+/// Constant time: how long a comparison takes tells nothing of the token.
+fn same_token(given: &str, token: &Secret) -> bool {
+    bool::from(given.as_bytes().ct_eq(token.expose().as_bytes()))
 }
 
 fn parse_action(name: &str, step: Option<String>) -> Option<TaskAction> {
@@ -342,6 +358,10 @@ pub fn router(d: SharedDashboard) -> Router {
                 "method not allowed (actions are POST only)",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            d.clone(),
+            guard::check,
+        ))
         .with_state(d)
 }
 
@@ -363,6 +383,7 @@ pub async fn start(
     d: SharedDashboard,
     addr: SocketAddr,
     max_connections: usize,
+    public_url: Option<&url::Url>,
 ) -> Result<SocketAddr, CliError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         CliError::usage(
@@ -373,6 +394,7 @@ pub async fn start(
     let bound = listener
         .local_addr()
         .map_err(|e| CliError::usage(e.to_string(), "try again"))?;
+    d.guard(bound, public_url);
     let max = listener::connections_that_fit(max_connections);
     if max < max_connections {
         tracing::warn!(
