@@ -38,8 +38,46 @@ struct Cli {
     /// Config file (default: ./tasktrack.toml).
     #[arg(long, global = true, env = "TASKTRACK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// More log lines on stderr (-v info, -vv debug, -vvv trace); RUST_LOG
+    /// overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No log lines at all (errors still print one line).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Log lines as text or as JSON objects (for a log collector).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One human-readable line each.
+    Text,
+    /// One JSON object each.
+    Json,
+}
+
+/// The log filter: RUST_LOG if set, else from -v / -q; services log
+/// warnings by default, one-shot commands nothing (they print one clear
+/// line per problem themselves).
+fn log_filter(cli: &Cli) -> tracing_subscriber::EnvFilter {
+    if let Ok(f) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        return f;
+    }
+    let service = matches!(cli.command, Command::Worker { .. } | Command::Serve { .. });
+    let level = match (cli.quiet, cli.verbose, service) {
+        (true, _, _) => "off",
+        (false, 0, true) => "warn",
+        (false, 0, false) => "off",
+        (false, 1, _) => "info",
+        (false, 2, _) => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::EnvFilter::new(level)
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,6 +192,9 @@ enum Command {
         /// Print events as JSON lines.
         #[arg(long)]
         json: bool,
+        /// Serve /metrics (Prometheus), /healthz and /readyz on this address.
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// List a backend's tasks.
     List {
@@ -365,14 +406,21 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             lease_ttl,
             exit_when_idle,
             json,
+            metrics_listen,
         } => {
+            let store = store::open(&store).await?;
+            let config = config()?;
+            if let Some(addr) = metrics_listen {
+                let bound = web::ops::serve(addr, Some(store.clone())).await?;
+                output::note!("metrics: http://{bound}/metrics");
+            }
             let opts = commands::WorkerOptions {
                 owner,
                 lease_ttl,
                 exit_when_idle,
                 json,
             };
-            commands::worker(&config()?, store::open(&store).await?, opts).await
+            commands::worker(&config, store, opts).await
         }
         Command::List {
             backend,
@@ -454,14 +502,13 @@ fn quiet_panics() {
 async fn main() -> ExitCode {
     quiet_panics();
     let cli = Cli::parse();
-    // Library logs go to stderr only when asked for (RUST_LOG), so a person
-    // sees one clear line per problem.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "off".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(&cli))
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ (CliError::TaskFailed | CliError::Closed)) => e.exit_code(),

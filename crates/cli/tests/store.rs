@@ -296,3 +296,95 @@ async fn sigterm_releases_a_workers_leases_for_the_next_one() {
     let _ = b.kill();
     let _ = b.wait();
 }
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A worker's /metrics, /healthz and /readyz, with values that move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_metrics_health_and_readiness() {
+    let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
+    let pve = SimBuilder::new(Proxmox::new(["pve1"]).api_token("root@pam!w", "s"))
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &pve);
+    let ids = create(&pve, 20).await;
+    let store = tasktrack_redis::RedisStore::connect(&redis.url())
+        .await
+        .unwrap();
+    for id in &ids {
+        store
+            .put(&TrackedEntry::new("pve", id.clone()))
+            .await
+            .unwrap();
+    }
+    let mut worker = tasktrack(&cfg)
+        .args([
+            "worker",
+            "--store",
+            &redis.url(),
+            "--lease-ttl",
+            "3s",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(worker.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no metrics line");
+        if let Some(u) = line.trim().strip_prefix("metrics: ") {
+            break u.trim_end_matches("/metrics").to_owned();
+        }
+    };
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{url}{path}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    // Until every task has ended (the counters move; the loop is bounded).
+    let mut text = String::new();
+    for _ in 0..400 {
+        text = get("/metrics").await.unwrap().text().await.unwrap();
+        if metric(&text, "tasktrack_task_duration_seconds_count") >= 20.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metric(&text, "tasktrack_task_duration_seconds_count") >= 20.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "tasktrack_poll_requests_total") >= 20.0,
+        "{text}"
+    );
+    assert!(metric(&text, "tasktrack_task_transitions_total") >= 20.0);
+    assert_eq!(metric(&text, "tasktrack_lease_shards"), 64.0, "{text}");
+    assert!(text.contains("# HELP tasktrack_tasks_tracked"));
+    for id in &ids {
+        assert!(!text.contains(id.as_str()), "a task id became a label");
+    }
+    // The store goes away: not ready, still healthy.
+    drop(redis);
+    let mut unready = false;
+    for _ in 0..100 {
+        if get("/readyz").await.unwrap().status() == 503 {
+            unready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(unready, "readiness follows the store");
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let _ = worker.kill();
+    let _ = worker.wait();
+}

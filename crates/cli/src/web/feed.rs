@@ -70,6 +70,14 @@ impl Feed {
         Feed { source, live }
     }
 
+    /// The store events come from, if any.
+    pub fn store(&self) -> Option<Arc<dyn TrackStore>> {
+        match &self.source {
+            Source::Store { store, .. } => Some(store.clone()),
+            Source::Local { .. } => None,
+        }
+    }
+
     /// Whether events come from a store's log.
     pub fn is_store(&self) -> bool {
         matches!(self.source, Source::Store { .. })

@@ -105,9 +105,10 @@ pub async fn check(State(d): State<SharedDashboard>, request: Request, next: Nex
                 "this server does not answer to that Host; use its own address (or --public-url)",
             );
         }
-        // The page itself carries no data; it asks for the token.
-        let page = request.uri().path() == "/";
-        if access.reads_need_token && !page && !access.token_ok(&request) {
+        // The page itself carries no data (it asks for the token), nor do
+        // the probes that orchestrators call without credentials.
+        let open = matches!(request.uri().path(), "/" | "/healthz" | "/readyz");
+        if access.reads_need_token && !open && !access.token_ok(&request) {
             return error(
                 StatusCode::UNAUTHORIZED,
                 "a valid token is required: Authorization: Bearer TOKEN",

@@ -7,6 +7,7 @@
 //! | GET | `/api/tasks?backend=&state=` | every tracked task's latest snapshot |
 //! | GET | `/api/tasks/{backend}/{id}` | one task, read from its backend now |
 //! | GET | `/api/tasks/{backend}/{id}/logs?tail=N` | its log tail |
+//! | GET | `/metrics`, `/healthz`, `/readyz` | Prometheus metrics; the process answers; the store answers |
 //! | GET | `/api/backends` | each backend's listing health: `ok`, `checked_at`, `error` |
 //! | GET | `/api/events` | SSE: `task` events; `Last-Event-ID` resumes (400 when it is not an id of this server) |
 //! | POST | `/api/tasks/{backend}/{id}/actions/{action}` | retry, rollback, cancel (with `--allow-actions` and a bearer token) |
@@ -39,6 +40,7 @@ use crate::error::CliError;
 mod feed;
 mod guard;
 mod listener;
+pub mod ops;
 pub mod relist;
 
 pub use listener::DEFAULT_MAX_CONNECTIONS;
@@ -342,6 +344,7 @@ pub fn router(d: SharedDashboard) -> Router {
         .route("/api/tasks/{backend}/{id}", get(task))
         .route("/api/tasks/{backend}/{id}/logs", get(logs))
         .route("/api/backends", get(backends))
+        .merge(ops::router(d.feed.store()))
         .route("/api/events", get(events))
         .route(
             "/api/tasks/{backend}/{id}/actions/{action}",

@@ -43,6 +43,7 @@ impl Scheduler {
             entry.in_flight = false;
             self.counters.status_updates.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(provider = %provider_name, task = %entry.id, answer = ?answer.as_ref().map(|s| s.state), "status answer");
+            super::metrics::answer(&provider_name, &answer);
             let previous = entry.cursor.last().map(|s| s.state);
             let next = entry
                 .cursor
@@ -59,6 +60,15 @@ impl Scheduler {
                     at: Utc::now(),
                 })
             };
+            if matches!(next, Next::Changed | Next::Terminal { changed: true }) {
+                if let Some(snapshot) = entry.cursor.last() {
+                    super::metrics::transition(
+                        &provider_name,
+                        snapshot,
+                        now.saturating_duration_since(entry.cursor.started()),
+                    );
+                }
+            }
             match next {
                 Next::Terminal { .. } => {
                     // With a store the terminal event is logged at most
@@ -115,6 +125,7 @@ impl Scheduler {
         let Some(entry) = self.entries[slot as usize].as_ref() else {
             return true;
         };
+        super::metrics::gave_up(&self.providers[entry.provider].name, err.kind());
         let event = TaskEvent {
             provider: self.providers[entry.provider].name.to_string(),
             id: entry.id.to_string(),

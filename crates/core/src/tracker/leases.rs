@@ -25,6 +25,7 @@ impl Scheduler {
             next_due: Utc::now(),
         };
         if let Err(e) = st.store.put(&entry).await {
+            super::metrics::store_error("put");
             tracing::warn!(error = %e, task = %id, "could not save a tracked task to the store; tracking it here only");
             self.insert(provider, id, since, None);
             return;
@@ -42,6 +43,7 @@ impl Scheduler {
         let unsent = std::mem::take(&mut st.unsent);
         for (i, event) in unsent.iter().enumerate() {
             if let Err(e) = store.append(event).await {
+                super::metrics::store_error("append");
                 tracing::debug!(error = %e, "store still unavailable for events");
                 st.unsent.extend(unsent[i..].iter().cloned());
                 break;
@@ -50,12 +52,14 @@ impl Scheduler {
         let live = match store.heartbeat(&owner, ttl).await {
             Ok(n) => n.max(1),
             Err(e) => {
+                super::metrics::store_error("heartbeat");
                 tracing::warn!(error = %e, "store unavailable; tracking the tasks already held");
                 return;
             }
         };
         let shards = store.shards();
         let target = share(shards, live);
+        super::metrics::leases(st.held.len(), live);
         let mut lost = Vec::new();
         let held: Vec<u32> = st.held.keys().copied().collect();
         if !held.is_empty() {
@@ -67,7 +71,8 @@ impl Scheduler {
                         .map(|(s, _)| *s),
                 ),
                 Err(e) => {
-                    tracing::debug!(error = %e, "lease renewal failed; keeping the shards for now")
+                    super::metrics::store_error("renew");
+                    tracing::debug!(error = %e, "lease renewal failed; keeping the shards for now");
                 }
             }
         }
@@ -77,6 +82,7 @@ impl Scheduler {
             // One round trip: on a slow link, one release per shard would
             // outlast the leases being kept.
             if let Err(e) = store.release_many(&owner, &extra).await {
+                super::metrics::store_error("release");
                 tracing::debug!(error = %e, "could not release shards; they lapse by themselves");
             }
             lost.extend(extra);
@@ -97,7 +103,10 @@ impl Scheduler {
                         .filter(|(_, got)| *got)
                         .map(|(s, _)| *s),
                 ),
-                Err(e) => tracing::debug!(error = %e, "could not claim free shards this round"),
+                Err(e) => {
+                    super::metrics::store_error("claim");
+                    tracing::debug!(error = %e, "could not claim free shards this round");
+                }
             }
         }
         let held: Vec<u32> = st.held.keys().copied().collect();
@@ -127,6 +136,7 @@ impl Scheduler {
         let loaded = match store.entries_many(shards).await {
             Ok(e) => e,
             Err(e) => {
+                super::metrics::store_error("load");
                 tracing::warn!(shards = shards.len(), error = %e, "could not load shards; will retry");
                 return;
             }
@@ -184,6 +194,7 @@ impl Scheduler {
                 Some(false)
             }
             Err(e) => {
+                super::metrics::store_error("append");
                 tracing::warn!(task = %event.id, error = %e, "could not log a final event; will retry");
                 None
             }
@@ -195,6 +206,7 @@ impl Scheduler {
     pub(super) async fn log_change(&mut self, event: &TaskEvent, slot: Slot) {
         let Some(st) = &mut self.store else { return };
         if let Err(e) = st.store.append(event).await {
+            super::metrics::store_error("append");
             tracing::debug!(error = %e, "store unavailable; event kept for later");
             st.unsent.push(event.clone());
             return;
@@ -215,6 +227,7 @@ impl Scheduler {
                 next_due: crate::time::wall_after(Utc::now(), entry.cursor.interval()),
             };
             if let Err(e) = st.store.update(&saved).await {
+                super::metrics::store_error("update");
                 tracing::debug!(error = %e, "could not save a task's progress");
             }
         }

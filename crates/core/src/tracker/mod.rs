@@ -10,10 +10,12 @@ mod builder;
 mod dispatch;
 mod handle;
 mod leases;
+mod metrics;
 mod schedule;
 
 pub use builder::TrackerBuilder;
 pub use handle::{TaskEvents, Tracker, TrackerStats};
+pub use metrics::describe as describe_metrics;
 
 use handle::{Command, Counters, ProviderRuntime};
 use schedule::{live, BatchResult, Entry, Scheduler, Slot, StoreState};

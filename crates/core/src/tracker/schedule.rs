@@ -178,6 +178,7 @@ impl Scheduler {
         });
         self.index.insert((provider, id), slot);
         self.counters.tracked.fetch_add(1, Ordering::Relaxed);
+        super::metrics::tracked(&self.providers[provider].name, 1.0);
         self.heap
             .push(Reverse((now, slot, self.generations[slot as usize])));
     }
@@ -196,6 +197,7 @@ impl Scheduler {
             self.generations[slot as usize] = self.generations[slot as usize].wrapping_add(1);
             self.free.push(slot);
             self.counters.tracked.fetch_sub(1, Ordering::Relaxed);
+            super::metrics::tracked(&self.providers[entry.provider].name, -1.0);
         }
     }
 
@@ -224,6 +226,10 @@ impl Scheduler {
                 continue;
             }
             entry.cursor.begin_poll();
+            super::metrics::schedule_lag(
+                &self.providers[entry.provider].name,
+                now.saturating_duration_since(at),
+            );
             entry.in_flight = true;
             tracing::trace!(task = %entry.id, "dispatching");
             due[entry.provider].push((slot, generation));
