@@ -151,26 +151,12 @@ pub struct Config {
     pub request_budget: Option<u64>,
 }
 
-/// Expands `${NAME}` in every string of `value` from the environment; the
-/// error names the variable and the field, never a value.
+/// Expands every `${NAME}` in every string of `value` from the environment
+/// (`url = "https://${PVE_HOST}:8006"` works); the error names the variable
+/// and the field, never a value.
 fn expand(backend: &str, field: &str, value: &mut toml::Value) -> Result<(), CliError> {
     match value {
-        toml::Value::String(s) => {
-            if let Some(var) = s.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
-                *s = std::env::var(var).map_err(|_| {
-                    CliError::usage(
-                        format!(
-                            "backend {backend}: environment variable {} (for {field}) is not set",
-                            terminal_safe(var)
-                        ),
-                        format!(
-                            "export {}=... or write the value in the config",
-                            terminal_safe(var)
-                        ),
-                    )
-                })?;
-            }
-        }
+        toml::Value::String(s) => *s = expand_str(backend, field, s)?,
         toml::Value::Array(items) => {
             for item in items {
                 expand(backend, field, item)?;
@@ -184,6 +170,44 @@ fn expand(backend: &str, field: &str, value: &mut toml::Value) -> Result<(), Cli
         _ => {}
     }
     Ok(())
+}
+
+fn expand_str(backend: &str, field: &str, text: &str) -> Result<String, CliError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| {
+            CliError::usage(
+                format!("backend {backend}: {field} has a `${{` without its `}}`"),
+                "write ${NAME} to read the environment variable NAME",
+            )
+        })?;
+        let var = &after[..end];
+        let valid = !var.is_empty()
+            && !var.starts_with(|c: char| c.is_ascii_digit())
+            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(CliError::usage(
+                format!(
+                    "backend {backend}: {field} names the variable {:?}, which is not a variable name",
+                    terminal_safe(var)
+                ),
+                "write ${NAME} with letters, digits and _",
+            ));
+        }
+        let value = std::env::var(var).map_err(|_| {
+            CliError::usage(
+                format!("backend {backend}: environment variable {var} (for {field}) is not set"),
+                format!("export {var}=... or write the value in the config"),
+            )
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 impl Config {
@@ -295,6 +319,26 @@ mod tests {
         );
         let config = Config::parse("t.toml".into(), &text)?;
         config.provider("o")
+    }
+
+    #[test]
+    fn variables_expand_inside_strings() {
+        std::env::set_var("TT_CFG_TEST_HOST", "pve.example.com");
+        assert_eq!(
+            expand_str("b", "url", "https://${TT_CFG_TEST_HOST}:8006/x").unwrap(),
+            "https://pve.example.com:8006/x"
+        );
+        assert_eq!(expand_str("b", "url", "plain").unwrap(), "plain");
+        for bad in [
+            "${",
+            "a${TT_CFG_TEST_HOST",
+            "${1X}",
+            "${A-B}",
+            "${}",
+            "${TT_CFG_NOT_SET_XYZ}",
+        ] {
+            assert!(expand_str("b", "url", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

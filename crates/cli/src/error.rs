@@ -68,7 +68,8 @@ impl From<Error> for CliError {
             Error::Transport { .. } => {
                 Some("check the backend's URL in the config and that it is reachable")
             }
-            Error::Auth { .. } => Some("check the backend's credentials in the config"),
+            // The message already says to check the credentials.
+            Error::Auth { .. } => None,
             Error::NotFound { .. } => Some("check the task id"),
             Error::Timeout { .. } => None,
             _ => None,

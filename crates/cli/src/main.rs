@@ -212,6 +212,9 @@ enum Command {
         /// JSON lines.
         #[arg(long)]
         json: bool,
+        /// One full task id per line, for scripts (`tasktrack wait pve $(tasktrack list pve --ids)`).
+        #[arg(long, conflicts_with = "json")]
+        ids: bool,
     },
     /// Print a task's log.
     Logs {
@@ -428,7 +431,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             kind,
             limit,
             json,
-        } => commands::list(&one_shot()?, &backend, &states, kind, limit, json).await,
+            ids,
+        } => {
+            let format = match (json, ids) {
+                (true, _) => commands::ListFormat::Json,
+                (_, true) => commands::ListFormat::Ids,
+                _ => commands::ListFormat::Table,
+            };
+            commands::list(&one_shot()?, &backend, &states, kind, limit, format).await
+        }
         Command::Logs {
             backend,
             task_id,

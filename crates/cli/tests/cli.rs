@@ -250,12 +250,12 @@ async fn config_and_input_errors_are_one_clear_line() {
         .await
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+    let err = text(&o).1;
     assert!(
-        text(&o).1.contains("authentication failed")
-            && text(&o).1.contains("check the backend's credentials"),
-        "{}",
-        text(&o).1
+        err.contains("authentication failed") && err.contains("check the credentials"),
+        "{err}"
     );
+    assert_eq!(err.matches("credentials").count(), 1, "said once: {err}");
     assert_no_secret(&o);
 }
 
@@ -525,4 +525,22 @@ async fn a_fifth_kind_of_backend_works_like_the_others() {
         err.contains("unknown kind \"nope\"") && err.contains("\"memory\""),
         "{err}"
     );
+}
+
+/// `list --ids` prints ids every other command takes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_ids_round_trip_into_status() {
+    let env = env().await;
+    let upid = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).attr("id", "101"));
+    let listed = tasktrack(&env, &["list", "pve", "--state", "running", "--ids"]).await;
+    assert_eq!(listed.status.code(), Some(0), "{listed:?}");
+    let (out, _) = text(&listed);
+    let ids: Vec<&str> = out.lines().collect();
+    assert!(ids.contains(&upid.as_str()), "{out}");
+    for id in ids {
+        let status = tasktrack(&env, &["status", "pve", id]).await;
+        assert_eq!(status.status.code(), Some(0), "{id}: {status:?}");
+    }
 }

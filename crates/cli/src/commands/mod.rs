@@ -6,4 +6,4 @@ mod task;
 
 pub use fleet::{events, track, watch, worker, WorkerOptions};
 pub use serve::{serve, ServeOptions};
-pub use task::{act, list, logs, status, wait};
+pub use task::{act, list, logs, status, wait, ListFormat};

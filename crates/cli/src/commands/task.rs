@@ -30,7 +30,8 @@ pub(super) fn task_id(
         CliError::usage(
             first,
             format!(
-                "a {} task id is {form}",
+                "{} ids ({}) are {form}",
+                crate::output::terminal_safe(backend),
                 config.backend(backend).map_or("", |b| b.kind())
             ),
         )
@@ -205,6 +206,17 @@ pub async fn logs(
     Ok(())
 }
 
+/// How `list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// The table.
+    Table,
+    /// One JSON snapshot per line.
+    Json,
+    /// One full id per line.
+    Ids,
+}
+
 /// `tasktrack list`.
 pub async fn list(
     config: &Config,
@@ -212,7 +224,7 @@ pub async fn list(
     states: &[TaskState],
     kind: Option<String>,
     limit: Option<usize>,
-    json: bool,
+    format: ListFormat,
 ) -> Result<(), CliError> {
     let provider = config.provider(backend)?;
     if !provider.provider_capabilities().list {
@@ -228,8 +240,15 @@ pub async fn list(
         ..TaskFilter::default()
     };
     let page = provider.list_snapshots(&filter).await?;
-    if json {
-        return page.items.iter().try_for_each(output::json);
+    match format {
+        ListFormat::Json => return page.items.iter().try_for_each(output::json),
+        ListFormat::Ids => {
+            for s in &page.items {
+                out!("{}", s.id)?;
+            }
+            return Ok(());
+        }
+        ListFormat::Table => {}
     }
     out!("{}", crate::table::header())?;
     for s in &page.items {
