@@ -98,6 +98,43 @@ pub fn public_url(s: &str) -> Result<url::Url, String> {
     }
 }
 
+/// Task ids from the command line, `-` replaced by the whitespace-separated
+/// ids on stdin (at most 100,000 of them).
+pub fn with_stdin_ids(ids: Vec<String>) -> Result<Vec<String>, crate::error::CliError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    for id in ids {
+        if id != "-" {
+            out.push(id);
+            continue;
+        }
+        let mut text = String::new();
+        std::io::stdin()
+            .take(64 << 20)
+            .read_to_string(&mut text)
+            .map_err(|e| {
+                crate::error::CliError::usage(
+                    format!("cannot read ids from stdin: {e}"),
+                    "pipe task ids, one per line",
+                )
+            })?;
+        out.extend(text.split_whitespace().map(str::to_owned));
+    }
+    if out.is_empty() {
+        return Err(crate::error::CliError::usage(
+            "no task id given",
+            "name at least one id, or pipe them with -",
+        ));
+    }
+    if out.len() > 100_000 {
+        return Err(crate::error::CliError::usage(
+            format!("{} task ids", out.len()),
+            "wait for at most 100000 tasks at once",
+        ));
+    }
+    Ok(out)
+}
+
 /// `list --state`.
 pub fn state(s: &str) -> Result<TaskState, String> {
     s.parse::<TaskState>().map_err(|e| e.to_string())

@@ -123,12 +123,22 @@ enum Command {
         #[arg(long, value_parser = args::public_url)]
         public_url: Option<url::Url>,
     },
-    /// Wait for a task, with a progress bar; exit 0 on success, 1 on failure, 3 on timeout.
+    /// Wait for a task (with a progress bar), or for many: exit 0 on success, 1 on failure, 3 on timeout.
     Wait {
         /// Backend name from the config.
         backend: String,
-        /// Task id.
-        task_id: String,
+        /// Task ids (`-` reads more from stdin, whitespace-separated).
+        #[arg(required = true)]
+        task_ids: Vec<String>,
+        /// With many tasks: done when any one succeeds.
+        #[arg(long, conflicts_with = "at_least")]
+        any: bool,
+        /// With many tasks: done when at least N succeed.
+        #[arg(long, value_name = "N")]
+        at_least: Option<usize>,
+        /// With many tasks: stop at the first failure.
+        #[arg(long)]
+        fail_fast: bool,
         /// Give up after this long.
         #[arg(long, default_value = "1h", value_parser = args::timeout)]
         timeout: Duration,
@@ -376,11 +386,34 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Wait {
             backend,
-            task_id,
+            task_ids,
+            any,
+            at_least,
+            fail_fast,
             timeout,
             interval,
             json,
-        } => commands::wait(&config()?, &backend, &task_id, timeout, interval, json).await,
+        } => {
+            let ids = args::with_stdin_ids(task_ids)?;
+            if let [id] = ids.as_slice() {
+                if !any && at_least.is_none() {
+                    return commands::wait(&config()?, &backend, id, timeout, interval, json).await;
+                }
+            }
+            let goal = match (any, at_least) {
+                (true, _) => commands::Goal::Any,
+                (_, Some(n)) => commands::Goal::AtLeast(n),
+                _ => commands::Goal::All,
+            };
+            let opts = commands::GroupWait {
+                goal,
+                fail_fast,
+                timeout,
+                interval,
+                json,
+            };
+            commands::wait_group(&config()?, &backend, &ids, opts).await
+        }
         Command::Watch {
             backends,
             json,

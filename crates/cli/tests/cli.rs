@@ -544,3 +544,81 @@ async fn listed_ids_round_trip_into_status() {
         assert_eq!(status.status.code(), Some(0), "{id}: {status:?}");
     }
 }
+
+/// `wait` with many ids: one tracker, one summary, one exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_waits_have_one_exit_code() {
+    let env = env().await;
+    let ok = |i: u64| {
+        env.pve.create_task(
+            TaskSpec::new("vzdump", Duration::from_millis(200 + 50 * i))
+                .attr("id", (200 + i).to_string()),
+        )
+    };
+    let (a, b, c) = (ok(1), ok(2), ok(3));
+    let bad = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_millis(200)).fails("E", "boom"));
+    let slow = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).attr("id", "299"));
+    let fast = ["--interval", "100ms"];
+    let run = |ids: Vec<&str>, extra: Vec<&str>| {
+        let mut args: Vec<String> = vec!["wait".into(), "pve".into()];
+        args.extend(ids.into_iter().map(String::from));
+        args.extend(fast.iter().map(|s| s.to_string()));
+        args.extend(extra.into_iter().map(String::from));
+        let env = &env;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            tasktrack(env, &args).await
+        }
+    };
+    let all = run(vec![&a, &b, &c], vec![]).await;
+    assert_eq!(all.status.code(), Some(0), "{all:?}");
+    assert_eq!(text(&all).0.lines().count(), 3, "one line per task");
+    assert!(text(&all).1.contains("3 of 3 succeeded"));
+    let one_failed = run(vec![&a, &bad, &c], vec![]).await;
+    assert_eq!(one_failed.status.code(), Some(1));
+    let any = run(vec![&bad, &a], vec!["--any"]).await;
+    assert_eq!(any.status.code(), Some(0));
+    let at_least = run(vec![&a, &b, &bad], vec!["--at-least", "2"]).await;
+    assert_eq!(at_least.status.code(), Some(0));
+    let fail_fast = run(vec![&bad, &slow], vec!["--fail-fast", "--timeout", "30s"]).await;
+    assert_eq!(
+        fail_fast.status.code(),
+        Some(1),
+        "stops at the failure, not the slow task"
+    );
+    let timed_out = run(vec![&a, &slow], vec!["--timeout", "1s"]).await;
+    assert_eq!(timed_out.status.code(), Some(3), "{timed_out:?}");
+    let impossible = run(vec![&a, &b], vec!["--at-least", "3"]).await;
+    assert_eq!(impossible.status.code(), Some(2));
+
+    // Ids from stdin, as `tasktrack list pve --ids | tasktrack wait pve -`.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["wait", "pve", "-", "--interval", "100ms", "--json"])
+        .env("TT_TEST_PVE_TOKEN", format!("root@pam!cli={SECRET}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{a}\n{b}\n{c}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let results: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| r["state"] == "succeeded"));
+}
