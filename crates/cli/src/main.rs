@@ -238,6 +238,13 @@ enum Command {
         /// JSON lines.
         #[arg(long)]
         json: bool,
+        /// Keep printing new lines until the task ends; exit 0 when it
+        /// succeeded, 1 when it did not.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// With --follow: how often to look for new lines.
+        #[arg(long, default_value = "1s", value_parser = args::interval)]
+        interval: Duration,
     },
     /// Show a task's status, progress and steps.
     Status {
@@ -478,7 +485,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             task_id,
             tail,
             json,
+            follow: false,
+            ..
         } => commands::logs(&one_shot()?, &backend, &task_id, tail, json).await,
+        Command::Logs {
+            backend,
+            task_id,
+            json,
+            interval,
+            ..
+        } => commands::follow_logs(&config()?, &backend, &task_id, interval, json).await,
         Command::Status {
             backend,
             task_id,

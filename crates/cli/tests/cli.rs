@@ -622,3 +622,41 @@ async fn group_waits_have_one_exit_code() {
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| r["state"] == "succeeded"));
 }
+
+/// `logs --follow` prints each line once, in order, as the task writes it,
+/// and ends with the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_prints_every_line_once_and_ends_with_the_task() {
+    let env = env().await;
+    let lines: Vec<String> = (1..=12).map(|i| format!("step {i} of 12")).collect();
+    let upid = env.pve.create_task(
+        TaskSpec::new("vzdump", Duration::from_millis(1500))
+            .attr("id", "310")
+            .log(lines.clone()),
+    );
+    let o = tasktrack(
+        &env,
+        &["logs", "pve", &upid, "--follow", "--interval", "100ms"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let (out, err) = text(&o);
+    let printed: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim_start().split_once(' ').map(|(_, t)| t))
+        .filter(|t| t.starts_with("step "))
+        .collect();
+    assert_eq!(printed, lines, "{out}");
+    assert!(err.contains("succeeded"), "{err}");
+    let bad = env.pve.create_task(
+        TaskSpec::new("vzdump", Duration::from_millis(300))
+            .log(["trying"])
+            .fails("E", "boom"),
+    );
+    let o = tasktrack(
+        &env,
+        &["logs", "pve", &bad, "--follow", "--interval", "100ms"],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+}

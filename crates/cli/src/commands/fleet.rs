@@ -265,3 +265,80 @@ pub(super) fn scheduler_died() -> CliError {
 async fn store_is_empty(store: &Arc<dyn TrackStore>) -> bool {
     matches!(store.tracked_count().await, Ok(0))
 }
+
+/// Log lines read per request while following.
+const FOLLOW_PAGE: usize = 500;
+
+/// `tasktrack logs --follow`: the status first, then every line written
+/// since, so nothing written just before the end is lost; ends with the
+/// task's final state.
+pub async fn follow_logs(
+    config: &Config,
+    backend: &str,
+    id: &str,
+    interval: Duration,
+    json: bool,
+) -> Result<(), CliError> {
+    let provider = config.provider(backend)?;
+    let id = task_id(config, backend, &provider, id)?;
+    if !provider.provider_capabilities().logs {
+        return Err(CliError::usage(
+            format!("backend {backend} has no task logs"),
+            "try `tasktrack wait` instead",
+        ));
+    }
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut next: u64 = 0;
+    let mut transient = 0u32;
+    loop {
+        let status = match provider.snapshot(&id).await {
+            Ok(s) => {
+                transient = 0;
+                s
+            }
+            Err(e) if e.is_retryable() && transient < 5 => {
+                transient += 1;
+                tokio::time::sleep(interval).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // At most 200 pages a round: a log growing faster than it is read
+        // is still followed, a round at a time.
+        for _ in 0..200 {
+            let range = tasktrack_core::LogRange::Range {
+                start: next,
+                limit: FOLLOW_PAGE,
+            };
+            let lines = provider.log_lines(&id, range).await?;
+            for line in &lines {
+                if json {
+                    output::json(line)?;
+                } else {
+                    out!("{:>5} {}", line.n, line.text)?;
+                }
+            }
+            next += lines.len() as u64;
+            if lines.len() < FOLLOW_PAGE {
+                break;
+            }
+        }
+        if status.state.is_terminal() {
+            note!(
+                "{backend} task {id}: {} ({})",
+                status.state,
+                status.vendor_state
+            );
+            return if status.state.is_unsuccessful() {
+                Err(CliError::TaskFailed)
+            } else {
+                Ok(())
+            };
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = &mut stop => return Ok(()),
+        }
+    }
+}
