@@ -159,6 +159,13 @@ enum Command {
         /// Share the tracked set through a store (file:PATH, redis://...).
         #[arg(long, env = "TASKTRACK_STORE")]
         store: Option<String>,
+        /// List the backends again this often, to pick up new tasks.
+        #[arg(long, default_value = "10s", value_parser = args::interval)]
+        relist: Duration,
+        /// Exit once nothing listed is still running (default: keep watching
+        /// until Ctrl-C or SIGTERM).
+        #[arg(long)]
+        exit_when_idle: bool,
     },
     /// Add a task to a store's shared tracked set (the fleet of workers tracks it).
     Track {
@@ -425,12 +432,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             backends,
             json,
             store,
+            relist,
+            exit_when_idle,
         } => {
             let store = match store {
                 Some(url) => Some(store::open(&url).await?),
                 None => None,
             };
-            commands::watch(&config()?, &backends, json, store).await
+            let opts = commands::WatchOptions {
+                json,
+                relist,
+                exit_when_idle,
+            };
+            commands::watch(&config()?, &backends, store, opts).await
         }
         Command::Track {
             backend,

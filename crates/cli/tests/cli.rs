@@ -447,7 +447,7 @@ async fn watch_follows_running_tasks_to_their_end() {
         .pve
         .create_task(TaskSpec::new("vzdump", Duration::from_millis(400)));
     let _ = done;
-    let o = tasktrack(&env, &["watch", "pve", "--json"]).await;
+    let o = tasktrack(&env, &["watch", "pve", "--json", "--exit-when-idle"]).await;
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     // Listed snapshots and tracker events, one JSON value per line.
@@ -659,4 +659,44 @@ async fn logs_follow_prints_every_line_once_and_ends_with_the_task() {
     )
     .await;
     assert_eq!(o.status.code(), Some(1), "{o:?}");
+}
+
+/// `watch` stays up and shows a task started after it began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_keeps_watching_and_picks_up_new_tasks() {
+    use tokio::io::AsyncBufReadExt;
+    let env = env().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .arg("--config")
+        .arg(&env.config)
+        .args(["watch", "pve", "--json", "--relist", "200ms"])
+        .env("TT_TEST_PVE_TOKEN", format!("root@pam!cli={SECRET}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // Nothing runs yet; a task started now must still show up and end.
+    let later = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_millis(300)).attr("id", "320"));
+    let mut ended = false;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["id"] == later.as_str() && v["snapshot"]["state"] == "succeeded" {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the later task was picked up and followed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "watch is still running"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
 }

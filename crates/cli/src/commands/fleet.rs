@@ -14,14 +14,26 @@ use crate::error::CliError;
 use crate::output::{self, note, out};
 use crate::table::LiveTable;
 
-/// `tasktrack watch`: running and failed tasks listed from the backends,
-/// the running ones followed live until they end (or Ctrl-C).
+/// What `tasktrack watch` was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchOptions {
+    /// Task events as JSON lines.
+    pub json: bool,
+    /// How often the backends are listed again.
+    pub relist: Duration,
+    /// Exit once nothing listed is still running.
+    pub exit_when_idle: bool,
+}
+
+/// `tasktrack watch`: the running (and failed) tasks of backends, live,
+/// listed again every `relist` so tasks started later appear too.
 pub async fn watch(
     config: &Config,
     backends: &[String],
-    json: bool,
     store: Option<Arc<dyn TrackStore>>,
+    opts: WatchOptions,
 ) -> Result<(), CliError> {
+    let json = opts.json;
     let names: Vec<String> = if backends.is_empty() {
         config.backends.keys().cloned().collect()
     } else {
@@ -45,57 +57,29 @@ pub async fn watch(
     }
     let (tracker, mut events) = builder.build();
     let mut table = LiveTable::new(!json);
-    let mut live = 0usize;
-    let mut seen = std::collections::HashSet::new();
     for (name, p) in &providers {
         if !p.provider_capabilities().list {
             table.note(&format!("{name}: cannot list tasks; skipped"));
-            continue;
-        }
-        let filter = TaskFilter {
-            states: vec![
-                TaskState::Pending,
-                TaskState::Running,
-                TaskState::Failed,
-                TaskState::Unknown,
-            ],
-            limit: Some(200),
-            ..TaskFilter::default()
-        };
-        let page = match p.list_snapshots(&filter).await {
-            Ok(page) => page,
-            Err(e) => {
-                table.note(&format!("{name}: {}", CliError::from(e)));
-                continue;
-            }
-        };
-        for s in page.items {
-            // A listing may repeat an id (pages shifting under us, or a
-            // hostile server): each task counts once.
-            if !seen.insert((name.clone(), s.id.clone())) {
-                continue;
-            }
-            if json {
-                output::json(&s)?;
-            }
-            if s.state.is_terminal() {
-                table.show(&s);
-            } else {
-                table.ensure(name, &s.id);
-                table.show(&s);
-                tracker
-                    .track(name, &s.id)
-                    .map_err(|e: Error| CliError::from(e))?;
-                live += 1;
-            }
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    let mut live = 0usize;
+    let mut ended = 0usize;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    let mut ended = 0;
+    let mut relist = tokio::time::interval(opts.relist);
+    relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = shutdown_signal();
     tokio::pin!(stop);
-    while ended < live {
+    let mut listed_once = false;
+    loop {
+        if listed_once && opts.exit_when_idle && ended >= live {
+            break;
+        }
         tokio::select! {
+            _ = relist.tick() => {
+                live += list_into(&providers, &tracker, &mut table, &mut seen, json).await?;
+                listed_once = true;
+            }
             e = events.next() => match e {
                 Some(event) => {
                     if json {
@@ -118,6 +102,61 @@ pub async fn watch(
         out!("{text}")?;
     }
     Ok(())
+}
+
+/// Lists every backend that can list, shows what is new and tracks what
+/// still runs; how many new tasks are tracked.
+async fn list_into(
+    providers: &[(String, Arc<dyn tasktrack_core::DynTaskProvider>)],
+    tracker: &Tracker,
+    table: &mut LiveTable,
+    seen: &mut std::collections::HashSet<(String, String)>,
+    json: bool,
+) -> Result<usize, CliError> {
+    let mut tracked = 0;
+    for (name, p) in providers {
+        if !p.provider_capabilities().list {
+            continue;
+        }
+        let filter = TaskFilter {
+            states: vec![
+                TaskState::Pending,
+                TaskState::Running,
+                TaskState::Failed,
+                TaskState::Unknown,
+            ],
+            limit: Some(200),
+            ..TaskFilter::default()
+        };
+        let page = match p.list_snapshots(&filter).await {
+            Ok(page) => page,
+            Err(e) => {
+                table.note(&format!("{name}: {}", CliError::from(e)));
+                continue;
+            }
+        };
+        for s in page.items {
+            // Each task counts once, across listings and within one (a
+            // listing may repeat an id: pages shifting, a hostile server).
+            if !seen.insert((name.clone(), s.id.clone())) {
+                continue;
+            }
+            if json {
+                output::json(&s)?;
+            }
+            if s.state.is_terminal() {
+                table.show(&s);
+            } else {
+                table.ensure(name, &s.id);
+                table.show(&s);
+                tracker
+                    .track(name, &s.id)
+                    .map_err(|e: Error| CliError::from(e))?;
+                tracked += 1;
+            }
+        }
+    }
+    Ok(tracked)
 }
 
 /// `tasktrack track`: adds a task to a store's tracked set.
