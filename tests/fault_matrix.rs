@@ -343,6 +343,9 @@ async fn scenario(kind: Kind, fault: FaultCase) -> Cell {
             TaskEventKind::Changed { snapshot } => cell
                 .wrong
                 .push(format!("{id}: {} instead of {truth}", snapshot.state)),
+            TaskEventKind::Stalled { .. } => {
+                cell.wrong.push(format!("{id}: a stall taken as final"))
+            }
             TaskEventKind::GaveUp {
                 error_kind,
                 message,

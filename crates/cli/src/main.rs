@@ -139,6 +139,10 @@ enum Command {
         /// With many tasks: stop at the first failure.
         #[arg(long)]
         fail_fast: bool,
+        /// Give up (exit 3, naming the stall) on a task whose state,
+        /// progress and steps have not changed for this long.
+        #[arg(long, value_parser = args::timeout)]
+        stall_after: Option<Duration>,
         /// Give up after this long.
         #[arg(long, default_value = "1h", value_parser = args::timeout)]
         timeout: Duration,
@@ -404,14 +408,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             any,
             at_least,
             fail_fast,
+            stall_after,
             timeout,
             interval,
             json,
         } => {
             let ids = args::with_stdin_ids(task_ids)?;
+            let poll = commands::WaitPolicy {
+                timeout,
+                interval,
+                stall_after,
+            };
             if let [id] = ids.as_slice() {
                 if !any && at_least.is_none() {
-                    return commands::wait(&config()?, &backend, id, timeout, interval, json).await;
+                    return commands::wait(&config()?, &backend, id, poll, json).await;
                 }
             }
             let goal = match (any, at_least) {
@@ -422,8 +432,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let opts = commands::GroupWait {
                 goal,
                 fail_fast,
-                timeout,
-                interval,
+                poll,
                 json,
             };
             commands::wait_group(&config()?, &backend, &ids, opts).await

@@ -242,6 +242,12 @@ impl LiveTable {
                 row.message = format!("gave up: {message}");
                 row.finished.get_or_insert_with(Instant::now);
             }
+            TaskEventKind::Stalled { unchanged_for_secs } => {
+                row.message = format!(
+                    "stalled: no change for {}",
+                    tasktrack_core::human_duration(Duration::from_secs(*unchanged_for_secs))
+                );
+            }
         }
         bar.set_message(row.render(colour));
     }

@@ -700,3 +700,29 @@ async fn watch_keeps_watching_and_picks_up_new_tasks() {
     assert!(killed.success());
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
 }
+
+/// `wait --stall-after` gives up on a task that stopped changing, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_gives_up_on_a_stalled_task_and_says_why() {
+    let env = env().await;
+    let stuck = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).attr("id", "330"));
+    let o = tasktrack(
+        &env,
+        &[
+            "wait",
+            "pve",
+            &stuck,
+            "--stall-after",
+            "1s",
+            "--interval",
+            "100ms",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert!(text(&o).1.contains("stalled"), "{}", text(&o).1);
+}

@@ -40,6 +40,10 @@ pub struct PollCursor {
     errors: u32,
     last: Option<TaskSnapshot>,
     last_error: Option<String>,
+    /// When the task last changed (or tracking started).
+    changed_at: Instant,
+    /// The current stall was reported.
+    stall_reported: bool,
 }
 
 impl PollCursor {
@@ -52,6 +56,8 @@ impl PollCursor {
             errors: 0,
             last: None,
             last_error: None,
+            changed_at: started,
+            stall_reported: false,
         }
     }
 
@@ -100,6 +106,8 @@ impl PollCursor {
                 let terminal = snapshot.state.is_terminal();
                 if changed {
                     self.last = Some(snapshot);
+                    self.changed_at = now;
+                    self.stall_reported = false;
                 }
                 match (terminal, changed) {
                     (true, changed) => Next::Terminal { changed },
@@ -125,6 +133,19 @@ impl PollCursor {
             }
             Err(e) => Next::Stop(e),
         }
+    }
+
+    /// How long the task has gone unchanged, when that first reaches the
+    /// policy's [`stall_after`](PollPolicy::stall_after): `Some` once per
+    /// stall, `None` otherwise.
+    pub fn stall(&mut self, policy: &PollPolicy, now: Instant) -> Option<Duration> {
+        let after = policy.stall_after?;
+        let unchanged = now.saturating_duration_since(self.changed_at);
+        if self.stall_reported || unchanged < after {
+            return None;
+        }
+        self.stall_reported = true;
+        Some(unchanged)
     }
 
     /// The wait before the next poll (before jitter).
@@ -354,6 +375,31 @@ mod tests {
             c.observe(&p, t0 + secs(1), missing()),
             Next::Stop(_)
         ));
+    }
+
+    #[test]
+    fn a_stall_is_reported_once_and_a_change_ends_it() {
+        let p = policy().with_stall_after(Some(secs(30)), false);
+        let t0 = Instant::now();
+        let mut c = PollCursor::new(&p, t0);
+        let running = |title: &str| Ok(snap(TaskState::Running, title));
+        assert!(matches!(c.observe(&p, t0, running("a")), Next::Changed));
+        assert!(matches!(
+            c.observe(&p, t0 + secs(20), running("a")),
+            Next::Unchanged
+        ));
+        assert_eq!(c.stall(&p, t0 + secs(20)), None);
+        assert_eq!(c.stall(&p, t0 + secs(31)), Some(secs(31)));
+        assert_eq!(c.stall(&p, t0 + secs(60)), None, "once per stall");
+        assert!(matches!(
+            c.observe(&p, t0 + secs(61), running("b")),
+            Next::Changed
+        ));
+        assert_eq!(c.stall(&p, t0 + secs(80)), None);
+        assert_eq!(c.stall(&p, t0 + secs(91)), Some(secs(30)), "a new stall");
+        let never = policy();
+        let mut c = PollCursor::new(&never, t0);
+        assert_eq!(c.stall(&never, t0 + secs(1_000_000)), None);
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub enum TaskEventKind {
         /// The error message.
         message: String,
     },
+    /// Nothing about the task (state, progress, steps) changed for
+    /// [`PollPolicy::stall_after`](crate::PollPolicy::stall_after); it is
+    /// still tracked (unless the policy gives up on a stall). Reported once
+    /// per stall.
+    Stalled {
+        /// Seconds since the last change.
+        unchanged_for_secs: u64,
+    },
 }
 
 impl TaskEvent {
@@ -46,11 +54,11 @@ impl TaskEvent {
     pub fn snapshot(&self) -> Option<&TaskSnapshot> {
         match &self.kind {
             TaskEventKind::Changed { snapshot } => Some(snapshot),
-            TaskEventKind::GaveUp { .. } => None,
+            TaskEventKind::GaveUp { .. } | TaskEventKind::Stalled { .. } => None,
         }
     }
 
-    /// The task's state after this event (`None` after giving up).
+    /// The task's state after this event (`None` after giving up or a stall).
     pub fn state(&self) -> Option<TaskState> {
         self.snapshot().map(|s| s.state)
     }
@@ -60,6 +68,7 @@ impl TaskEvent {
         match &self.kind {
             TaskEventKind::Changed { snapshot } => snapshot.state.is_terminal(),
             TaskEventKind::GaveUp { .. } => true,
+            TaskEventKind::Stalled { .. } => false,
         }
     }
 }

@@ -49,6 +49,13 @@ pub struct PollPolicy {
     /// 400 right after creation; Huawei's Terraform provider confirms a
     /// target twice). Default 10 s; `Duration::ZERO` gives up at once.
     pub not_found_grace: Duration,
+    /// Report a task whose state, progress and steps have not changed for
+    /// this long (`TaskEventKind::Stalled`, once per stall): a backup stuck
+    /// at 40 % is seen long before the deadline. Default: never.
+    pub stall_after: Option<Duration>,
+    /// Give a stalled task up (as a timeout naming the stall) instead of
+    /// only reporting it. Default false.
+    pub give_up_on_stall: bool,
 }
 
 impl Default for PollPolicy {
@@ -64,6 +71,8 @@ impl Default for PollPolicy {
             hint_floor: Duration::from_millis(250),
             log_tail_lines: 50,
             not_found_grace: Duration::from_secs(10),
+            stall_after: None,
+            give_up_on_stall: false,
         }
     }
 }
@@ -112,6 +121,13 @@ impl PollPolicy {
     /// Sets how many log lines a failure carries.
     pub fn with_log_tail_lines(mut self, n: usize) -> Self {
         self.log_tail_lines = n;
+        self
+    }
+    /// Sets [`stall_after`](Self::stall_after) and whether a stall gives
+    /// the task up.
+    pub fn with_stall_after(mut self, d: Option<Duration>, give_up: bool) -> Self {
+        self.stall_after = d;
+        self.give_up_on_stall = give_up;
         self
     }
     /// Sets [`not_found_grace`](Self::not_found_grace).

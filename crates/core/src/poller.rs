@@ -405,15 +405,38 @@ impl<P: TaskProvider> WatchState<P> {
                 }
                 (crate::Next::Retry, _) => {
                     tracing::debug!(provider = %name, task = %self.id_text, error = self.cursor.last_error().unwrap_or_default(), "transient error while polling");
+                    if let Some(e) = self.check_stall() {
+                        return Err(e);
+                    }
                 }
                 (crate::Next::Stop(e), _) => {
                     self.done = true;
                     return Err(e);
                 }
                 // Unchanged (a status without a snapshot cannot happen).
-                _ => {}
+                _ => {
+                    if let Some(e) = self.check_stall() {
+                        return Err(e);
+                    }
+                }
             }
         }
+    }
+
+    /// A stall ends the wait when the policy gives up on stalls; otherwise
+    /// it is logged once.
+    fn check_stall(&mut self) -> Option<Error> {
+        let now = self.poller.clock.now();
+        let unchanged = self.cursor.stall(&self.poller.policy, now)?;
+        let why = format!(
+            "the task stalled: nothing changed for {}",
+            crate::error::human_duration(unchanged)
+        );
+        if self.poller.policy.give_up_on_stall {
+            return Some(self.timeout(Some(why)));
+        }
+        tracing::warn!(provider = self.poller.provider.name(), task = %self.id_text, "{why}");
+        None
     }
 
     fn elapsed(&self) -> Duration {

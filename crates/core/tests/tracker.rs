@@ -234,3 +234,66 @@ async fn deadlines_and_poll_counts_end_tasks_with_their_polls() {
     assert!(gave_up.1.contains("4 polls"), "{}", gave_up.1);
     assert_eq!(provider.status_calls(), 4, "no poll past the count");
 }
+
+#[derive(Debug, Clone)]
+struct Stuck;
+
+impl tasktrack_core::TaskStatus for Stuck {
+    fn state(&self) -> TaskState {
+        TaskState::Running
+    }
+    fn vendor_state(&self) -> String {
+        "running at 40%".into()
+    }
+}
+
+struct StuckProvider;
+
+#[async_trait]
+impl TaskProvider for StuckProvider {
+    type Id = u64;
+    type Status = Stuck;
+    fn name(&self) -> &str {
+        "stuck"
+    }
+    async fn status(&self, _id: &u64) -> Result<Stuck> {
+        Ok(Stuck)
+    }
+}
+
+/// A task that stops changing is reported stalled once and kept, or given
+/// up when the policy says so.
+#[tokio::test(start_paused = true)]
+async fn a_task_that_stops_changing_is_reported_stalled() {
+    let policy = PollPolicy::fixed(ms(1_000)).with_stall_after(Some(ms(5_000)), false);
+    let (tracker, mut events) = Tracker::builder()
+        .provider("stuck", Arc::new(StuckProvider))
+        .policy(policy.clone())
+        .build();
+    tracker.track("stuck", "1").unwrap();
+    let stalled = loop {
+        let ev = events.next().await.unwrap();
+        if let TaskEventKind::Stalled { unchanged_for_secs } = ev.kind {
+            break unchanged_for_secs;
+        }
+    };
+    assert!(stalled >= 5, "{stalled}");
+    // Still tracked, and reported only once per stall.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(tracker.stats().tracked, 1);
+    assert!(futures::FutureExt::now_or_never(events.next()).is_none());
+
+    let (tracker, mut events) = Tracker::builder()
+        .provider("stuck", Arc::new(StuckProvider))
+        .policy(policy.with_stall_after(Some(ms(5_000)), true))
+        .build();
+    tracker.track("stuck", "1").unwrap();
+    let message = loop {
+        let ev = events.next().await.unwrap();
+        if let TaskEventKind::GaveUp { message, .. } = ev.kind {
+            break message;
+        }
+    };
+    assert!(message.contains("stalled"), "{message}");
+    assert_eq!(tracker.stats().tracked, 0);
+}

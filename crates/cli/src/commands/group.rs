@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tasktrack_core::{PollPolicy, TaskEventKind, TaskState, Tracker};
+use tasktrack_core::{TaskEventKind, TaskState, Tracker};
 
 use super::task::task_id;
 use crate::config::Config;
@@ -30,10 +30,8 @@ pub struct GroupWait {
     pub goal: Goal,
     /// With [`Goal::All`], stop at the first failure.
     pub fail_fast: bool,
-    /// For the whole group.
-    pub timeout: Duration,
-    /// A fixed poll interval.
-    pub interval: Option<Duration>,
+    /// Timeout, interval and stall limit.
+    pub poll: super::task::WaitPolicy,
     /// One JSON line per task as it ends.
     pub json: bool,
 }
@@ -73,11 +71,7 @@ pub async fn wait_group(
         }
         Goal::AtLeast(n) => n,
     };
-    let policy = match opts.interval {
-        Some(i) => PollPolicy::fixed(i),
-        None => PollPolicy::default(),
-    }
-    .with_deadline(Some(opts.timeout));
+    let policy = opts.poll.policy();
     let (tracker, mut events) = Tracker::builder()
         .provider_with_policy(backend, provider, policy)
         .build();
@@ -88,7 +82,7 @@ pub async fn wait_group(
     let count =
         |ended: &HashMap<String, End>, what: End| ended.values().filter(|e| **e == what).count();
     // The tracker gives each task up at the timeout; this bounds the rest.
-    let until = tokio::time::Instant::now() + opts.timeout + Duration::from_secs(1);
+    let until = tokio::time::Instant::now() + opts.poll.timeout + Duration::from_secs(1);
     let outcome = loop {
         let succeeded = count(&ended, End::Succeeded);
         let failed = count(&ended, End::Failed);
@@ -138,6 +132,8 @@ pub async fn wait_group(
                 };
                 (end, "gave up".to_owned(), message.clone())
             }
+            // Not final: filtered out above.
+            TaskEventKind::Stalled { .. } => continue,
         };
         if opts.json {
             let _ = output::json(&serde_json::json!({
@@ -159,7 +155,7 @@ pub async fn wait_group(
         End::Failed => Err(CliError::TaskFailed),
         End::TimedOut => Err(CliError::Timeout(format!(
             "gave up waiting after {}: {succeeded} of {need} needed succeeded",
-            tasktrack_core::human_duration(opts.timeout)
+            tasktrack_core::human_duration(opts.poll.timeout)
         ))),
     }
 }

@@ -41,22 +41,41 @@ pub(super) fn task_id(
 /// How far past `--timeout` the log read after a failure may go.
 const LOG_GRACE: Duration = Duration::from_millis(900);
 
+/// How `wait` polls.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitPolicy {
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// A fixed interval instead of the backing-off default.
+    pub interval: Option<Duration>,
+    /// Give up on a task unchanged for this long.
+    pub stall_after: Option<Duration>,
+}
+
+impl WaitPolicy {
+    /// The poll policy.
+    pub fn policy(&self) -> PollPolicy {
+        match self.interval {
+            Some(i) => PollPolicy::fixed(i),
+            None => PollPolicy::default(),
+        }
+        .with_deadline(Some(self.timeout))
+        .with_stall_after(self.stall_after, true)
+    }
+}
+
 /// `tasktrack wait`.
 pub async fn wait(
     config: &Config,
     backend: &str,
     id: &str,
-    timeout: Duration,
-    interval: Option<Duration>,
+    poll: WaitPolicy,
     json: bool,
 ) -> Result<(), CliError> {
+    let timeout = poll.timeout;
     let provider = config.provider(backend)?;
     let id = task_id(config, backend, &provider, id)?;
-    let policy = match interval {
-        Some(i) => PollPolicy::fixed(i),
-        None => PollPolicy::default(),
-    }
-    .with_deadline(Some(timeout));
+    let policy = poll.policy();
     let poller = Poller::new(ErasedProvider(provider.clone()), policy);
     let bar = if json || !std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::hidden())

@@ -106,10 +106,46 @@ impl Scheduler {
                     }
                     self.reschedule(slot, dispatched, now);
                 }
-                Next::Unchanged => self.reschedule(slot, dispatched, now),
-                Next::Retry => {
-                    tracing::debug!(provider = %provider_name, task = %entry.id, error = entry.cursor.last_error().unwrap_or_default(), "transient error while tracking");
-                    self.reschedule(slot, dispatched, now);
+                Next::Unchanged | Next::Retry => {
+                    if matches!(next, Next::Retry) {
+                        tracing::debug!(provider = %provider_name, task = %entry.id, error = entry.cursor.last_error().unwrap_or_default(), "transient error while tracking");
+                    }
+                    let policy = &self.providers[entry.provider].policy;
+                    let give_up = policy.give_up_on_stall;
+                    match entry.cursor.stall(policy, now) {
+                        Some(unchanged) if give_up => {
+                            let e = entry.cursor.timeout(
+                                &provider_name,
+                                &entry.id,
+                                now,
+                                Some(format!(
+                                    "the task stalled: nothing changed for {}",
+                                    crate::error::human_duration(unchanged)
+                                )),
+                            );
+                            super::metrics::stalled(&provider_name);
+                            if !self.finish_with_error(slot, &e).await {
+                                return false;
+                            }
+                        }
+                        Some(unchanged) => {
+                            super::metrics::stalled(&provider_name);
+                            let event = TaskEvent {
+                                provider: provider_name.to_string(),
+                                id: entry.id.to_string(),
+                                previous: entry.cursor.last().map(|s| s.state),
+                                kind: TaskEventKind::Stalled {
+                                    unchanged_for_secs: unchanged.as_secs(),
+                                },
+                                at: Utc::now(),
+                            };
+                            self.reschedule(slot, dispatched, now);
+                            if !self.emit(event).await {
+                                return false;
+                            }
+                        }
+                        None => self.reschedule(slot, dispatched, now),
+                    }
                 }
                 Next::Stop(e) => {
                     if !self.finish_with_error(slot, &e).await {

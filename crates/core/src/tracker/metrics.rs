@@ -36,6 +36,10 @@ pub fn describe() {
         "Answers that asked the tracker to slow down (429, Retry-After)."
     );
     describe_counter!("tasktrack_gave_up_total", "Tasks given up, by error kind.");
+    describe_counter!(
+        "tasktrack_stalled_total",
+        "Tasks that went unchanged for the policy's stall_after."
+    );
     describe_histogram!(
         "tasktrack_schedule_lag_seconds",
         Unit::Seconds,
@@ -88,6 +92,10 @@ pub(super) fn transition(backend: &str, snapshot: &TaskSnapshot, tracked_for: Du
 pub(super) fn gave_up(backend: &str, error_kind: &str) {
     metrics::counter!("tasktrack_gave_up_total", "backend" => backend.to_owned(), "error_kind" => error_kind.to_owned())
         .increment(1);
+}
+
+pub(super) fn stalled(backend: &str) {
+    metrics::counter!("tasktrack_stalled_total", "backend" => backend.to_owned()).increment(1);
 }
 
 pub(super) fn schedule_lag(backend: &str, lag: Duration) {
