@@ -151,6 +151,32 @@ pub struct Config {
     pub request_budget: Option<u64>,
 }
 
+/// `./tasktrack.toml` when it exists, else the user's config directory's.
+fn default_path() -> PathBuf {
+    let here = PathBuf::from("tasktrack.toml");
+    if here.exists() {
+        return here;
+    }
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    match dir {
+        Some(d) if d.join("tasktrack/tasktrack.toml").exists() => {
+            d.join("tasktrack/tasktrack.toml")
+        }
+        _ => here,
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` of `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
 /// Expands every `${NAME}` in every string of `value` from the environment
 /// (`url = "https://${PVE_HOST}:8006"` works); the error names the variable
 /// and the field, never a value.
@@ -212,11 +238,13 @@ fn expand_str(backend: &str, field: &str, text: &str) -> Result<String, CliError
 
 impl Config {
     /// The config at `path`, else `$TASKTRACK_CONFIG` (handled by clap),
-    /// else `./tasktrack.toml`.
+    /// else `./tasktrack.toml`, else the user's
+    /// `$XDG_CONFIG_HOME/tasktrack/tasktrack.toml` (`~/.config/…`).
     pub fn load(path: Option<&Path>) -> Result<Config, CliError> {
-        let path = path
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("tasktrack.toml"));
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => default_path(),
+        };
         let text = std::fs::read_to_string(&path).map_err(|e| {
             CliError::usage(
                 format!("cannot read config {}: {e}", path.display()),
@@ -241,7 +269,10 @@ impl Config {
             let first = e.message().lines().next().unwrap_or_default();
             let at = e
                 .span()
-                .map(|s| format!(" at byte {}", s.start))
+                .map(|s| {
+                    let (line, column) = line_column(text, s.start);
+                    format!(" at line {line}, column {column}")
+                })
                 .unwrap_or_default();
             invalid(at, terminal_safe(first).into_owned())
         })?;
@@ -319,6 +350,16 @@ mod tests {
         );
         let config = Config::parse("t.toml".into(), &text)?;
         config.provider("o")
+    }
+
+    #[test]
+    fn errors_point_at_line_and_column() {
+        assert_eq!(line_column("a\nbc\nd", 0), (1, 1));
+        assert_eq!(line_column("a\nbc\nd", 3), (2, 2));
+        assert_eq!(line_column("a\nbc\nd", 99), (3, 2));
+        let e = Config::parse("t.toml".into(), "[backends.x]\nkind = \"ocp\"\nurl = = 3\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("at line 3, column"), "{e}");
     }
 
     #[test]

@@ -35,7 +35,8 @@ const ONE_SHOT_REQUESTS: u64 = 10_000;
 #[derive(Parser, Debug)]
 #[command(name = "tasktrack", version)]
 struct Cli {
-    /// Config file (default: ./tasktrack.toml).
+    /// Config file (default: ./tasktrack.toml, else
+    /// ~/.config/tasktrack/tasktrack.toml).
     #[arg(long, global = true, env = "TASKTRACK_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// More log lines on stderr (-v info, -vv debug, -vvv trace); RUST_LOG

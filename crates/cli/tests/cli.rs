@@ -726,3 +726,25 @@ async fn wait_gives_up_on_a_stalled_task_and_says_why() {
     assert_eq!(o.status.code(), Some(3), "{o:?}");
     assert!(text(&o).1.contains("stalled"), "{}", text(&o).1);
 }
+
+/// Without --config or ./tasktrack.toml, the user's config directory.
+#[tokio::test]
+async fn the_config_is_found_in_the_users_config_directory() {
+    let cwd = tempfile::tempdir().unwrap();
+    let xdg = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(xdg.path().join("tasktrack")).unwrap();
+    std::fs::write(
+        xdg.path().join("tasktrack/tasktrack.toml"),
+        "[backends.mem]\nkind = \"memory\"\ntasks = [{ kind = \"backup\", seconds = 3600 }]\n",
+    )
+    .unwrap();
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .args(["status", "mem", "1"])
+        .current_dir(cwd.path())
+        .env("XDG_CONFIG_HOME", xdg.path())
+        .env_remove("TASKTRACK_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+}
