@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod demo;
 mod error;
+mod logging;
 mod output;
 mod store;
 mod table;
@@ -48,37 +49,9 @@ struct Cli {
     quiet: bool,
     /// Log lines as text or as JSON objects (for a log collector).
     #[arg(long, global = true, value_enum, default_value = "text")]
-    log_format: LogFormat,
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    /// One human-readable line each.
-    Text,
-    /// One JSON object each.
-    Json,
-}
-
-/// The log filter: RUST_LOG if set, else from -v / -q; services log
-/// warnings by default, one-shot commands nothing (they print one clear
-/// line per problem themselves).
-fn log_filter(cli: &Cli) -> tracing_subscriber::EnvFilter {
-    if let Ok(f) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        return f;
-    }
-    let service = matches!(cli.command, Command::Worker { .. } | Command::Serve { .. });
-    let level = match (cli.quiet, cli.verbose, service) {
-        (true, _, _) => "off",
-        (false, 0, true) => "warn",
-        (false, 0, false) => "off",
-        (false, 1, _) => "info",
-        (false, 2, _) => "debug",
-        _ => "trace",
-    };
-    tracing_subscriber::EnvFilter::new(level)
 }
 
 #[derive(Subcommand, Debug)]
@@ -556,42 +529,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// One line instead of a panic's report: a person sees what happened and
-/// what to do, never a backtrace.
-fn quiet_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        // redb panics on some damaged pages; the file store catches them
-        // and reports the file in one line of its own.
-        if info.location().is_some_and(|l| l.file().contains("redb")) {
-            return;
-        }
-        let payload = info.payload();
-        let text = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        output::note!(
-            "error: tasktrack hit a bug ({}{at}); please report it with the command that was run",
-            text.lines().next().unwrap_or_default()
-        );
-    }));
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    quiet_panics();
+    logging::quiet_panics();
     let cli = Cli::parse();
+    let service = matches!(cli.command, Command::Worker { .. } | Command::Serve { .. });
     let logs = tracing_subscriber::fmt()
-        .with_env_filter(log_filter(&cli))
+        .with_env_filter(logging::filter(cli.quiet, cli.verbose, service))
         .with_writer(std::io::stderr);
     match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
+        logging::LogFormat::Text => logs.init(),
+        logging::LogFormat::Json => logs.json().init(),
     }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
