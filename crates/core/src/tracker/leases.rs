@@ -59,7 +59,6 @@ impl Scheduler {
         };
         let shards = store.shards();
         let target = share(shards, live);
-        super::metrics::leases(st.held.len(), live);
         let mut lost = Vec::new();
         let held: Vec<u32> = st.held.keys().copied().collect();
         if !held.is_empty() {
@@ -122,6 +121,10 @@ impl Scheduler {
             self.drop_shard(shard);
         }
         self.load_shards(&reload).await;
+        // After the claims and loads, before any poll of what they brought.
+        if let Some(st) = &self.store {
+            super::metrics::leases(st.held.len(), live);
+        }
     }
 
     /// Loads shards just taken or changed: two round trips whatever their
