@@ -676,10 +676,12 @@ async fn watch_keeps_watching_and_picks_up_new_tasks() {
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    // Nothing runs yet; a task started now must still show up and end.
+    // Nothing runs yet; a task started now must still show up and end. It
+    // runs long enough to be listed while running even when watch starts
+    // slowly on a loaded machine (a listing leaves succeeded tasks out).
     let later = env
         .pve
-        .create_task(TaskSpec::new("vzdump", Duration::from_millis(300)).attr("id", "320"));
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(4)).attr("id", "320"));
     let mut ended = false;
     while let Some(line) = lines.next_line().await.unwrap() {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
