@@ -28,13 +28,9 @@ async fn env() -> Env {
         .start()
         .await
         .unwrap();
-    let ocp = Ocp::new("admin", OCP_PASSWORD);
     let ocp_clock = ManualClock::new();
-    let ocp_sim = SimBuilder::new(ocp.clone())
-        .clock(SimClock::manual(ocp_clock.clone()))
-        .start()
-        .await
-        .unwrap();
+    let ocp = Ocp::new("admin", OCP_PASSWORD).with_clock(SimClock::manual(ocp_clock.clone()));
+    let ocp_sim = SimBuilder::new(ocp.clone()).start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tasktrack.toml");
     std::fs::write(

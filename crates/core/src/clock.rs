@@ -73,6 +73,11 @@ impl ManualClock {
         *self.lock()
     }
 
+    /// True when `other` is a clone of this clock (one shared timeline).
+    pub fn same_as(&self, other: &ManualClock) -> bool {
+        Arc::ptr_eq(&self.offset, &other.offset)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Duration> {
         // The guarded value is a plain Duration: a panic elsewhere cannot
         // leave it half-written, so a poisoned lock is still usable.

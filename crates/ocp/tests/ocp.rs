@@ -25,12 +25,8 @@ fn s(n: u64) -> Duration {
 }
 
 async fn start(clock: &ManualClock) -> (Ocp, SimHandle) {
-    let ocp = Ocp::new(USER, PASSWORD);
-    let sim = SimBuilder::new(ocp.clone())
-        .clock(SimClock::manual(clock.clone()))
-        .start()
-        .await
-        .unwrap();
+    let ocp = Ocp::new(USER, PASSWORD).with_clock(SimClock::manual(clock.clone()));
+    let sim = SimBuilder::new(ocp.clone()).start().await.unwrap();
     (ocp, sim)
 }
 

@@ -69,6 +69,16 @@ impl SimClock {
         }
     }
 
+    /// True when both tell the same time: the same manual clock, or both
+    /// real time.
+    pub fn same_as(&self, other: &SimClock) -> bool {
+        match (&self.manual, &other.manual) {
+            (Some(a), Some(b)) => a.same_as(b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// The clock as a tasktrack [`Clock`], for pollers sharing this time.
     pub fn shared(&self) -> SharedClock {
         self.clock.clone()

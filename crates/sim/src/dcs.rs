@@ -35,9 +35,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::context::{SimContext, Vendor};
 use crate::engine::{SimState, StepView, TaskSpec, TaskView};
 use crate::huawei::{error_body, gate, project_mismatch, Gate, HuaweiAuth};
-use crate::server::{SimContext, Vendor};
 
 /// The DCS simulator.
 #[derive(Debug, Clone)]

@@ -24,8 +24,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::context::{SimContext, Vendor};
 use crate::engine::{EngineError, SimState, TaskView};
-use crate::server::{SimContext, Vendor};
 
 /// The generic vendor, accepting one bearer token.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::server::SimContext;
+use crate::context::SimContext;
 
 /// Credentials a Huawei Cloud simulator accepts.
 #[derive(Debug, Clone, Default)]

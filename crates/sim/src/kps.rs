@@ -20,9 +20,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::context::{SimContext, Vendor};
 use crate::engine::{SimState, TaskSpec, TaskView};
 use crate::huawei::{error_body, gate, project_mismatch, Gate, HuaweiAuth};
-use crate::server::{SimContext, Vendor};
 
 /// The KPS simulator.
 #[derive(Debug, Clone)]

@@ -31,8 +31,10 @@
 
 mod auth;
 mod clock;
+mod context;
 pub mod dcs;
 mod engine;
+mod fault_layer;
 mod faults;
 pub mod generic;
 pub mod huawei;
@@ -42,14 +44,17 @@ pub mod proxmox;
 pub mod replay;
 mod server;
 pub mod standalone;
+mod store;
 mod task_spec;
 mod task_view;
 
 pub use auth::AuthState;
 pub use clock::SimClock;
+pub use context::{SimContext, Vendor};
 pub use engine::{
     EngineError, SimFailure, SimOutcome, SimState, StepSpec, StepView, TaskEngine, TaskSpec,
     TaskView,
 };
 pub use faults::{Fault, FaultRule, Faults, RequestLog};
-pub use server::{SimBuilder, SimContext, SimHandle, Vendor};
+pub use server::{SimBuilder, SimHandle};
+pub use store::TaskStore;

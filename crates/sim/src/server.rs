@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -15,65 +15,16 @@ use tokio::task::JoinHandle;
 
 use crate::auth::AuthState;
 use crate::clock::SimClock;
+use crate::context::{SimContext, Vendor};
 use crate::engine::{TaskEngine, TaskSpec};
-use crate::faults::{self, FaultRule, Faults, RequestLog};
-
-/// One vendor's wire protocol.
-pub trait Vendor: Send + Sync + 'static {
-    /// Short name (`generic`, `proxmox`, …).
-    fn name(&self) -> &'static str;
-    /// The vendor's routes over the shared context.
-    fn router(&self, ctx: SimContext) -> Router;
-    /// An error answer in the vendor's style (used by injected faults too).
-    fn error_response(&self, status: StatusCode, message: &str) -> Response;
-    /// Creates a scripted task, with an id in the vendor's format.
-    fn create_task(&self, ctx: &SimContext, spec: TaskSpec) -> String {
-        ctx.engine.create(spec)
-    }
-}
-
-/// What every route of a simulator shares. Cheap to clone.
-#[derive(Clone)]
-pub struct SimContext {
-    /// Scripted tasks.
-    pub engine: TaskEngine,
-    /// Fault rules.
-    pub faults: Faults,
-    /// Request counts.
-    pub requests: RequestLog,
-    /// Credential expiry.
-    pub auth: AuthState,
-    vendor: Arc<dyn Vendor>,
-}
-
-impl std::fmt::Debug for SimContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimContext")
-            .field("vendor", &self.vendor.name())
-            .field("tasks", &self.engine.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl SimContext {
-    /// The simulator's clock.
-    pub fn clock(&self) -> &SimClock {
-        self.engine.clock()
-    }
-    /// An error answer in the vendor's style.
-    pub fn error_response(&self, status: StatusCode, message: &str) -> Response {
-        self.vendor.error_response(status, message)
-    }
-    /// Creates a scripted task with a vendor-format id.
-    pub fn create_task(&self, spec: TaskSpec) -> String {
-        self.vendor.create_task(self, spec)
-    }
-}
+use crate::fault_layer;
+use crate::faults::{FaultRule, Faults, RequestLog};
+use crate::store::TaskStore;
 
 /// Builds and starts a simulator.
 pub struct SimBuilder {
     vendor: Arc<dyn Vendor>,
-    clock: SimClock,
+    clock: Option<SimClock>,
     addr: SocketAddr,
     tls: bool,
 }
@@ -83,7 +34,7 @@ impl SimBuilder {
     pub fn new(vendor: impl Vendor) -> Self {
         SimBuilder {
             vendor: Arc::new(vendor),
-            clock: SimClock::real(),
+            clock: None,
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             tls: false,
         }
@@ -97,9 +48,12 @@ impl SimBuilder {
         self
     }
 
-    /// Uses `clock` (e.g. [`SimClock::manual`]).
+    /// Uses `clock` (e.g. [`SimClock::manual`]). A vendor that keeps its
+    /// own tasks was given its clock when it was made (e.g.
+    /// [`Ocp::with_clock`](crate::ocp::Ocp::with_clock)); setting another one
+    /// here makes [`start`](Self::start) fail.
     pub fn clock(mut self, clock: SimClock) -> Self {
-        self.clock = clock;
+        self.clock = Some(clock);
         self
     }
 
@@ -111,11 +65,32 @@ impl SimBuilder {
 
     /// Binds and serves in the background.
     pub async fn start(self) -> std::io::Result<SimHandle> {
+        let own_store = self.vendor.task_store();
+        let clock = match (&own_store, self.clock) {
+            (Some(store), Some(clock)) if !store.clock().same_as(&clock) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "the {} simulator keeps its own tasks on the clock it was made with; \
+                         give the clock to the vendor, not to SimBuilder::clock",
+                        self.vendor.name()
+                    ),
+                ));
+            }
+            (Some(store), _) => store.clock().clone(),
+            (None, clock) => clock.unwrap_or_else(SimClock::real),
+        };
+        let engine = TaskEngine::new(clock.clone());
+        let tasks: Arc<dyn TaskStore> = match own_store {
+            Some(store) => store,
+            None => Arc::new(engine.clone()),
+        };
         let ctx = SimContext {
-            engine: TaskEngine::new(self.clock.clone()),
+            engine,
             faults: Faults::default(),
             requests: RequestLog::default(),
-            auth: AuthState::new(self.clock.clone()),
+            auth: AuthState::new(clock),
+            tasks,
             vendor: self.vendor.clone(),
         };
         let app = self
@@ -123,7 +98,7 @@ impl SimBuilder {
             .router(ctx.clone())
             .route_layer(axum::middleware::from_fn_with_state(
                 ctx.clone(),
-                faults::layer,
+                fault_layer::layer,
             ))
             .merge(control_routes(ctx.clone()));
         let (addr, stopper, task, certificate_pem) = if self.tls {
@@ -251,9 +226,14 @@ impl SimHandle {
     pub fn context(&self) -> &SimContext {
         &self.ctx
     }
-    /// Scripted tasks.
+    /// The scripted-task engine (empty for a vendor that keeps its own
+    /// tasks; see [`tasks`](Self::tasks)).
     pub fn engine(&self) -> &TaskEngine {
         &self.ctx.engine
+    }
+    /// Every task this simulator serves, whoever keeps them.
+    pub fn tasks(&self) -> &dyn TaskStore {
+        self.ctx.tasks.as_ref()
     }
     /// Fault rules.
     pub fn faults(&self) -> &Faults {
@@ -334,7 +314,7 @@ fn control_routes(ctx: SimContext) -> Router {
         )
         .route(
             "/_sim/tasks",
-            get(|State(c): State<SimContext>| async move { Json(c.engine.list()) }).post(
+            get(|State(c): State<SimContext>| async move { Json(c.tasks.list()) }).post(
                 |State(c): State<SimContext>, Json(spec): Json<TaskSpec>| async move {
                     let id = c.create_task(spec);
                     (StatusCode::CREATED, Json(serde_json::json!({ "id": id })))

@@ -208,8 +208,13 @@ fn huawei_auth(args: &SimOptions) -> HuaweiAuth {
 
 /// Serves `vendor` with `args` until Ctrl-C; exit code 2 when it cannot listen.
 pub async fn serve(vendor: VendorName, args: SimOptions) -> ExitCode {
-    let ocp = Ocp::new(args.ocp_user.clone(), args.ocp_password.clone());
-    let mut builder = match vendor {
+    let clock = if args.manual_clock {
+        crate::SimClock::manual(tasktrack_core::ManualClock::new())
+    } else {
+        crate::SimClock::real()
+    };
+    let ocp = Ocp::new(args.ocp_user.clone(), args.ocp_password.clone()).with_clock(clock.clone());
+    let builder = match vendor {
         VendorName::Generic => SimBuilder::new(Generic::new(args.token.clone())),
         VendorName::Ocp => SimBuilder::new(ocp.clone()),
         VendorName::Kps => SimBuilder::new(Kps::new(huawei_auth(&args))),
@@ -221,10 +226,8 @@ pub async fn serve(vendor: VendorName, args: SimOptions) -> ExitCode {
         ),
     }
     .addr(SocketAddr::new(args.host, args.port))
-    .tls(args.tls);
-    if args.manual_clock {
-        builder = builder.clock(crate::SimClock::manual(tasktrack_core::ManualClock::new()));
-    }
+    .tls(args.tls)
+    .clock(clock);
     let sim = match builder.start().await {
         Ok(sim) => sim,
         Err(e) => {

@@ -15,7 +15,7 @@ use super::answer::{
     decode_json, request_id_header, retry_after, ErrorAnswer, ErrorBodyParser, HeaderRequestId,
 };
 use super::auth::Authenticate;
-use super::limits::Budget;
+use super::budget::Budget;
 use super::options::{ClientOptions, RedirectPolicy, RetryPolicy};
 use super::request::{Body, HttpRequest, HttpResponse};
 use crate::clock::{SharedClock, TokioClock};

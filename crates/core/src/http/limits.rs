@@ -1,5 +1,5 @@
 //! The safety limits of an [`HttpClient`]: the body size checked while it
-//! streams in, the redirects it may follow, the requests of its life.
+//! streams in, the redirects it may follow.
 
 use reqwest::header::HeaderMap;
 
@@ -10,26 +10,6 @@ use crate::error::{Error, Result};
 
 /// Redirects followed in a row at most.
 const MAX_REDIRECTS: u32 = 5;
-
-/// A bound on the requests of a client's life.
-#[derive(Debug)]
-pub(crate) struct Budget {
-    pub(crate) max: u64,
-    used: std::sync::atomic::AtomicU64,
-}
-
-impl Budget {
-    pub(crate) fn new(max: u64) -> Self {
-        Budget {
-            max,
-            used: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn take(&self) -> bool {
-        self.used.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < self.max
-    }
-}
 
 impl HttpClient {
     /// Reads an answer's body, refusing one larger than the limit while it

@@ -6,6 +6,7 @@
 
 mod answer;
 mod auth;
+mod budget;
 mod client;
 mod config;
 mod limits;

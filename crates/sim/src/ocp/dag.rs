@@ -314,7 +314,7 @@ impl SimTask {
                         s.runs += 1;
                     }
                     // RunnerFactory.addLogSeparator.
-                    let when = super::render::iso(clock, at);
+                    let when = super::time::iso(clock, at);
                     s.log.push(format!(
                         "############{{{}}}{{{when}}}############",
                         s.op.as_str()

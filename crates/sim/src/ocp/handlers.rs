@@ -20,7 +20,7 @@ const NOT_EXISTS: (i64, &str) = (20000, "The {0} task does not exist.");
 
 impl App {
     fn trace(&self) -> u64 {
-        self.ocp.next_trace()
+        self.ocp.tasks.next_trace()
     }
 
     /// A `SuccessResponse` (`Some(data)`) or a `NoDataResponse` (`None`).
@@ -143,7 +143,7 @@ pub(crate) async fn list(
     let keyword = one("keyword")
         .or_else(|| one("name"))
         .map(|k| k.to_uppercase());
-    let mut tasks = app.ocp.snapshot(app.ctx.clock());
+    let mut tasks = app.ocp.tasks.snapshot();
     tasks.retain(|t| {
         let cluster = t.spec.cluster.as_ref();
         let tenant = t.spec.tenant.as_ref();
@@ -191,9 +191,11 @@ pub(crate) async fn detail(
         Ok(id) => id,
         Err(r) => return *r,
     };
-    match app.ocp.with_task(id, app.ctx.clock(), |t, _| {
-        render::task_json(app.ctx.clock(), t, true)
-    }) {
+    match app
+        .ocp
+        .tasks
+        .with_task(id, |t, _| render::task_json(app.ctx.clock(), t, true))
+    {
         Some(v) => app.ok(Some(v)),
         None => app.not_exists(),
     }
@@ -225,7 +227,7 @@ pub(crate) async fn retry(
         Err(r) => return *r,
     };
     let clock = app.ctx.clock();
-    let outcome = app.ocp.with_task(id, clock, |t, now| {
+    let outcome = app.ocp.tasks.with_task(id, |t, now| {
         t.retry(now)
             .map(|()| Some(render::task_json(clock, t, true)))
     });
@@ -247,7 +249,8 @@ pub(crate) async fn rollback(
     };
     let outcome = app
         .ocp
-        .with_task(id, app.ctx.clock(), |t, now| t.rollback(now).map(|()| None));
+        .tasks
+        .with_task(id, |t, now| t.rollback(now).map(|()| None));
     answer(&app, outcome)
 }
 
@@ -273,7 +276,7 @@ pub(crate) async fn subtask_action(
         return app.fail(StatusCode::NOT_FOUND, 0, "No handler found", None);
     }
     let clock = app.ctx.clock();
-    let outcome = app.ocp.with_subtask(sid, clock, |t: &mut SimTask, i, now| {
+    let outcome = app.ocp.tasks.with_subtask(sid, |t: &mut SimTask, i, now| {
         let done = match action.as_str() {
             "cancel" => t.cancel_sub(i, now),
             "retry" => t.retry_sub(i, now),
@@ -303,7 +306,8 @@ pub(crate) async fn sub_log(
     };
     let log = app
         .ocp
-        .with_subtask(sid, app.ctx.clock(), |t, i, _| t.subs[i].log.join("\n"))
+        .tasks
+        .with_subtask(sid, |t, i, _| t.subs[i].log.join("\n"))
         .unwrap_or_default();
     app.ok(Some(json!({ "log": log })))
 }

@@ -25,22 +25,22 @@ mod dag;
 mod handlers;
 mod render;
 mod spec;
+mod store;
+mod time;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tokio::time::Instant;
 
 use crate::clock::SimClock;
+use crate::context::{SimContext, Vendor};
 use crate::engine::{SimOutcome, TaskSpec};
-use crate::server::{SimContext, Vendor};
-use dag::SimTask;
+use crate::store::TaskStore;
 pub use spec::{OcpSubtaskSpec, OcpTaskSpec};
+use store::OcpTasks;
 
 /// The OCP simulator. Clones share one set of tasks, so a test can keep one
 /// to script DAG tasks with [`Ocp::create`].
@@ -48,106 +48,40 @@ pub use spec::{OcpSubtaskSpec, OcpTaskSpec};
 pub struct Ocp {
     user: String,
     password: String,
-    state: Arc<Shared>,
-}
-
-#[derive(Debug, Default)]
-struct Shared {
-    clock: OnceLock<SimClock>,
-    tasks: Mutex<BTreeMap<u64, SimTask>>,
-    next_task: AtomicU64,
-    next_sub: AtomicU64,
-    next_trace: AtomicU64,
+    tasks: Arc<OcpTasks>,
 }
 
 impl Ocp {
-    /// Accepts HTTP Basic `user` / `password`.
+    /// Accepts HTTP Basic `user` / `password`; tasks move in real time.
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
         Ocp {
             user: user.into(),
             password: password.into(),
-            state: Arc::default(),
+            tasks: Arc::new(OcpTasks::new(SimClock::real())),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, SimTask>> {
-        self.state.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    /// Moves its tasks on `clock` (e.g. [`SimClock::manual`]) instead. Call
+    /// it where the simulator is made, before cloning it or creating tasks:
+    /// it starts a new, empty set of tasks.
+    pub fn with_clock(mut self, clock: SimClock) -> Self {
+        self.tasks = Arc::new(OcpTasks::new(clock));
+        self
     }
 
-    fn clock(&self) -> SimClock {
-        self.state
-            .clock
-            .get()
-            .cloned()
-            .unwrap_or_else(SimClock::real)
-    }
-
-    fn next_trace(&self) -> u64 {
-        self.state.next_trace.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Creates a DAG task; its id. The simulator must have been started.
+    /// Creates a DAG task; its id.
     pub fn create(&self, spec: OcpTaskSpec) -> u64 {
-        let now = self.clock().now();
-        let id = 1000 + self.state.next_task.fetch_add(1, Ordering::Relaxed);
-        let first = 10_001
-            + self
-                .state
-                .next_sub
-                .fetch_add(spec.subtasks.len() as u64, Ordering::Relaxed);
-        self.lock().insert(id, SimTask::new(id, spec, first, now));
-        id
+        self.tasks.create(spec)
     }
 
     /// Subtask ids of a task, in `seriesId` order.
     pub fn subtask_ids(&self, task: u64) -> Vec<u64> {
-        self.lock()
-            .get(&task)
-            .map(|t| t.subs.iter().map(|s| s.id).collect())
-            .unwrap_or_default()
+        self.tasks.subtask_ids(task)
     }
 
     /// Forgets a task (404 from then on).
     pub fn remove(&self, task: u64) -> bool {
-        self.lock().remove(&task).is_some()
-    }
-
-    /// Every task, advanced to now.
-    fn snapshot(&self, clock: &SimClock) -> Vec<SimTask> {
-        let now = clock.now();
-        let mut tasks = self.lock();
-        tasks.values_mut().for_each(|t| t.advance(now, clock));
-        tasks.values().cloned().collect()
-    }
-
-    /// Runs `f` on task `id` advanced to now.
-    fn with_task<T>(
-        &self,
-        id: u64,
-        clock: &SimClock,
-        f: impl FnOnce(&mut SimTask, Instant) -> T,
-    ) -> Option<T> {
-        let now = clock.now();
-        let mut tasks = self.lock();
-        let task = tasks.get_mut(&id)?;
-        task.advance(now, clock);
-        Some(f(task, now))
-    }
-
-    /// Runs `f` on the task holding subtask `sid` (and its index), advanced
-    /// to now.
-    fn with_subtask<T>(
-        &self,
-        sid: u64,
-        clock: &SimClock,
-        f: impl FnOnce(&mut SimTask, usize, Instant) -> T,
-    ) -> Option<T> {
-        let now = clock.now();
-        let mut tasks = self.lock();
-        let task = tasks.values_mut().find(|t| t.sub_index(sid).is_some())?;
-        task.advance(now, clock);
-        let i = task.sub_index(sid)?;
-        Some(f(task, i, now))
+        self.tasks.remove_task(task)
     }
 }
 
@@ -163,7 +97,6 @@ impl Vendor for Ocp {
     }
 
     fn router(&self, ctx: SimContext) -> Router {
-        let _ = self.state.clock.set(ctx.clock().clone());
         let app = App {
             ctx,
             ocp: self.clone(),
@@ -187,9 +120,13 @@ impl Vendor for Ocp {
         router.with_state(app)
     }
 
+    fn task_store(&self) -> Option<Arc<dyn TaskStore>> {
+        Some(self.tasks.clone())
+    }
+
     fn error_response(&self, status: StatusCode, message: &str) -> Response {
-        let clock = self.clock();
-        let mut body = render::envelope(&clock, status.as_u16(), self.next_trace());
+        let mut body =
+            render::envelope(self.tasks.clock(), status.as_u16(), self.tasks.next_trace());
         body.insert("error".into(), render::api_error(10010, message, None));
         (status, Json(serde_json::Value::Object(body))).into_response()
     }

@@ -17,7 +17,7 @@ use percent_encoding::percent_decode_str;
 use tokio::time::Instant;
 
 use super::reply;
-use crate::server::SimContext;
+use crate::context::SimContext;
 
 /// A ticket handed out by `POST /access/ticket`.
 #[derive(Debug, Clone)]

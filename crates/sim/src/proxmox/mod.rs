@@ -37,8 +37,8 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::context::{SimContext, Vendor};
 use crate::engine::{EngineError, TaskSpec};
-use crate::server::{SimContext, Vendor};
 use auth::Accounts;
 use tasks::NodeTask;
 
