@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tasktrack::dcs::{DcsClient, DcsProvider};
 use tasktrack::huaweicloud::{Credentials, ServiceConfig};
 use tasktrack::ocp::{OcpClient, OcpProvider};
-use tasktrack::proxmox::{ProxmoxProvider, PveClient, PveCredentials};
+use tasktrack::proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
 use tasktrack::{DynTaskProvider, PollPolicy, Secret, TaskSnapshot, Tracker};
 use tasktrack_sim::{
     dcs::Dcs, huawei::HuaweiAuth, ocp::Ocp, proxmox::Proxmox, SimBuilder, StepSpec, TaskSpec,
@@ -21,11 +21,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ms = Duration::from_millis;
     // Three backends; in production these are your servers, not simulators.
     let pve_sim =
-        SimBuilder::new(Proxmox::new(["pve1", "pve2"]).api_token("root@pam!dash", "s3cret"))
+        SimBuilder::new(Proxmox::new(["pve1", "pve2"]).with_api_token("root@pam!dash", "s3cret"))
             .start()
             .await?;
     let dcs_sim = SimBuilder::new(Dcs::new(
-        HuaweiAuth::new("p1").token("iam-token"),
+        HuaweiAuth::new("p1").with_token("iam-token"),
         ["inst-1"],
     ))
     .start()
@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pve: Arc<dyn DynTaskProvider> = Arc::new(ProxmoxProvider::new(
         PveClient::builder(
             pve_sim.base_url(),
-            PveCredentials::api_token("root@pam!dash", "s3cret"),
+            ProxmoxCredentials::api_token("root@pam!dash", "s3cret"),
         )
         .build()?,
     ));
@@ -52,24 +52,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
 
     let (tracker, mut events) = Tracker::builder()
-        .provider("pve", pve)
-        .provider("dcs", dcs)
-        .provider("ocp", ocp_p)
-        .policy(PollPolicy::fixed(ms(200)))
+        .with_provider("pve", pve)
+        .with_provider("dcs", dcs)
+        .with_provider("ocp", ocp_p)
+        .with_policy(PollPolicy::fixed(ms(200)))
         .build();
 
     // Some work in each backend, tracked by (backend, id string).
     let mut tracked = vec![
         (
             "pve",
-            pve_sim.create_task(TaskSpec::new("vzdump", ms(900)).attr("id", "100")),
+            pve_sim.create_task(TaskSpec::new("vzdump", ms(900)).with_attr("id", "100")),
         ),
         (
             "pve",
             pve_sim.create_task(
                 TaskSpec::new("qmigrate", ms(700))
-                    .attr("id", "101")
-                    .fails("E", "target full"),
+                    .with_attr("id", "101")
+                    .with_failure("E", "target full"),
             ),
         ),
         (
@@ -85,8 +85,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     ];
     let scale_out = TaskSpec::new("scale-out", ms(0))
-        .step(StepSpec::new("precheck", ms(300)))
-        .step(StepSpec::new("resize", ms(700)));
+        .with_step(StepSpec::new("precheck", ms(300)))
+        .with_step(StepSpec::new("resize", ms(700)));
     tracked.push(("dcs", format!("inst-1/{}", dcs_sim.create_task(scale_out))));
     for (backend, id) in &tracked {
         tracker.track(backend, id)?;

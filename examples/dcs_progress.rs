@@ -23,7 +23,7 @@ const INSTANCE: &str = "5560df16-cebf-4473-95c4-d1b573c16e79";
 async fn simulator() -> Result<(SimHandle, DcsClient, DcsTaskId), Error> {
     let project = "a4d31cb6-3d72-4fdc-8ec9-6e3a41e47f71";
     let sim = SimBuilder::new(Dcs::new(
-        HuaweiAuth::new(project).token("demo-token"),
+        HuaweiAuth::new(project).with_token("demo-token"),
         [INSTANCE],
     ))
     .start()
@@ -32,13 +32,15 @@ async fn simulator() -> Result<(SimHandle, DcsClient, DcsTaskId), Error> {
     let s = Duration::from_secs;
     let task = sim.create_task(
         TaskSpec::new("ChangeInstanceSpec", s(0))
-            .step(StepSpec::new("precheck", s(2)).substeps(["resource check", "instance check"]))
-            .step(StepSpec::new("migrate data", s(4)).substeps([
+            .with_step(
+                StepSpec::new("precheck", s(2)).with_substeps(["resource check", "instance check"]),
+            )
+            .with_step(StepSpec::new("migrate data", s(4)).with_substeps([
                 "allocate",
                 "copy slots 0-5460",
                 "copy slots 5461-10921",
             ]))
-            .step(StepSpec::new("switch over", s(2))),
+            .with_step(StepSpec::new("switch over", s(2))),
     );
     let client = DcsClient::new(&ServiceConfig::new(
         "dcs",

@@ -20,10 +20,12 @@ use tasktrack_sim::{SimBuilder, SimHandle, TaskSpec};
 
 async fn simulator() -> Result<(SimHandle, KpsClient), Error> {
     let project = "a4d31cb6-3d72-4fdc-8ec9-6e3a41e47f71";
-    let sim = SimBuilder::new(Kps::new(HuaweiAuth::new(project).aksk("DEMOAK", "demo-sk")))
-        .start()
-        .await
-        .map_err(|e| Error::invalid_input("simulator", e.to_string()))?;
+    let sim = SimBuilder::new(Kps::new(
+        HuaweiAuth::new(project).with_aksk("DEMOAK", "demo-sk"),
+    ))
+    .start()
+    .await
+    .map_err(|e| Error::invalid_input("simulator", e.to_string()))?;
     for (i, (op, msg)) in [
         ("RESET", "Update public key error"),
         ("REPLACE", "server is not running"),
@@ -36,10 +38,10 @@ async fn simulator() -> Result<(SimHandle, KpsClient), Error> {
     {
         sim.create_task(
             TaskSpec::new(op.to_lowercase(), Duration::ZERO)
-                .attr("operation", *op)
-                .attr("server_name", format!("ecs-{i:02}"))
-                .attr("keypair_name", format!("KeyPair-{i:02}"))
-                .fails(format!("KPS.{:04}", 100 + i), *msg),
+                .with_attr("operation", *op)
+                .with_attr("server_name", format!("ecs-{i:02}"))
+                .with_attr("keypair_name", format!("KeyPair-{i:02}"))
+                .with_failure(format!("KPS.{:04}", 100 + i), *msg),
         );
     }
     let client = KpsClient::new(&ServiceConfig::new(

@@ -50,11 +50,11 @@ async fn run() -> Result<(), Error> {
         "Upgrade cluster",
         vec![
             OcpSubtaskSpec::new("Prepare host", ms(200), &[]),
-            OcpSubtaskSpec::new("Install on zone1", ms(300), &[0]).parallel(0),
-            OcpSubtaskSpec::new("Install on zone2", ms(400), &[0]).parallel(1),
+            OcpSubtaskSpec::new("Install on zone1", ms(300), &[0]).with_parallel_idx(0),
+            OcpSubtaskSpec::new("Install on zone2", ms(400), &[0]).with_parallel_idx(1),
             OcpSubtaskSpec::new("Start observer", ms(200), &[1, 2])
-                .failing(2)
-                .log(["observer exited with code 1"]),
+                .with_fail_runs(2)
+                .with_log(["observer exited with code 1"]),
             OcpSubtaskSpec::new("Check cluster", ms(100), &[3]),
         ],
     ));
@@ -97,7 +97,7 @@ async fn run() -> Result<(), Error> {
         vec![
             OcpSubtaskSpec::new("Create unit", ms(200), &[]),
             OcpSubtaskSpec::new("Create resource pool", ms(200), &[0]),
-            OcpSubtaskSpec::new("Create tenant", ms(200), &[1]).failing(u32::MAX),
+            OcpSubtaskSpec::new("Create tenant", ms(200), &[1]).with_fail_runs(u32::MAX),
         ],
     ));
     wait(&poller, tenant).await?;

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tasktrack::proxmox::{ProxmoxProvider, PveClient, PveCredentials, Upid};
+use tasktrack::proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient, Upid};
 use tasktrack::{Error, PollPolicy, Poller, TaskStatus};
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, TaskSpec};
@@ -41,16 +41,16 @@ async fn wait_for(poller: &Poller<ProxmoxProvider>, upid: &Upid) -> Result<bool,
 }
 
 async fn real_server(url: String, token: String, upid: String) -> Result<bool, Error> {
-    let mut client = PveClient::builder(url, PveCredentials::parse_token(&token)?);
+    let mut client = PveClient::builder(url, ProxmoxCredentials::parse_token(&token)?);
     if let Ok(path) = std::env::var("PVE_CA_CERT") {
         let pem = std::fs::read(&path).map_err(|e| {
             Error::invalid_input("proxmox", format!("cannot read PVE_CA_CERT {path}: {e}"))
         })?;
-        client = client.add_root_certificate_pem(&pem);
+        client = client.with_root_certificate_pem(&pem);
     }
     if std::env::var("PVE_INSECURE").is_ok_and(|v| v == "1") {
         eprintln!("warning: PVE_INSECURE=1 accepts any certificate");
-        client = client.danger_accept_invalid_certs(true);
+        client = client.with_danger_accept_invalid_certs(true);
     }
     let poller = Poller::new(ProxmoxProvider::new(client.build()?), PollPolicy::default());
     wait_for(&poller, &upid.parse()?).await
@@ -58,7 +58,7 @@ async fn real_server(url: String, token: String, upid: String) -> Result<bool, E
 
 async fn simulated() -> Result<bool, Error> {
     let sim = SimBuilder::new(
-        Proxmox::new(["pve1", "pve2", "pve3"]).api_token("root@pam!demo", "demo-secret"),
+        Proxmox::new(["pve1", "pve2", "pve3"]).with_api_token("root@pam!demo", "demo-secret"),
     )
     .start()
     .await
@@ -66,8 +66,8 @@ async fn simulated() -> Result<bool, Error> {
     println!("simulated Proxmox VE at {}", sim.base_url());
     let backup = sim.create_task(
         TaskSpec::new("vzdump", Duration::from_secs(3))
-            .attr("id", "100")
-            .log([
+            .with_attr("id", "100")
+            .with_log([
                 "INFO: starting new backup job: vzdump 100",
                 "INFO: archive file size: 1.2GB",
                 "INFO: Finished Backup of VM 100",
@@ -75,16 +75,16 @@ async fn simulated() -> Result<bool, Error> {
     );
     let migrate = sim.create_task(
         TaskSpec::new("qmigrate", Duration::from_secs(2))
-            .attr("id", "101")
-            .log([
+            .with_attr("id", "101")
+            .with_log([
                 "2026-11-26 10:00:01 starting migration of VM 101 to node 'pve3'",
                 "2026-11-26 10:00:02 ERROR: storage 'local-lvm' is full",
             ])
-            .fails("E", "migration aborted"),
+            .with_failure("E", "migration aborted"),
     );
     let client = PveClient::builder(
         sim.base_url(),
-        PveCredentials::api_token("root@pam!demo", "demo-secret"),
+        ProxmoxCredentials::api_token("root@pam!demo", "demo-secret"),
     )
     .build()?;
     let poller = Poller::new(

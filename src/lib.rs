@@ -15,8 +15,8 @@
 //! # async fn main() -> tasktrack::Result<()> {
 //! let backups = Arc::new(MemoryProvider::new("backups"));
 //! let (tracker, mut events) = Tracker::builder()
-//!     .provider("backups", backups.clone())
-//!     .policy(PollPolicy::fixed(Duration::from_millis(10)))
+//!     .with_provider("backups", backups.clone())
+//!     .with_policy(PollPolicy::fixed(Duration::from_millis(10)))
 //!     .build();
 //! let id = backups.start(TaskScript::new("vzdump", Duration::from_millis(30)));
 //! tracker.track("backups", &id.to_string())?;

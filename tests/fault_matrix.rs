@@ -14,7 +14,7 @@ use tasktrack::http::RetryPolicy;
 use tasktrack::huaweicloud::{Credentials, ServiceConfig};
 use tasktrack::kps::{KpsClient, KpsProvider};
 use tasktrack::ocp::{OcpClient, OcpProvider};
-use tasktrack::proxmox::{ProxmoxProvider, PveClient, PveCredentials};
+use tasktrack::proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
 use tasktrack::{
     DynTaskProvider, PollPolicy, Secret, TaskAction, TaskEventKind, TaskState, Tracker,
 };
@@ -113,7 +113,7 @@ async fn rig(kind: Kind) -> Rig {
     match kind {
         Kind::Proxmox => {
             let sim = SimBuilder::new(
-                Proxmox::new(["pve1", "pve2", "pve3"]).api_token("root@pam!m", "s"),
+                Proxmox::new(["pve1", "pve2", "pve3"]).with_api_token("root@pam!m", "s"),
             )
             .start()
             .await
@@ -121,9 +121,9 @@ async fn rig(kind: Kind) -> Rig {
             let tasks = (0..TASKS)
                 .map(|i| {
                     let spec =
-                        TaskSpec::new("vzdump", duration(i)).attr("id", (100 + i).to_string());
+                        TaskSpec::new("vzdump", duration(i)).with_attr("id", (100 + i).to_string());
                     let spec = if outcome(i) == TaskState::Failed {
-                        spec.fails("E", "job errors")
+                        spec.with_failure("E", "job errors")
                     } else {
                         spec
                     };
@@ -131,12 +131,14 @@ async fn rig(kind: Kind) -> Rig {
                 })
                 .collect();
             let victim = sim.create_task(TaskSpec::new("qmigrate", Duration::from_secs(3600)));
-            let client =
-                PveClient::builder(sim.base_url(), PveCredentials::api_token("root@pam!m", "s"))
-                    .retry(retry())
-                    .timeout(TIMEOUT)
-                    .build()
-                    .unwrap();
+            let client = PveClient::builder(
+                sim.base_url(),
+                ProxmoxCredentials::api_token("root@pam!m", "s"),
+            )
+            .with_retry(retry())
+            .with_timeout(TIMEOUT)
+            .build()
+            .unwrap();
             Rig {
                 provider: Arc::new(ProxmoxProvider::new(client)),
                 sim,
@@ -150,7 +152,7 @@ async fn rig(kind: Kind) -> Rig {
             }
         }
         Kind::Kps => {
-            let sim = SimBuilder::new(Kps::new(HuaweiAuth::new("p").aksk("AK", "SK")))
+            let sim = SimBuilder::new(Kps::new(HuaweiAuth::new("p").with_aksk("AK", "SK")))
                 .start()
                 .await
                 .unwrap();
@@ -158,7 +160,7 @@ async fn rig(kind: Kind) -> Rig {
                 .map(|i| {
                     let spec = TaskSpec::new("reset", duration(i));
                     let spec = if outcome(i) == TaskState::Failed {
-                        spec.fails("KPS.1", "reset failed")
+                        spec.with_failure("KPS.1", "reset failed")
                     } else {
                         spec
                     };
@@ -166,7 +168,7 @@ async fn rig(kind: Kind) -> Rig {
                 })
                 .collect();
             let victim =
-                sim.create_task(TaskSpec::new("reset", Duration::ZERO).fails("KPS.2", "x"));
+                sim.create_task(TaskSpec::new("reset", Duration::ZERO).with_failure("KPS.2", "x"));
             let mut config =
                 ServiceConfig::new("kps", sim.base_url(), "p", Credentials::aksk("AK", "SK"));
             config.options.retry = retry();
@@ -185,22 +187,25 @@ async fn rig(kind: Kind) -> Rig {
             }
         }
         Kind::Dcs => {
-            let sim = SimBuilder::new(Dcs::new(HuaweiAuth::new("p").aksk("AK", "SK"), [INSTANCE]))
-                .start()
-                .await
-                .unwrap();
+            let sim = SimBuilder::new(Dcs::new(
+                HuaweiAuth::new("p").with_aksk("AK", "SK"),
+                [INSTANCE],
+            ))
+            .start()
+            .await
+            .unwrap();
             let tasks = (0..TASKS)
                 .map(|i| {
                     let half = duration(i) / 2;
-                    let last = StepSpec::new("apply", half).substeps(["a", "b"]);
+                    let last = StepSpec::new("apply", half).with_substeps(["a", "b"]);
                     let last = if outcome(i) == TaskState::Failed {
-                        last.failing("DCS.1", "no capacity")
+                        last.with_failure("DCS.1", "no capacity")
                     } else {
                         last
                     };
                     let spec = TaskSpec::new("ChangeInstanceSpec", Duration::ZERO)
-                        .step(StepSpec::new("check", half))
-                        .step(last);
+                        .with_step(StepSpec::new("check", half))
+                        .with_step(last);
                     (format!("{INSTANCE}/{}", sim.create_task(spec)), outcome(i))
                 })
                 .collect();
@@ -224,18 +229,19 @@ async fn rig(kind: Kind) -> Rig {
                 .map(|i| {
                     let spec = TaskSpec::new("Add tenant", duration(i));
                     let spec = if outcome(i) == TaskState::Failed {
-                        spec.fails("E", "tenant failed")
+                        spec.with_failure("E", "tenant failed")
                     } else {
                         spec
                     };
                     (sim.create_task(spec), outcome(i))
                 })
                 .collect();
-            let victim =
-                sim.create_task(TaskSpec::new("Delete cluster", Duration::ZERO).fails("E", "x"));
+            let victim = sim.create_task(
+                TaskSpec::new("Delete cluster", Duration::ZERO).with_failure("E", "x"),
+            );
             let client = OcpClient::builder(sim.base_url(), "admin", &Secret::new("pw"))
-                .retry(retry())
-                .timeout(TIMEOUT)
+                .with_retry(retry())
+                .with_timeout(TIMEOUT)
                 .build()
                 .unwrap();
             Rig {
@@ -279,8 +285,8 @@ impl Cell {
 async fn scenario(kind: Kind, fault: FaultCase) -> Cell {
     let rig = rig(kind).await;
     let (tracker, mut events) = Tracker::builder()
-        .provider("p", rig.provider.clone())
-        .policy(
+        .with_provider("p", rig.provider.clone())
+        .with_policy(
             PollPolicy::fixed(Duration::from_millis(50))
                 .with_error_budget(60)
                 .with_deadline(None),

@@ -11,7 +11,7 @@ use tasktrack::dcs::{DcsClient, DcsProvider};
 use tasktrack::huaweicloud::{Credentials, ServiceConfig};
 use tasktrack::kps::{KpsClient, KpsProvider};
 use tasktrack::ocp::{OcpClient, OcpProvider};
-use tasktrack::proxmox::{ProxmoxProvider, PveClient, PveCredentials};
+use tasktrack::proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
 use tasktrack::{DynTaskProvider, LogRange, PollPolicy, Poller, Secret, TaskAction, TaskFilter};
 use tasktrack_sim::dcs::Dcs;
 use tasktrack_sim::huawei::HuaweiAuth;
@@ -105,18 +105,18 @@ async fn no_secret_anywhere() {
     // Proxmox: token, and ticket + CSRF (the simulator's tickets carry a marker).
     let pve = SimBuilder::new(
         Proxmox::new(["pve1"])
-            .api_token("root@pam!audit", PVE_TOKEN_SECRET)
-            .user("root@pam", PVE_PASSWORD),
+            .with_api_token("root@pam!audit", PVE_TOKEN_SECRET)
+            .with_user("root@pam", PVE_PASSWORD),
     )
     .start()
     .await
     .unwrap();
-    let upid = pve.create_task(TaskSpec::new("vzdump", ms(100)).fails("E", "boom"));
+    let upid = pve.create_task(TaskSpec::new("vzdump", ms(100)).with_failure("E", "boom"));
     for creds in [
-        PveCredentials::api_token("root@pam!audit", PVE_TOKEN_SECRET),
-        PveCredentials::password("root@pam", PVE_PASSWORD),
-        PveCredentials::api_token("root@pam!audit", format!("wrong-{PVE_TOKEN_SECRET}")),
-        PveCredentials::password("root@pam", format!("wrong-{PVE_PASSWORD}")),
+        ProxmoxCredentials::api_token("root@pam!audit", PVE_TOKEN_SECRET),
+        ProxmoxCredentials::password("root@pam", PVE_PASSWORD),
+        ProxmoxCredentials::api_token("root@pam!audit", format!("wrong-{PVE_TOKEN_SECRET}")),
+        ProxmoxCredentials::password("root@pam", format!("wrong-{PVE_PASSWORD}")),
     ] {
         texts.push(format!("{creds:?}"));
         let client = PveClient::builder(pve.base_url(), creds).build().unwrap();
@@ -125,16 +125,22 @@ async fn no_secret_anywhere() {
     }
 
     // KPS and DCS: AK/SK and IAM token.
-    let auth = || HuaweiAuth::new("proj").aksk(AK, SK).token(IAM_TOKEN);
+    let auth = || {
+        HuaweiAuth::new("proj")
+            .with_aksk(AK, SK)
+            .with_token(IAM_TOKEN)
+    };
     let kps = SimBuilder::new(Kps::new(auth())).start().await.unwrap();
     let dcs = SimBuilder::new(Dcs::new(auth(), ["inst"]))
         .start()
         .await
         .unwrap();
-    let kps_id = kps.create_task(TaskSpec::new("reset", ms(100)).fails("KPS.1", "x"));
+    let kps_id = kps.create_task(TaskSpec::new("reset", ms(100)).with_failure("KPS.1", "x"));
     let dcs_id = format!(
         "inst/{}",
-        dcs.create_task(TaskSpec::new("scale", Duration::ZERO).step(StepSpec::new("a", ms(100))))
+        dcs.create_task(
+            TaskSpec::new("scale", Duration::ZERO).with_step(StepSpec::new("a", ms(100)))
+        )
     );
     for creds in [
         Credentials::aksk(AK, SK),
@@ -167,7 +173,7 @@ async fn no_secret_anywhere() {
     // OCP: Basic auth.
     let ocp = Ocp::new("admin", OCP_PASSWORD);
     let ocp_sim = SimBuilder::new(ocp.clone()).start().await.unwrap();
-    let ocp_id = ocp_sim.create_task(TaskSpec::new("Add tenant", ms(100)).fails("E", "x"));
+    let ocp_id = ocp_sim.create_task(TaskSpec::new("Add tenant", ms(100)).with_failure("E", "x"));
     for password in [OCP_PASSWORD.to_owned(), format!("wrong-{OCP_PASSWORD}")] {
         let client = OcpClient::builder(ocp_sim.base_url(), "admin", &Secret::new(password))
             .build()

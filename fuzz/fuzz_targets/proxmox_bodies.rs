@@ -4,10 +4,10 @@
 use libfuzzer_sys::fuzz_target;
 use tasktrack_core::http::decode_json;
 use tasktrack_core::TaskStatus;
-use tasktrack_proxmox::{decode_log, PveLogLine, PveTaskStatus, TaskListEntry};
+use tasktrack_proxmox::{decode_log, ProxmoxLogLine, ProxmoxTask, TaskListEntry};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(s) = decode_json::<PveTaskStatus>("proxmox", "status", data) {
+    if let Ok(s) = decode_json::<ProxmoxTask>("proxmox", "status", data) {
         let _ = s.snapshot("proxmox", "x");
         let _ = s.parsed_upid();
     }
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.to_status().snapshot("proxmox", &e.upid);
         }
     }
-    if let Ok(lines) = decode_json::<Vec<PveLogLine>>("proxmox", "log", data) {
+    if let Ok(lines) = decode_json::<Vec<ProxmoxLogLine>>("proxmox", "log", data) {
         let _ = decode_log(&lines);
     }
 });

@@ -21,14 +21,14 @@ pub(crate) async fn soak(minutes: u64) -> Result<(), String> {
     }
     let providers = providers(&sims.urls);
     let mut builder = Tracker::builder()
-        .policy(
+        .with_policy(
             PollPolicy::default()
                 .with_deadline(None)
                 .with_error_budget(50),
         )
-        .batch_size(5000);
+        .with_batch_size(5000);
     for (name, p) in &providers {
-        builder = builder.provider(*name, p.clone());
+        builder = builder.with_provider(*name, p.clone());
     }
     let (tracker, mut events) = builder.build();
     for (b, id) in &tasks {

@@ -54,9 +54,11 @@ pub(crate) async fn store_bench(n: usize, scale: f64) -> Result<(), String> {
 
     // Memory: one tracker, no store.
     let work = create_mix(&sims, n, scale).await?;
-    let mut builder = Tracker::builder().policy(policy.clone()).batch_size(5000);
+    let mut builder = Tracker::builder()
+        .with_policy(policy.clone())
+        .with_batch_size(5000);
     for (name, p) in &providers {
-        builder = builder.provider(*name, p.clone());
+        builder = builder.with_provider(*name, p.clone());
     }
     let (tracker, mut events) = builder.build();
     let cpu = cpu_time::ProcessTime::now();
@@ -90,13 +92,13 @@ pub(crate) async fn store_bench(n: usize, scale: f64) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let mut builder = Tracker::builder()
-            .policy(policy.clone())
-            .batch_size(5000)
-            .store(Arc::new(store))
-            .owner(owner)
-            .lease_ttl(ttl);
+            .with_policy(policy.clone())
+            .with_batch_size(5000)
+            .with_store(Arc::new(store))
+            .with_owner(owner)
+            .with_lease_ttl(ttl);
         for (name, p) in &providers {
-            builder = builder.provider(*name, p.clone());
+            builder = builder.with_provider(*name, p.clone());
         }
         let (t, e) = builder.build();
         replicas.push(t);

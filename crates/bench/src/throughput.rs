@@ -16,7 +16,7 @@ use tasktrack_dcs::{DcsClient, DcsProvider};
 use tasktrack_huaweicloud::{Credentials, ServiceConfig};
 use tasktrack_kps::{KpsClient, KpsProvider};
 use tasktrack_ocp::{OcpClient, OcpProvider};
-use tasktrack_proxmox::{ProxmoxProvider, PveClient, PveCredentials};
+use tasktrack_proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
 use tasktrack_sim::dcs::Dcs;
 use tasktrack_sim::huawei::HuaweiAuth;
 use tasktrack_sim::kps::Kps;
@@ -86,7 +86,7 @@ pub(crate) fn providers(urls: &Urls) -> Vec<(&'static str, Arc<dyn DynTaskProvid
                 Arc::new(ProxmoxProvider::new(
                     PveClient::builder(
                         &urls.proxmox,
-                        PveCredentials::api_token("root@pam!bench", "bench"),
+                        ProxmoxCredentials::api_token("root@pam!bench", "bench"),
                     )
                     .build()?,
                 )),
@@ -115,11 +115,11 @@ pub(crate) fn providers(urls: &Urls) -> Vec<(&'static str, Arc<dyn DynTaskProvid
 
 /// Child: the four simulators in one process, URLs on stdout, until killed.
 pub(crate) async fn serve_sims() -> ExitCode {
-    let huawei = || HuaweiAuth::new(PROJECT).aksk("BENCHAK", "bench-sk");
+    let huawei = || HuaweiAuth::new(PROJECT).with_aksk("BENCHAK", "bench-sk");
     let started = async {
         Ok::<_, std::io::Error>(Urls {
             proxmox: SimBuilder::new(
-                Proxmox::new(["pve1", "pve2", "pve3"]).api_token("root@pam!bench", "bench"),
+                Proxmox::new(["pve1", "pve2", "pve3"]).with_api_token("root@pam!bench", "bench"),
             )
             .start()
             .await
@@ -219,14 +219,14 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
         }
         Mode::Tracker => {
             let mut builder = Tracker::builder()
-                .policy(
+                .with_policy(
                     PollPolicy::fixed(interval)
                         .with_deadline(None)
                         .with_error_budget(20),
                 )
-                .batch_size(5000);
+                .with_batch_size(5000);
             for (name, p) in &providers {
-                builder = builder.provider(*name, p.clone());
+                builder = builder.with_provider(*name, p.clone());
             }
             let (tracker, mut events) = builder.build();
             for t in &plan.tasks {

@@ -24,7 +24,7 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let pve = SimBuilder::new(Proxmox::new(["pve1"]).api_token("root@pam!cli", SECRET))
+    let pve = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token("root@pam!cli", SECRET))
         .start()
         .await
         .unwrap();
@@ -103,7 +103,7 @@ async fn wait_exit_codes() {
     let env = env().await;
     let ok = env
         .pve
-        .create_task(TaskSpec::new("vzdump", Duration::from_millis(300)).attr("id", "100"));
+        .create_task(TaskSpec::new("vzdump", Duration::from_millis(300)).with_attr("id", "100"));
     let o = tasktrack(&env, &["wait", "pve", &ok, "--interval", "100ms"]).await;
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
@@ -111,8 +111,8 @@ async fn wait_exit_codes() {
 
     let bad = env.pve.create_task(
         TaskSpec::new("qmigrate", Duration::from_millis(200))
-            .log(["copying disk", "ERROR: target storage full"])
-            .fails("E", "migration aborted"),
+            .with_log(["copying disk", "ERROR: target storage full"])
+            .with_failure("E", "migration aborted"),
     );
     let o = tasktrack(&env, &["wait", "pve", &bad, "--interval", "100ms"]).await;
     let (_, err) = text(&o);
@@ -263,7 +263,7 @@ async fn actions_and_their_refusals() {
         "Add tenant",
         vec![
             OcpSubtaskSpec::new("Create unit", s(50), &[]),
-            OcpSubtaskSpec::new("Apply parameters", s(50), &[0]).failing(u32::MAX),
+            OcpSubtaskSpec::new("Apply parameters", s(50), &[0]).with_fail_runs(u32::MAX),
             OcpSubtaskSpec::new("Create tenant", s(50), &[1]),
         ],
     ));
@@ -438,7 +438,7 @@ async fn watch_follows_running_tasks_to_their_end() {
     let env = env().await;
     let done = env
         .pve
-        .create_task(TaskSpec::new("vzdump", Duration::ZERO).fails("E", "old failure"));
+        .create_task(TaskSpec::new("vzdump", Duration::ZERO).with_failure("E", "old failure"));
     let running = env
         .pve
         .create_task(TaskSpec::new("vzdump", Duration::from_millis(400)));
@@ -529,7 +529,7 @@ async fn listed_ids_round_trip_into_status() {
     let env = env().await;
     let upid = env
         .pve
-        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).attr("id", "101"));
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).with_attr("id", "101"));
     let listed = tasktrack(&env, &["list", "pve", "--state", "running", "--ids"]).await;
     assert_eq!(listed.status.code(), Some(0), "{listed:?}");
     let (out, _) = text(&listed);
@@ -548,16 +548,16 @@ async fn group_waits_have_one_exit_code() {
     let ok = |i: u64| {
         env.pve.create_task(
             TaskSpec::new("vzdump", Duration::from_millis(200 + 50 * i))
-                .attr("id", (200 + i).to_string()),
+                .with_attr("id", (200 + i).to_string()),
         )
     };
     let (a, b, c) = (ok(1), ok(2), ok(3));
     let bad = env
         .pve
-        .create_task(TaskSpec::new("vzdump", Duration::from_millis(200)).fails("E", "boom"));
+        .create_task(TaskSpec::new("vzdump", Duration::from_millis(200)).with_failure("E", "boom"));
     let slow = env
         .pve
-        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).attr("id", "299"));
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).with_attr("id", "299"));
     let fast = ["--interval", "100ms"];
     let run = |ids: Vec<&str>, extra: Vec<&str>| {
         let mut args: Vec<String> = vec!["wait".into(), "pve".into()];
@@ -627,8 +627,8 @@ async fn logs_follow_prints_every_line_once_and_ends_with_the_task() {
     let lines: Vec<String> = (1..=12).map(|i| format!("step {i} of 12")).collect();
     let upid = env.pve.create_task(
         TaskSpec::new("vzdump", Duration::from_millis(1500))
-            .attr("id", "310")
-            .log(lines.clone()),
+            .with_attr("id", "310")
+            .with_log(lines.clone()),
     );
     let o = tasktrack(
         &env,
@@ -646,8 +646,8 @@ async fn logs_follow_prints_every_line_once_and_ends_with_the_task() {
     assert!(err.contains("succeeded"), "{err}");
     let bad = env.pve.create_task(
         TaskSpec::new("vzdump", Duration::from_millis(300))
-            .log(["trying"])
-            .fails("E", "boom"),
+            .with_log(["trying"])
+            .with_failure("E", "boom"),
     );
     let o = tasktrack(
         &env,
@@ -677,7 +677,7 @@ async fn watch_keeps_watching_and_picks_up_new_tasks() {
     // slowly on a loaded machine (a listing leaves succeeded tasks out).
     let later = env
         .pve
-        .create_task(TaskSpec::new("vzdump", Duration::from_secs(4)).attr("id", "320"));
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(4)).with_attr("id", "320"));
     let mut ended = false;
     while let Some(line) = lines.next_line().await.unwrap() {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -705,7 +705,7 @@ async fn wait_gives_up_on_a_stalled_task_and_says_why() {
     let env = env().await;
     let stuck = env
         .pve
-        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).attr("id", "330"));
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).with_attr("id", "330"));
     let o = tasktrack(
         &env,
         &[

@@ -835,7 +835,7 @@ impl Sse {
 
 async fn pve_with_tasks(n: u64) -> tasktrack_sim::SimHandle {
     let pve = tasktrack_sim::SimBuilder::new(
-        tasktrack_sim::proxmox::Proxmox::new(["pve1"]).api_token("root@pam!t", PVE_SECRET),
+        tasktrack_sim::proxmox::Proxmox::new(["pve1"]).with_api_token("root@pam!t", PVE_SECRET),
     )
     .start()
     .await
@@ -843,7 +843,7 @@ async fn pve_with_tasks(n: u64) -> tasktrack_sim::SimHandle {
     for i in 0..n {
         pve.create_task(
             tasktrack_sim::TaskSpec::new("vzdump", Duration::from_millis(700 + i * 700))
-                .attr("id", (100 + i).to_string()),
+                .with_attr("id", (100 + i).to_string()),
         );
     }
     pve

@@ -37,9 +37,9 @@ async fn create(pve: &SimHandle, n: usize) -> Vec<String> {
                 "vzdump",
                 Duration::from_millis(300 + (i as u64 * 37) % 3000),
             )
-            .attr("id", (100 + i).to_string());
+            .with_attr("id", (100 + i).to_string());
             pve.create_task(if i % 5 == 0 {
-                spec.fails("E", "boom")
+                spec.with_failure("E", "boom")
             } else {
                 spec
             })
@@ -57,7 +57,7 @@ fn finals_of(events: &[TaskEvent]) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_with_sigkill_resumes_from_the_file_store() {
-    let pve = SimBuilder::new(Proxmox::new(["pve1", "pve2"]).api_token("root@pam!w", "s"))
+    let pve = SimBuilder::new(Proxmox::new(["pve1", "pve2"]).with_api_token("root@pam!w", "s"))
         .start()
         .await
         .unwrap();
@@ -144,7 +144,7 @@ async fn a_worker_killed_with_sigkill_resumes_from_the_file_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_one_redis() {
     let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
-    let pve = SimBuilder::new(Proxmox::new(["pve1", "pve2"]).api_token("root@pam!w", "s"))
+    let pve = SimBuilder::new(Proxmox::new(["pve1", "pve2"]).with_api_token("root@pam!w", "s"))
         .start()
         .await
         .unwrap();
@@ -231,7 +231,7 @@ async fn lease_holders(url: &str) -> HashMap<u32, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_a_workers_leases_for_the_next_one() {
     let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
-    let pve = SimBuilder::new(Proxmox::new(["pve1"]).api_token("root@pam!w", "s"))
+    let pve = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token("root@pam!w", "s"))
         .start()
         .await
         .unwrap();
@@ -308,7 +308,7 @@ fn metric(text: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_serves_metrics_health_and_readiness() {
     let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
-    let pve = SimBuilder::new(Proxmox::new(["pve1"]).api_token("root@pam!w", "s"))
+    let pve = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token("root@pam!w", "s"))
         .start()
         .await
         .unwrap();

@@ -57,17 +57,17 @@ fn start_dashboard(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_serves_tasks_events_and_guarded_actions() {
-    let pve = SimBuilder::new(Proxmox::new(["pve1"]).api_token("root@pam!web", PVE_SECRET))
+    let pve = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token("root@pam!web", PVE_SECRET))
         .start()
         .await
         .unwrap();
     let ocp = Ocp::new("admin", OCP_PASSWORD);
     let ocp_sim = SimBuilder::new(ocp.clone()).start().await.unwrap();
     let upid =
-        pve.create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).attr("id", "100"));
+        pve.create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).with_attr("id", "100"));
     let failed = ocp.create(OcpTaskSpec::new(
         "Add tenant",
-        vec![OcpSubtaskSpec::new("Create tenant", Duration::ZERO, &[]).failing(1)],
+        vec![OcpSubtaskSpec::new("Create tenant", Duration::ZERO, &[]).with_fail_runs(1)],
     ));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("t.toml");

@@ -38,12 +38,14 @@ async fn run() {
             } else {
                 ScriptOutcome::Succeeded
             };
-            provider.start(TaskScript::new("job", Duration::from_secs(1 + i % 60)).outcome(outcome))
+            provider.start(
+                TaskScript::new("job", Duration::from_secs(1 + i % 60)).with_outcome(outcome),
+            )
         })
         .collect();
     let (tracker, mut events) = Tracker::builder()
-        .provider("memory", provider.clone())
-        .policy(PollPolicy::default())
+        .with_provider("memory", provider.clone())
+        .with_policy(PollPolicy::default())
         .build();
 
     let rss_before = rss();

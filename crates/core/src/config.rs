@@ -92,7 +92,7 @@ impl BackendConfig for MemoryConfig {
             }
             let mut script = TaskScript::new(&task.kind, Duration::from_secs(task.seconds.into()));
             if task.fails {
-                script = script.outcome(ScriptOutcome::failed("E", "scripted failure"));
+                script = script.with_outcome(ScriptOutcome::failed("E", "scripted failure"));
             }
             provider.start(script);
         }

@@ -51,7 +51,7 @@ pub use error::{human_duration, Error, HttpError, Result};
 pub use event::{TaskEvent, TaskEventKind};
 #[cfg(feature = "file-store")]
 pub use file_store::{FileStore, StoreSummary};
-pub use memory::{MemoryFault, MemoryProvider, MemoryStatus, ScriptOutcome, TaskScript};
+pub use memory::{MemoryFault, MemoryProvider, MemoryTask, ScriptOutcome, TaskScript};
 pub use model::{Failure, Progress, Step, TaskSnapshot, TaskState, TaskStatus};
 pub use policy::{random_jitter, JitterSource, PollPolicy, MIN_SLEEP};
 pub use poller::{Poller, RemediationPolicy, TaskOutcome};

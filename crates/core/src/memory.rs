@@ -67,17 +67,17 @@ impl TaskScript {
         }
     }
     /// Stays pending this long before running.
-    pub fn pending_for(mut self, d: Duration) -> Self {
+    pub fn with_pending_for(mut self, d: Duration) -> Self {
         self.pending = d;
         self
     }
     /// Ends with `outcome`.
-    pub fn outcome(mut self, outcome: ScriptOutcome) -> Self {
+    pub fn with_outcome(mut self, outcome: ScriptOutcome) -> Self {
         self.outcome = outcome;
         self
     }
     /// Log lines written evenly over the running time.
-    pub fn log_lines<I: IntoIterator<Item = S>, S: Into<String>>(mut self, lines: I) -> Self {
+    pub fn with_log_lines<I: IntoIterator<Item = S>, S: Into<String>>(mut self, lines: I) -> Self {
         self.log = lines.into_iter().map(Into::into).collect();
         self
     }
@@ -96,7 +96,7 @@ pub enum MemoryFault {
 
 /// The status of a [`MemoryProvider`] task.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MemoryStatus {
+pub struct MemoryTask {
     /// Task id.
     pub id: u64,
     /// Kind from the script.
@@ -115,7 +115,7 @@ pub struct MemoryStatus {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl TaskStatus for MemoryStatus {
+impl TaskStatus for MemoryTask {
     fn state(&self) -> TaskState {
         self.state
     }
@@ -259,11 +259,11 @@ impl MemoryProvider {
         }
     }
 
-    fn evaluate(&self, id: u64, t: &Scripted, now: Instant) -> MemoryStatus {
+    fn evaluate(&self, id: u64, t: &Scripted, now: Instant) -> MemoryTask {
         let s = &t.script;
         let start = t.created + s.pending;
         let end = start + s.running;
-        let mut status = MemoryStatus {
+        let mut status = MemoryTask {
             id,
             kind: s.kind.clone(),
             state: TaskState::Pending,
@@ -347,7 +347,7 @@ impl MemoryProvider {
 #[async_trait]
 impl TaskProvider for MemoryProvider {
     type Id = u64;
-    type Status = MemoryStatus;
+    type Status = MemoryTask;
 
     fn name(&self) -> &str {
         &self.name
@@ -363,7 +363,7 @@ impl TaskProvider for MemoryProvider {
         }
     }
 
-    async fn status(&self, id: &u64) -> Result<MemoryStatus> {
+    async fn status(&self, id: &u64) -> Result<MemoryTask> {
         self.status_calls.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now();
         let mut inner = self.lock();
@@ -378,7 +378,7 @@ impl TaskProvider for MemoryProvider {
         Ok(self.evaluate(*id, task, now))
     }
 
-    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(u64, MemoryStatus)>> {
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(u64, MemoryTask)>> {
         let now = self.clock.now();
         let offset: usize = match &filter.cursor {
             Some(c) => c
@@ -388,7 +388,7 @@ impl TaskProvider for MemoryProvider {
         };
         let limit = filter.limit.unwrap_or(100).max(1);
         let inner = self.lock();
-        let matching: Vec<(u64, MemoryStatus)> = inner
+        let matching: Vec<(u64, MemoryTask)> = inner
             .tasks
             .iter()
             .map(|(id, t)| (*id, self.evaluate(*id, t, now)))

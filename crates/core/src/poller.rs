@@ -41,7 +41,7 @@ impl RemediationPolicy {
     }
 
     /// Only for tasks whose title or kind contains one of `names`.
-    pub fn only_for<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+    pub fn with_only_for<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
         self.name_contains = names.into_iter().map(Into::into).collect();
         self
     }

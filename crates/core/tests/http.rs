@@ -133,12 +133,12 @@ impl Authenticate for Renewing {
 
 fn client(base: &str) -> HttpClient {
     HttpClient::builder("test", base)
-        .retry(RetryPolicy {
+        .with_retry(RetryPolicy {
             max_retries: 3,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_secs(5),
         })
-        .timeout(Duration::from_millis(300))
+        .with_timeout(Duration::from_millis(300))
         .build()
         .unwrap()
 }
@@ -195,7 +195,7 @@ async fn retry_after_is_waited_at_least() {
     let hits = Arc::new(Hits::default());
     let base = serve(hits.clone()).await;
     let capped = HttpClient::builder("test", base)
-        .retry(RetryPolicy {
+        .with_retry(RetryPolicy {
             max_retries: 3,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(500),
@@ -240,8 +240,8 @@ async fn a_mismatched_body_names_the_json_path() {
 async fn a_hung_server_is_a_transport_timeout() {
     let base = serve(Arc::default()).await;
     let c = HttpClient::builder("test", base)
-        .retry(RetryPolicy::none())
-        .timeout(Duration::from_millis(200))
+        .with_retry(RetryPolicy::none())
+        .with_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
     let err = c.send(HttpRequest::get("/hang")).await.unwrap_err();
@@ -267,7 +267,7 @@ async fn refresh_once_on_401_and_secrets_never_show() {
         refreshes: AtomicUsize::new(0),
     });
     let c = HttpClient::builder("test", &base)
-        .auth(auth.clone())
+        .with_auth(auth.clone())
         .build()
         .unwrap();
     let env: Envelope = c
@@ -292,7 +292,7 @@ async fn refresh_once_on_401_and_secrets_never_show() {
         }
     }
     let c = HttpClient::builder("test", &base)
-        .auth(Arc::new(Wrong(Secret::new(SECRET))))
+        .with_auth(Arc::new(Wrong(Secret::new(SECRET))))
         .build()
         .unwrap();
     let err = c.send(HttpRequest::get("/secure")).await.unwrap_err();
@@ -319,11 +319,11 @@ async fn bad_base_urls_and_certificates_are_typed_errors() {
         Err(Error::InvalidInput { .. })
     ));
     let err = HttpClient::builder("t", "https://x")
-        .add_root_certificate_pem(b"garbage")
+        .with_root_certificate_pem(b"garbage")
         .build();
     assert!(err.is_err());
     let err = HttpClient::builder("t", "http://127.0.0.1:1")
-        .retry(RetryPolicy::none())
+        .with_retry(RetryPolicy::none())
         .build()
         .unwrap()
         .send(HttpRequest::get("/x"))

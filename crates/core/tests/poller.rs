@@ -28,7 +28,7 @@ fn setup(policy: PollPolicy) -> (ManualClock, Arc<MemoryProvider>, Poller<Memory
 #[tokio::test]
 async fn wait_walks_pending_running_succeeded() {
     let (clock, provider, poller) = setup(PollPolicy::fixed(secs(1)));
-    let id = provider.start(TaskScript::new("backup", secs(5)).pending_for(secs(2)));
+    let id = provider.start(TaskScript::new("backup", secs(5)).with_pending_for(secs(2)));
     let states: Vec<TaskState> = poller.watch(&id).map(|r| r.unwrap().state).collect().await;
     assert_eq!(states.first(), Some(&TaskState::Pending));
     assert_eq!(states.last(), Some(&TaskState::Succeeded));
@@ -215,8 +215,8 @@ async fn failure_carries_code_message_and_log_tail() {
     let (_clock, provider, poller) = setup(PollPolicy::fixed(secs(1)).with_log_tail_lines(2));
     let id = provider.start(
         TaskScript::new("migrate", secs(3))
-            .log_lines(["copying disk", "disk full at 80%"])
-            .outcome(ScriptOutcome::failed("E_NOSPC", "no space left")),
+            .with_log_lines(["copying disk", "disk full at 80%"])
+            .with_outcome(ScriptOutcome::failed("E_NOSPC", "no space left")),
     );
     let outcome = poller.wait(&id).await.unwrap();
     assert_eq!(outcome.state(), TaskState::Failed);

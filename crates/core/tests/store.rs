@@ -22,11 +22,11 @@ fn replica(
     store: &Arc<MemoryStore>,
 ) -> (Tracker, TaskEvents) {
     Tracker::builder()
-        .provider("memory", provider.clone())
-        .policy(PollPolicy::fixed(Duration::from_millis(500)).with_deadline(None))
-        .store(store.clone())
-        .owner(owner)
-        .lease_ttl(s(3))
+        .with_provider("memory", provider.clone())
+        .with_policy(PollPolicy::fixed(Duration::from_millis(500)).with_deadline(None))
+        .with_store(store.clone())
+        .with_owner(owner)
+        .with_lease_ttl(s(3))
         .build()
 }
 
@@ -51,7 +51,7 @@ async fn three_replicas_share_the_set_and_take_over_a_crashed_one() {
             } else {
                 ScriptOutcome::Succeeded
             };
-            provider.start(TaskScript::new("job", s(1 + i % 40)).outcome(outcome))
+            provider.start(TaskScript::new("job", s(1 + i % 40)).with_outcome(outcome))
         })
         .collect();
     let (a, ea) = replica("a", &provider, &store);

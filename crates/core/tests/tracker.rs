@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tasktrack_core::{
-    async_trait, DynTaskProvider, Error, MemoryProvider, MemoryStatus, PollPolicy, Result,
+    async_trait, DynTaskProvider, Error, MemoryProvider, MemoryTask, PollPolicy, Result,
     ScriptOutcome, TaskEventKind, TaskProvider, TaskScript, TaskState, Tracker,
 };
 
@@ -19,8 +19,8 @@ fn ms(n: u64) -> Duration {
 async fn a_thousand_tasks_each_reported_exactly_once() {
     let provider = Arc::new(MemoryProvider::new("memory"));
     let (tracker, mut events) = Tracker::builder()
-        .provider("memory", provider.clone())
-        .policy(PollPolicy::fixed(ms(100)))
+        .with_provider("memory", provider.clone())
+        .with_policy(PollPolicy::fixed(ms(100)))
         .build();
     let mut expected = HashMap::new();
     for i in 0..1000u64 {
@@ -29,8 +29,8 @@ async fn a_thousand_tasks_each_reported_exactly_once() {
             1 => ScriptOutcome::Cancelled,
             _ => ScriptOutcome::Succeeded,
         };
-        let id =
-            provider.start(TaskScript::new("job", ms(10 * (i % 97) + 1)).outcome(outcome.clone()));
+        let id = provider
+            .start(TaskScript::new("job", ms(10 * (i % 97) + 1)).with_outcome(outcome.clone()));
         expected.insert(id.to_string(), outcome);
         tracker.track("memory", &id.to_string()).unwrap();
     }
@@ -67,10 +67,10 @@ async fn a_thousand_tasks_each_reported_exactly_once() {
 async fn events_carry_previous_state_and_changes_only() {
     let provider = Arc::new(MemoryProvider::new("memory"));
     let (tracker, mut events) = Tracker::builder()
-        .provider("memory", provider.clone())
-        .policy(PollPolicy::fixed(ms(100)))
+        .with_provider("memory", provider.clone())
+        .with_policy(PollPolicy::fixed(ms(100)))
         .build();
-    let id = provider.start(TaskScript::new("job", ms(250)).pending_for(ms(150)));
+    let id = provider.start(TaskScript::new("job", ms(250)).with_pending_for(ms(150)));
     tracker.track("memory", &id.to_string()).unwrap();
     tracker.track("memory", &id.to_string()).unwrap(); // deduplicated
     let mut seen = Vec::new();
@@ -97,8 +97,8 @@ async fn events_carry_previous_state_and_changes_only() {
 async fn vanished_and_untracked_tasks() {
     let provider = Arc::new(MemoryProvider::new("memory"));
     let (tracker, mut events) = Tracker::builder()
-        .provider("memory", provider.clone())
-        .policy(PollPolicy::fixed(ms(100)))
+        .with_provider("memory", provider.clone())
+        .with_policy(PollPolicy::fixed(ms(100)))
         .build();
     let gone = provider.start(TaskScript::new("job", Duration::from_secs(60)));
     let dropped = provider.start(TaskScript::new("job", Duration::from_secs(60)));
@@ -133,8 +133,8 @@ async fn vanished_and_untracked_tasks() {
 async fn bad_names_and_ids_are_refused_up_front() {
     let provider = Arc::new(MemoryProvider::new("memory"));
     let (tracker, _events) = Tracker::builder()
-        .provider("memory", provider.clone())
-        .provider("other", Arc::new(MemoryProvider::new("other")))
+        .with_provider("memory", provider.clone())
+        .with_provider("other", Arc::new(MemoryProvider::new("other")))
         .build();
     let err = tracker.track("nope", "1").unwrap_err();
     assert!(
@@ -158,14 +158,14 @@ struct Batching {
 #[async_trait]
 impl TaskProvider for Batching {
     type Id = u64;
-    type Status = MemoryStatus;
+    type Status = MemoryTask;
     fn name(&self) -> &str {
         "batching"
     }
-    async fn status(&self, id: &u64) -> Result<MemoryStatus> {
+    async fn status(&self, id: &u64) -> Result<MemoryTask> {
         self.inner.status(id).await
     }
-    async fn status_many(&self, ids: &[u64]) -> Vec<Result<MemoryStatus>> {
+    async fn status_many(&self, ids: &[u64]) -> Vec<Result<MemoryTask>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut out = Vec::new();
         for id in ids {
@@ -182,9 +182,9 @@ async fn due_tasks_are_grouped_into_batches() {
         calls: AtomicUsize::new(0),
     });
     let (tracker, mut events) = Tracker::builder()
-        .provider("b", provider.clone() as Arc<dyn DynTaskProvider>)
-        .policy(PollPolicy::fixed(ms(100)))
-        .batch_size(100)
+        .with_provider("b", provider.clone() as Arc<dyn DynTaskProvider>)
+        .with_policy(PollPolicy::fixed(ms(100)))
+        .with_batch_size(100)
         .build();
     for _ in 0..300 {
         let id = provider.inner.start(TaskScript::new("job", ms(450)));
@@ -211,8 +211,8 @@ async fn due_tasks_are_grouped_into_batches() {
 async fn deadlines_and_poll_counts_end_tasks_with_their_polls() {
     let provider = Arc::new(MemoryProvider::new("memory"));
     let (tracker, mut events) = Tracker::builder()
-        .provider("memory", provider.clone())
-        .policy(
+        .with_provider("memory", provider.clone())
+        .with_policy(
             PollPolicy::fixed(ms(100))
                 .with_deadline(Some(ms(1_000)))
                 .with_max_polls(Some(4)),
@@ -267,8 +267,8 @@ impl TaskProvider for StuckProvider {
 async fn a_task_that_stops_changing_is_reported_stalled() {
     let policy = PollPolicy::fixed(ms(1_000)).with_stall_after(Some(ms(5_000)), false);
     let (tracker, mut events) = Tracker::builder()
-        .provider("stuck", Arc::new(StuckProvider))
-        .policy(policy.clone())
+        .with_provider("stuck", Arc::new(StuckProvider))
+        .with_policy(policy.clone())
         .build();
     tracker.track("stuck", "1").unwrap();
     let stalled = loop {
@@ -284,8 +284,8 @@ async fn a_task_that_stops_changing_is_reported_stalled() {
     assert!(futures::FutureExt::now_or_never(events.next()).is_none());
 
     let (tracker, mut events) = Tracker::builder()
-        .provider("stuck", Arc::new(StuckProvider))
-        .policy(policy.with_stall_after(Some(ms(5_000)), true))
+        .with_provider("stuck", Arc::new(StuckProvider))
+        .with_policy(policy.with_stall_after(Some(ms(5_000)), true))
         .build();
     tracker.track("stuck", "1").unwrap();
     let message = loop {

@@ -97,10 +97,10 @@ impl DcsClient {
     /// instance's background tasks (`limit` 1..=1000).
     pub async fn center_tasks(&self, q: &BackgroundTaskQuery) -> Result<BackgroundTaskList> {
         let req = HttpRequest::get(format!("/v2/{}/tasks", self.project))
-            .query_opt("offset", q.offset)
-            .query_opt("limit", q.limit.map(|l| l.clamp(1, 1000)))
-            .query_opt("start_time", q.start_time.map(compact))
-            .query_opt("end_time", q.end_time.map(compact));
+            .with_query_opt("offset", q.offset)
+            .with_query_opt("limit", q.limit.map(|l| l.clamp(1, 1000)))
+            .with_query_opt("start_time", q.start_time.map(compact))
+            .with_query_opt("end_time", q.end_time.map(compact));
         self.http.send_json(req, "task centre list").await
     }
 
@@ -115,10 +115,10 @@ impl DcsClient {
             self.project,
             path_segment("dcs", "instance id", instance_id)?
         ))
-        .query_opt("offset", q.offset)
-        .query_opt("limit", q.limit)
-        .query_opt("start_time", q.start_time.map(compact))
-        .query_opt("end_time", q.end_time.map(compact));
+        .with_query_opt("offset", q.offset)
+        .with_query_opt("limit", q.limit)
+        .with_query_opt("start_time", q.start_time.map(compact))
+        .with_query_opt("end_time", q.end_time.map(compact));
         self.http.send_json(req, "background task list").await
     }
 }

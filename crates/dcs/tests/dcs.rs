@@ -116,10 +116,10 @@ fn lenient_decoding_of_odd_bodies() {
 
 async fn start(clock: &ManualClock) -> SimHandle {
     SimBuilder::new(Dcs::new(
-        HuaweiAuth::new(PROJECT).aksk(AK, SK),
+        HuaweiAuth::new(PROJECT).with_aksk(AK, SK),
         [INSTANCE, "other-instance"],
     ))
-    .clock(SimClock::manual(clock.clone()))
+    .with_clock(SimClock::manual(clock.clone()))
     .start()
     .await
     .unwrap()
@@ -138,9 +138,9 @@ fn provider(sim: &SimHandle) -> DcsProvider {
 fn scale_out() -> TaskSpec {
     let s = Duration::from_secs;
     TaskSpec::new("ChangeInstanceSpec", s(0))
-        .step(StepSpec::new("前置检查", s(10)).substeps(["资源检查", "实例状态检查"]))
-        .step(StepSpec::new("数据迁移", s(20)).substeps(["申请资源", "迁移数据"]))
-        .step(StepSpec::new("后置检查", s(10)))
+        .with_step(StepSpec::new("前置检查", s(10)).with_substeps(["资源检查", "实例状态检查"]))
+        .with_step(StepSpec::new("数据迁移", s(20)).with_substeps(["申请资源", "迁移数据"]))
+        .with_step(StepSpec::new("后置检查", s(10)))
 }
 
 #[tokio::test]
@@ -150,7 +150,7 @@ async fn a_task_is_seen_at_zero_mid_way_and_done() {
     let p = provider(&sim);
     let id = DcsTaskId::new(
         INSTANCE,
-        sim.create_task(scale_out().pending(Duration::from_secs(5))),
+        sim.create_task(scale_out().with_pending(Duration::from_secs(5))),
     );
     let s = p.status(&id).await.unwrap();
     assert_eq!(s.state(), TaskState::Pending);
@@ -204,11 +204,11 @@ async fn a_failed_step_fails_the_task_with_its_code() {
     let p = provider(&sim);
     let s = Duration::from_secs;
     let spec = TaskSpec::new("ChangeInstanceSpec", s(0))
-        .step(StepSpec::new("precheck", s(2)))
-        .step(
+        .with_step(StepSpec::new("precheck", s(2)))
+        .with_step(
             StepSpec::new("resize", s(2))
-                .substeps(["allocate", "copy"])
-                .failing("DCS.4933", "not enough capacity"),
+                .with_substeps(["allocate", "copy"])
+                .with_failure("DCS.4933", "not enough capacity"),
         );
     let id = DcsTaskId::new(INSTANCE, sim.create_task(spec));
     clock.advance(s(5));
@@ -233,16 +233,17 @@ async fn background_tasks_are_listed() {
     let sim = start(&clock).await;
     let p = provider(&sim);
     for i in 0..25 {
-        let spec =
-            TaskSpec::new("BindEip", Duration::from_secs(10 + i)).attr("instance_id", INSTANCE);
+        let spec = TaskSpec::new("BindEip", Duration::from_secs(10 + i))
+            .with_attr("instance_id", INSTANCE);
         sim.create_task(if i % 5 == 0 {
-            spec.fails("DCS.1", "bind failed")
+            spec.with_failure("DCS.1", "bind failed")
         } else {
             spec
         });
     }
     sim.create_task(
-        TaskSpec::new("AddReplica", Duration::from_secs(1)).attr("instance_id", "other-instance"),
+        TaskSpec::new("AddReplica", Duration::from_secs(1))
+            .with_attr("instance_id", "other-instance"),
     );
     clock.advance(Duration::from_secs(40)); // every task (10-34 s) has ended
     let page = p.list(&TaskFilter::default()).await.unwrap();
@@ -282,14 +283,14 @@ impl Harness for DcsHarness {
     }
     async fn create(&self, t: ScriptedTask) -> DcsTaskId {
         let half = t.duration / 2;
-        let last = StepSpec::new("apply", t.duration - half).substeps(["resize", "verify"]);
+        let last = StepSpec::new("apply", t.duration - half).with_substeps(["resize", "verify"]);
         let last = match t.expected {
             Expected::Succeed => last,
-            Expected::Fail { code, message } => last.failing(code, message),
+            Expected::Fail { code, message } => last.with_failure(code, message),
         };
         let spec = TaskSpec::new("ChangeInstanceSpec", Duration::ZERO)
-            .step(StepSpec::new("check", half))
-            .step(last);
+            .with_step(StepSpec::new("check", half))
+            .with_step(last);
         DcsTaskId::new(INSTANCE, self.sim.create_task(spec))
     }
     fn unknown_id(&self) -> DcsTaskId {

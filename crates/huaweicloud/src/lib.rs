@@ -272,12 +272,12 @@ impl ServiceConfig {
             ));
         }
         HttpClient::builder(&self.provider, &self.endpoint)
-            .options(self.options.clone())
-            .auth(Arc::new(HuaweiAuth::new(
+            .with_options(self.options.clone())
+            .with_auth(Arc::new(HuaweiAuth::new(
                 self.credentials.clone(),
                 self.project_id.clone(),
             )))
-            .error_parser(Arc::new(HuaweiErrors))
+            .with_error_parser(Arc::new(HuaweiErrors))
             .build()
     }
 }

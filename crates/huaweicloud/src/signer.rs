@@ -35,7 +35,7 @@ pub enum SignedHeaders {
 /// use chrono::{TimeZone, Utc};
 /// use tasktrack_huaweicloud::{Signer, SignedHeaders};
 ///
-/// let signer = Signer::new("AccessKey", "SecretKey").signed_headers(SignedHeaders::Only(vec!["x-sdk-date".into()]));
+/// let signer = Signer::new("AccessKey", "SecretKey").with_signed_headers(SignedHeaders::Only(vec!["x-sdk-date".into()]));
 /// let mut parts = http::Request::get("https://example.huaweicloud.com/path?limit=1").body(()).unwrap().into_parts().0;
 /// signer.sign(&mut parts, b"", Utc.with_ymd_and_hms(2006, 1, 2, 15, 4, 5).unwrap()).unwrap();
 /// assert_eq!(
@@ -167,7 +167,7 @@ impl Signer {
     }
 
     /// Chooses the signed headers.
-    pub fn signed_headers(mut self, signed: SignedHeaders) -> Self {
+    pub fn with_signed_headers(mut self, signed: SignedHeaders) -> Self {
         self.signed = signed;
         self
     }

@@ -5,7 +5,7 @@ use tasktrack_huaweicloud::{canonical_query, canonical_uri, SignedHeaders, Signe
 
 fn signer() -> Signer {
     Signer::new("AccessKey", "SecretKey")
-        .signed_headers(SignedHeaders::Only(vec!["x-sdk-date".into()]))
+        .with_signed_headers(SignedHeaders::Only(vec!["x-sdk-date".into()]))
 }
 
 fn when() -> chrono::DateTime<Utc> {

@@ -47,8 +47,8 @@ impl KpsClient {
         what: &str,
     ) -> Result<TaskList<T>> {
         let req = HttpRequest::get(self.path(tail))
-            .query("limit", limit)
-            .query("offset", offset);
+            .with_query("limit", limit)
+            .with_query("offset", offset);
         self.http.send_json(req, what).await
     }
 

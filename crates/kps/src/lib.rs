@@ -33,4 +33,4 @@ pub use id::KpsTaskId;
 pub use model::{
     FailedTask, KeypairTask, KpsOperation, KpsPhase, KpsTaskState, RunningTask, TaskList,
 };
-pub use provider::{KpsProvider, KpsStatus};
+pub use provider::{KpsProvider, KpsTask};

@@ -16,7 +16,7 @@ use crate::model::{FailedTask, KpsPhase, KpsTaskState, RunningTask};
 
 /// The status of a KPS task, from whichever source knew it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct KpsStatus {
+pub struct KpsTask {
     /// Task id.
     pub task_id: String,
     /// State, e.g. `FAILED_RESET`.
@@ -35,9 +35,9 @@ pub struct KpsStatus {
     pub error_msg: Option<String>,
 }
 
-impl KpsStatus {
+impl KpsTask {
     fn from_failed(t: FailedTask) -> Self {
-        KpsStatus {
+        KpsTask {
             state: t
                 .operate_type
                 .unwrap_or_else(|| KpsTaskState::new("FAILED")),
@@ -52,7 +52,7 @@ impl KpsStatus {
     }
 
     fn from_running(t: RunningTask) -> Self {
-        KpsStatus {
+        KpsTask {
             state: t
                 .operate_type
                 .unwrap_or_else(|| KpsTaskState::new("RUNNING")),
@@ -87,7 +87,7 @@ impl KpsStatus {
     }
 }
 
-impl TaskStatus for KpsStatus {
+impl TaskStatus for KpsTask {
     fn state(&self) -> TaskState {
         match self.state.phase() {
             Some(KpsPhase::Ready) => TaskState::Pending,
@@ -198,7 +198,7 @@ impl KpsProvider {
 #[async_trait]
 impl TaskProvider for KpsProvider {
     type Id = KpsTaskId;
-    type Status = KpsStatus;
+    type Status = KpsTask;
 
     fn name(&self) -> &str {
         &self.name
@@ -212,10 +212,10 @@ impl TaskProvider for KpsProvider {
         }
     }
 
-    async fn status(&self, id: &KpsTaskId) -> Result<KpsStatus> {
+    async fn status(&self, id: &KpsTaskId) -> Result<KpsTask> {
         match self.client.task(id.as_str()).await {
             Ok(task) => {
-                let mut status = KpsStatus {
+                let mut status = KpsTask {
                     task_id: id.to_string(),
                     state: task.task_status,
                     server_id: task.server_id,
@@ -227,7 +227,7 @@ impl TaskProvider for KpsProvider {
                 };
                 if status.state.phase() == Some(KpsPhase::Failed) {
                     if let Some(f) = self.find_failed(id.as_str()).await? {
-                        let detailed = KpsStatus::from_failed(f);
+                        let detailed = KpsTask::from_failed(f);
                         status.error_code = detailed.error_code;
                         status.error_msg = detailed.error_msg;
                         status.server_name = detailed.server_name;
@@ -239,10 +239,10 @@ impl TaskProvider for KpsProvider {
             }
             Err(Error::NotFound { .. }) => {
                 if let Some(f) = self.find_failed(id.as_str()).await? {
-                    return Ok(KpsStatus::failed_entry(f));
+                    return Ok(KpsTask::failed_entry(f));
                 }
                 if let Some(r) = self.find_running(id.as_str()).await? {
-                    return Ok(KpsStatus::from_running(r));
+                    return Ok(KpsTask::from_running(r));
                 }
                 Err(Error::not_found(&self.name, format!("key pair task {id}")))
             }
@@ -252,15 +252,15 @@ impl TaskProvider for KpsProvider {
 
     /// Failed tasks, then running ones; `states` picks the lists to read.
     /// The cursor is an offset into that combined list.
-    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(KpsTaskId, KpsStatus)>> {
-        let mut all: Vec<KpsStatus> = Vec::new();
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(KpsTaskId, KpsTask)>> {
+        let mut all: Vec<KpsTask> = Vec::new();
         if filter.admits_state(TaskState::Failed) {
             let failed: Vec<FailedTask> = self
                 .client
                 .failed_tasks(DEFAULT_LIMIT)
                 .try_collect()
                 .await?;
-            all.extend(failed.into_iter().map(KpsStatus::failed_entry));
+            all.extend(failed.into_iter().map(KpsTask::failed_entry));
         }
         if filter.admits_state(TaskState::Running) {
             let running: Vec<RunningTask> = self
@@ -268,9 +268,9 @@ impl TaskProvider for KpsProvider {
                 .running_tasks(DEFAULT_LIMIT)
                 .try_collect()
                 .await?;
-            all.extend(running.into_iter().map(KpsStatus::from_running));
+            all.extend(running.into_iter().map(KpsTask::from_running));
         }
-        let matching: Vec<KpsStatus> = all
+        let matching: Vec<KpsTask> = all
             .into_iter()
             .filter(|s| filter.admits_state(s.state()))
             .filter(|s| {
@@ -285,7 +285,7 @@ impl TaskProvider for KpsProvider {
                     .is_none_or(|since| s.task_time.is_some_and(|t| t >= since))
             })
             .collect();
-        let items: Vec<(KpsTaskId, KpsStatus)> = matching
+        let items: Vec<(KpsTaskId, KpsTask)> = matching
             .into_iter()
             .filter_map(|s| match s.task_id.parse::<KpsTaskId>() {
                 Ok(id) => Some((id, s)),

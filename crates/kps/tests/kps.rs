@@ -24,11 +24,13 @@ const SK: &str = "sim-secret-key-value";
 const TOKEN: &str = "MIIsim-iam-token-value";
 
 async fn start(clock: &ManualClock) -> SimHandle {
-    SimBuilder::new(Kps::new(HuaweiAuth::new(PROJECT).aksk(AK, SK).token(TOKEN)))
-        .clock(SimClock::manual(clock.clone()))
-        .start()
-        .await
-        .unwrap()
+    SimBuilder::new(Kps::new(
+        HuaweiAuth::new(PROJECT).with_aksk(AK, SK).with_token(TOKEN),
+    ))
+    .with_clock(SimClock::manual(clock.clone()))
+    .start()
+    .await
+    .unwrap()
 }
 
 fn config(sim: &SimHandle, creds: Credentials) -> ServiceConfig {
@@ -90,7 +92,7 @@ async fn paging_walks_2500_failed_tasks_with_limit_1000() {
     for i in 0..2500 {
         sim.create_task(
             TaskSpec::new("reset", Duration::from_secs(1))
-                .fails(format!("KPS.{i}"), "Update public key error"),
+                .with_failure(format!("KPS.{i}"), "Update public key error"),
         );
     }
     clock.advance(Duration::from_secs(2));
@@ -134,11 +136,11 @@ impl Harness for KpsHarness {
         self.clock.clone()
     }
     async fn create(&self, t: ScriptedTask) -> KpsTaskId {
-        let spec = TaskSpec::new("reset", t.duration).attr("operation", "RESET");
+        let spec = TaskSpec::new("reset", t.duration).with_attr("operation", "RESET");
         self.sim
             .create_task(match t.expected {
                 Expected::Succeed => spec,
-                Expected::Fail { code, message } => spec.fails(code, message),
+                Expected::Fail { code, message } => spec.with_failure(code, message),
             })
             .parse()
             .unwrap()
@@ -163,7 +165,7 @@ impl Harness for KpsHarness {
         (*action == TaskAction::Delete).then(|| {
             let id = self
                 .sim
-                .create_task(TaskSpec::new("reset", Duration::ZERO).fails("KPS.1", "failed"))
+                .create_task(TaskSpec::new("reset", Duration::ZERO).with_failure("KPS.1", "failed"))
                 .parse()
                 .unwrap();
             self.clock.advance(Duration::from_millis(1));
@@ -199,8 +201,8 @@ async fn status_falls_back_to_the_lists_and_maps_states() {
     let ready = sim
         .create_task(
             TaskSpec::new("replace", Duration::from_secs(5))
-                .pending(Duration::from_secs(5))
-                .attr("operation", "REPLACE"),
+                .with_pending(Duration::from_secs(5))
+                .with_attr("operation", "REPLACE"),
         )
         .parse::<KpsTaskId>()
         .unwrap();
@@ -208,8 +210,8 @@ async fn status_falls_back_to_the_lists_and_maps_states() {
     let failed = sim
         .create_task(
             TaskSpec::new("unbind", Duration::from_secs(1))
-                .attr("operation", "UNBIND")
-                .fails("KPS.0042", "unbind error"),
+                .with_attr("operation", "UNBIND")
+                .with_failure("KPS.0042", "unbind error"),
         )
         .parse::<KpsTaskId>()
         .unwrap();

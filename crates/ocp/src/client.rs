@@ -132,42 +132,42 @@ pub struct OcpClientBuilder {
 impl OcpClientBuilder {
     /// Every HTTP option at once: timeouts, retry, TLS, proxy, redirects,
     /// limits (replacing those set before).
-    pub fn options(mut self, options: ClientOptions) -> Self {
+    pub fn with_options(mut self, options: ClientOptions) -> Self {
         self.options = options;
         self
     }
     /// Per-request timeout (default 30 s).
-    pub fn timeout(mut self, d: Duration) -> Self {
+    pub fn with_timeout(mut self, d: Duration) -> Self {
         self.options.timeout = d;
         self
     }
     /// Retry of idempotent reads (actions are never retried).
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.options.retry = retry;
         self
     }
     /// Trusts a root CA in PEM.
-    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+    pub fn with_root_certificate_pem(mut self, pem: &[u8]) -> Self {
         self.options.root_certificates.push(pem.to_vec());
         self
     }
     /// **Dangerous**: accepts any certificate.
-    pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+    pub fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
         self.options.danger_accept_invalid_certs = yes;
         self
     }
     /// The API prefix: [`OCP_API`] (`/api/v2`, the default) or
     /// [`OCP_EXPRESS_API`] (`/api/v1`).
-    pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
+    pub fn with_api_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.api = prefix.into().trim_end_matches('/').to_owned();
         self
     }
     /// Builds the client.
     pub fn build(self) -> Result<OcpClient> {
         let http = HttpClient::builder(PROVIDER, self.base)
-            .options(self.options)
-            .auth(Arc::new(self.auth))
-            .error_parser(Arc::new(OcpErrors));
+            .with_options(self.options)
+            .with_auth(Arc::new(self.auth))
+            .with_error_parser(Arc::new(OcpErrors));
         if !self.api.starts_with('/') || self.api.contains("..") {
             return Err(Error::invalid_input(
                 PROVIDER,
@@ -250,18 +250,18 @@ impl OcpClient {
     pub async fn list(&self, q: &TaskQuery) -> Result<Paged<BasicTaskInstance>> {
         let name_param = if self.express { "keyword" } else { "name" };
         let mut req = HttpRequest::get(self.tasks.clone())
-            .query_opt(name_param, q.name.as_ref())
-            .query_opt("type", q.task_type.as_ref().map(TaskType::as_str))
-            .query_opt("clusterName", q.cluster_name.as_ref())
-            .query_opt("clusterId", q.cluster_id)
-            .query_opt("tenantName", q.tenant_name.as_ref())
-            .query_opt("tenantId", q.tenant_id)
-            .query_opt("hostId", q.host_id)
-            .query_opt("page", q.page)
-            .query_opt("size", q.size.map(|s| s.min(MAX_PAGE_SIZE)))
-            .query_opt("sort", q.sort.as_ref());
+            .with_query_opt(name_param, q.name.as_ref())
+            .with_query_opt("type", q.task_type.as_ref().map(TaskType::as_str))
+            .with_query_opt("clusterName", q.cluster_name.as_ref())
+            .with_query_opt("clusterId", q.cluster_id)
+            .with_query_opt("tenantName", q.tenant_name.as_ref())
+            .with_query_opt("tenantId", q.tenant_id)
+            .with_query_opt("hostId", q.host_id)
+            .with_query_opt("page", q.page)
+            .with_query_opt("size", q.size.map(|s| s.min(MAX_PAGE_SIZE)))
+            .with_query_opt("sort", q.sort.as_ref());
         for s in &q.status {
-            req = req.query("status", s.as_str());
+            req = req.with_query("status", s.as_str());
         }
         self.data(req, "task instance list").await
     }

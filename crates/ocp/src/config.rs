@@ -52,7 +52,7 @@ impl BackendConfig for OcpConfig {
 
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
         let client = OcpClient::builder(&self.url, &self.user, &self.password)
-            .options(self.http.options(name)?)
+            .with_options(self.http.options(name)?)
             .build()?;
         Ok(Arc::new(OcpProvider::new(client).with_name(name)))
     }

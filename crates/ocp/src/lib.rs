@@ -34,4 +34,4 @@ pub use model::{
     OcpTaskStatus, Operation, PageInfo, Paged, SubtaskInstance, SubtaskStatus, TaskType, Tenant,
     TenantInfo, TenantMode, WrappedTaskInstance,
 };
-pub use provider::{all_tasks, OcpProvider, OcpTaskInstance};
+pub use provider::{all_tasks, OcpProvider, OcpTask};

@@ -21,7 +21,7 @@ use crate::model::{
 const MAX_SUBTASK_LOGS: usize = 200;
 
 /// The status type of [`OcpProvider`]: a task instance's detail.
-pub type OcpTaskInstance = WrappedTaskInstance;
+pub type OcpTask = WrappedTaskInstance;
 
 impl WrappedTaskInstance {
     /// The tenant's name, from either shape (`tenant` or `tenantInfo`).

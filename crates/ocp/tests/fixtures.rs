@@ -14,7 +14,7 @@ async fn serve(names: &[&str]) -> (ReplayServer, OcpProvider) {
         .collect();
     let server = ReplayServer::start(answers).await.unwrap();
     let client = OcpClient::builder(server.base_url(), "admin", &Secret::new("fixture-password"))
-        .retry(RetryPolicy::none())
+        .with_retry(RetryPolicy::none())
         .build()
         .unwrap();
     (server, OcpProvider::new(client))

@@ -32,7 +32,7 @@ async fn start(clock: &ManualClock) -> (Ocp, SimHandle) {
 
 fn provider(sim: &SimHandle) -> OcpProvider {
     let client = OcpClient::builder(sim.base_url(), USER, &Secret::new(PASSWORD))
-        .retry(RetryPolicy {
+        .with_retry(RetryPolicy {
             max_retries: 2,
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(10),
@@ -137,7 +137,7 @@ impl Harness for OcpHarness {
         let spec = TaskSpec::new("Run suite", t.duration);
         let spec = match t.expected {
             Expected::Succeed => spec,
-            Expected::Fail { code, message } => spec.fails(code, message),
+            Expected::Fail { code, message } => spec.with_failure(code, message),
         };
         self.sim.create_task(spec).parse().unwrap()
     }
@@ -159,7 +159,7 @@ impl Harness for OcpHarness {
         false
     }
     async fn prepare_action(&self, action: &TaskAction) -> Option<(u64, TaskAction)> {
-        let failing = OcpSubtaskSpec::new("fails once", s(1), &[0]).failing(1);
+        let failing = OcpSubtaskSpec::new("fails once", s(1), &[0]).with_fail_runs(1);
         let running = OcpSubtaskSpec::new("long", s(1000), &[0]);
         let sub = if matches!(action, TaskAction::CancelStep(_)) {
             running
@@ -209,12 +209,12 @@ fn dag() -> OcpTaskSpec {
     OcpTaskSpec::new(
         "Upgrade cluster",
         vec![
-            OcpSubtaskSpec::new("Prepare host", s(2), &[]).log(["checking host 10.0.0.1"]),
-            OcpSubtaskSpec::new("Install on zone1", s(3), &[0]).parallel(0),
-            OcpSubtaskSpec::new("Install on zone2", s(4), &[0]).parallel(1),
+            OcpSubtaskSpec::new("Prepare host", s(2), &[]).with_log(["checking host 10.0.0.1"]),
+            OcpSubtaskSpec::new("Install on zone1", s(3), &[0]).with_parallel_idx(0),
+            OcpSubtaskSpec::new("Install on zone2", s(4), &[0]).with_parallel_idx(1),
             OcpSubtaskSpec::new("Start observer", s(2), &[1, 2])
-                .failing(2)
-                .log(["observer exited with code 1"]),
+                .with_fail_runs(2)
+                .with_log(["observer exited with code 1"]),
             OcpSubtaskSpec::new("Check cluster", s(1), &[3]),
         ],
     )
@@ -371,7 +371,7 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
         vec![
             OcpSubtaskSpec::new("Create unit", s(2), &[]),
             OcpSubtaskSpec::new("Create resource pool", s(2), &[0]),
-            OcpSubtaskSpec::new("Create tenant", s(2), &[1]).failing(1),
+            OcpSubtaskSpec::new("Create tenant", s(2), &[1]).with_fail_runs(1),
         ],
     ));
     clock.advance(s(7));
@@ -401,7 +401,7 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
         "Add tenant",
         vec![
             OcpSubtaskSpec::new("Create unit", s(2), &[]),
-            OcpSubtaskSpec::new("Create tenant", s(2), &[0]).failing(u32::MAX),
+            OcpSubtaskSpec::new("Create tenant", s(2), &[0]).with_fail_runs(u32::MAX),
         ],
     ));
     clock.advance(s(5));
@@ -440,9 +440,9 @@ async fn the_story_retry_fails_again_skip_completes_and_a_rollback() {
     let protected = ocp.create(
         OcpTaskSpec::new(
             "Delete cluster",
-            vec![OcpSubtaskSpec::new("drop", s(1), &[]).failing(1)],
+            vec![OcpSubtaskSpec::new("drop", s(1), &[]).with_fail_runs(1)],
         )
-        .prohibit_rollback(),
+        .with_prohibit_rollback(),
     );
     clock.advance(s(2));
     let err = p.act(&protected, TaskAction::Rollback).await.unwrap_err();
@@ -483,11 +483,11 @@ async fn remediation_retries_a_failed_task_while_waiting() {
     let p = provider(&sim);
     let flaky = ocp.create(OcpTaskSpec::new(
         "Start observer",
-        vec![OcpSubtaskSpec::new("start", s(2), &[]).failing(2)],
+        vec![OcpSubtaskSpec::new("start", s(2), &[]).with_fail_runs(2)],
     ));
     let poller = Poller::new(p.clone(), PollPolicy::fixed(s(1)))
         .with_clock(Arc::new(clock.clone()))
-        .with_remediation(RemediationPolicy::retry_up_to(3).only_for(["Start observer"]));
+        .with_remediation(RemediationPolicy::retry_up_to(3).with_only_for(["Start observer"]));
     let outcome = poller.wait(&flaky).await.unwrap();
     assert_eq!(outcome.state(), TaskState::Succeeded);
     assert_eq!(outcome.retries, 2);
@@ -499,7 +499,7 @@ async fn remediation_retries_a_failed_task_while_waiting() {
 
     let other = ocp.create(OcpTaskSpec::new(
         "Other task",
-        vec![OcpSubtaskSpec::new("x", s(1), &[]).failing(1)],
+        vec![OcpSubtaskSpec::new("x", s(1), &[]).with_fail_runs(1)],
     ));
     let outcome = poller.wait(&other).await.unwrap();
     assert_eq!(
@@ -510,7 +510,7 @@ async fn remediation_retries_a_failed_task_while_waiting() {
     let without = Poller::new(p, PollPolicy::fixed(s(1))).with_clock(Arc::new(clock.clone()));
     let again = ocp.create(OcpTaskSpec::new(
         "Start observer",
-        vec![OcpSubtaskSpec::new("x", s(1), &[]).failing(1)],
+        vec![OcpSubtaskSpec::new("x", s(1), &[]).with_fail_runs(1)],
     ));
     assert_eq!(
         without.wait(&again).await.unwrap().retries,
@@ -526,7 +526,11 @@ async fn list_filters_paging_and_the_stream() {
     let p = provider(&sim);
     for i in 0..25 {
         let sub = OcpSubtaskSpec::new("work", s(1 + i % 3), &[]);
-        let sub = if i % 5 == 0 { sub.failing(1) } else { sub };
+        let sub = if i % 5 == 0 {
+            sub.with_fail_runs(1)
+        } else {
+            sub
+        };
         ocp.create(OcpTaskSpec::new(
             if i % 2 == 0 {
                 "Backup tenant"

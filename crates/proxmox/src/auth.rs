@@ -12,7 +12,7 @@ use tasktrack_core::{Error, Result, Secret};
 
 /// How to authenticate to Proxmox VE.
 #[derive(Clone, PartialEq, Eq)]
-pub enum PveCredentials {
+pub enum ProxmoxCredentials {
     /// An API token: `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`.
     /// No CSRF token is needed.
     ApiToken {
@@ -33,15 +33,15 @@ pub enum PveCredentials {
     },
 }
 
-impl fmt::Debug for PveCredentials {
+impl fmt::Debug for ProxmoxCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PveCredentials::ApiToken { token_id, secret } => f
+            ProxmoxCredentials::ApiToken { token_id, secret } => f
                 .debug_struct("ApiToken")
                 .field("token_id", token_id)
                 .field("secret", secret)
                 .finish(),
-            PveCredentials::Password { username, password } => f
+            ProxmoxCredentials::Password { username, password } => f
                 .debug_struct("Password")
                 .field("username", username)
                 .field("password", password)
@@ -50,10 +50,10 @@ impl fmt::Debug for PveCredentials {
     }
 }
 
-impl PveCredentials {
+impl ProxmoxCredentials {
     /// An API token from its id (`USER@REALM!TOKENID`) and secret.
     pub fn api_token(token_id: impl Into<String>, secret: impl Into<Secret>) -> Self {
-        PveCredentials::ApiToken {
+        ProxmoxCredentials::ApiToken {
             token_id: token_id.into(),
             secret: secret.into(),
         }
@@ -86,7 +86,7 @@ impl PveCredentials {
 
     /// A user (`user@realm`) and password.
     pub fn password(username: impl Into<String>, password: impl Into<Secret>) -> Self {
-        PveCredentials::Password {
+        ProxmoxCredentials::Password {
             username: username.into(),
             password: password.into(),
         }
@@ -100,7 +100,7 @@ struct Ticket {
 
 /// The [`Authenticate`] hook for Proxmox VE.
 pub(crate) struct PveAuth {
-    credentials: PveCredentials,
+    credentials: ProxmoxCredentials,
     ticket: Mutex<Option<Ticket>>,
 }
 
@@ -137,7 +137,7 @@ fn sensitive(value: &str) -> Result<HeaderValue> {
 }
 
 impl PveAuth {
-    pub(crate) fn new(credentials: PveCredentials) -> Self {
+    pub(crate) fn new(credentials: ProxmoxCredentials) -> Self {
         PveAuth {
             credentials,
             ticket: Mutex::new(None),
@@ -150,11 +150,11 @@ impl PveAuth {
 
     /// Logs in with the password; a no-op for API tokens.
     pub(crate) async fn login(&self, client: &HttpClient) -> Result<()> {
-        let PveCredentials::Password { username, password } = &self.credentials else {
+        let ProxmoxCredentials::Password { username, password } = &self.credentials else {
             return Ok(());
         };
         let req = HttpRequest::post("/access/ticket")
-            .form(&[("username", username), ("password", password.expose())])
+            .with_form(&[("username", username), ("password", password.expose())])
             .without_auth();
         let answer: TicketAnswer = client.send_json(req, "login ticket").await?;
         *self.lock() = Some(Ticket {
@@ -170,11 +170,11 @@ impl PveAuth {
 impl Authenticate for PveAuth {
     async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
         match &self.credentials {
-            PveCredentials::ApiToken { token_id, secret } => {
+            ProxmoxCredentials::ApiToken { token_id, secret } => {
                 let value = sensitive(&format!("PVEAPIToken={token_id}={}", secret.expose()))?;
                 request.headers_mut().insert(AUTHORIZATION, value);
             }
-            PveCredentials::Password { .. } => {
+            ProxmoxCredentials::Password { .. } => {
                 // Without a ticket yet the request goes out bare, gets 401,
                 // and `refresh` logs in before it is sent again.
                 let guard = self.lock();
@@ -197,8 +197,8 @@ impl Authenticate for PveAuth {
 
     async fn refresh(&self, client: &HttpClient) -> Result<bool> {
         match self.credentials {
-            PveCredentials::ApiToken { .. } => Ok(false),
-            PveCredentials::Password { .. } => {
+            ProxmoxCredentials::ApiToken { .. } => Ok(false),
+            ProxmoxCredentials::Password { .. } => {
                 self.login(client).await?;
                 Ok(true)
             }
@@ -212,8 +212,8 @@ mod tests {
 
     #[test]
     fn tokens_parse_and_never_show_their_secret() {
-        let c = PveCredentials::parse_token("root@pam!ci=aaaa-bbbb").unwrap();
-        assert_eq!(c, PveCredentials::api_token("root@pam!ci", "aaaa-bbbb"));
+        let c = ProxmoxCredentials::parse_token("root@pam!ci=aaaa-bbbb").unwrap();
+        assert_eq!(c, ProxmoxCredentials::api_token("root@pam!ci", "aaaa-bbbb"));
         assert!(!format!("{c:?}").contains("aaaa-bbbb"));
         for bad in [
             "root@pam!ci",
@@ -222,10 +222,12 @@ mod tests {
             "root@pam!=x",
             "root@pam!ci=",
         ] {
-            let err = PveCredentials::parse_token(bad).unwrap_err().to_string();
+            let err = ProxmoxCredentials::parse_token(bad)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("USER@REALM!TOKENID=SECRET"), "{err}");
         }
-        let err = PveCredentials::parse_token("root@pam=supersecret")
+        let err = ProxmoxCredentials::parse_token("root@pam=supersecret")
             .unwrap_err()
             .to_string();
         assert!(!err.contains("supersecret"));

@@ -13,8 +13,8 @@ use tasktrack_core::http::{
 use tasktrack_core::{Error, Result};
 use tracing::Instrument;
 
-use crate::auth::{PveAuth, PveCredentials};
-use crate::model::{PveLogLine, PveTaskStatus, TaskListEntry};
+use crate::auth::{ProxmoxCredentials, PveAuth};
+use crate::model::{ProxmoxLogLine, ProxmoxTask, TaskListEntry};
 use crate::upid::Upid;
 
 const PROVIDER: &str = "proxmox";
@@ -140,7 +140,7 @@ pub struct TaskListPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogPage {
     /// Lines, sorted by `n`.
-    pub lines: Vec<PveLogLine>,
+    pub lines: Vec<ProxmoxLogLine>,
     /// Lines in the whole log, when the server says (PVE leaves `total` out
     /// when it is 0).
     pub total: Option<u64>,
@@ -179,36 +179,36 @@ struct Envelope<T> {
 #[derive(Debug)]
 pub struct PveClientBuilder {
     base: String,
-    credentials: PveCredentials,
+    credentials: ProxmoxCredentials,
     options: ClientOptions,
 }
 
 impl PveClientBuilder {
     /// Every HTTP option at once: timeouts, retry, TLS, proxy, redirects,
     /// limits (replacing those set before).
-    pub fn options(mut self, options: ClientOptions) -> Self {
+    pub fn with_options(mut self, options: ClientOptions) -> Self {
         self.options = options;
         self
     }
     /// Trusts a root CA in PEM, e.g. the cluster's `/etc/pve/pve-root-ca.pem`.
-    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+    pub fn with_root_certificate_pem(mut self, pem: &[u8]) -> Self {
         self.options.root_certificates.push(pem.to_vec());
         self
     }
     /// **Dangerous**: accepts any certificate (PVE's default self-signed one
     /// included), so anyone on the path can read the credentials. Prefer
-    /// [`add_root_certificate_pem`](Self::add_root_certificate_pem).
-    pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+    /// [`with_root_certificate_pem`](Self::with_root_certificate_pem).
+    pub fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
         self.options.danger_accept_invalid_certs = yes;
         self
     }
     /// Per-request timeout (default 30 s).
-    pub fn timeout(mut self, d: Duration) -> Self {
+    pub fn with_timeout(mut self, d: Duration) -> Self {
         self.options.timeout = d;
         self
     }
     /// Retry of idempotent reads.
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.options.retry = retry;
         self
     }
@@ -216,9 +216,9 @@ impl PveClientBuilder {
     pub fn build(self) -> Result<PveClient> {
         let auth = Arc::new(PveAuth::new(self.credentials));
         let http = HttpClient::builder(PROVIDER, api_base(&self.base))
-            .options(self.options)
-            .auth(auth.clone())
-            .error_parser(Arc::new(PveErrors))
+            .with_options(self.options)
+            .with_auth(auth.clone())
+            .with_error_parser(Arc::new(PveErrors))
             .build()?;
         Ok(PveClient { http, auth })
     }
@@ -279,7 +279,10 @@ fn not_found_for(upid: &Upid, e: Error) -> Error {
 impl PveClient {
     /// A client for `base_url` (`https://host:8006`, with or without
     /// `/api2/json`).
-    pub fn builder(base_url: impl Into<String>, credentials: PveCredentials) -> PveClientBuilder {
+    pub fn builder(
+        base_url: impl Into<String>,
+        credentials: ProxmoxCredentials,
+    ) -> PveClientBuilder {
         PveClientBuilder {
             base: base_url.into(),
             credentials,
@@ -302,7 +305,7 @@ impl PveClient {
     }
 
     /// `GET /nodes/{node}/tasks/{upid}/status`.
-    pub async fn task_status(&self, upid: &Upid) -> Result<PveTaskStatus> {
+    pub async fn task_status(&self, upid: &Upid) -> Result<ProxmoxTask> {
         let span = tracing::debug_span!(
             "pve_task_status",
             node = upid.node(),
@@ -311,7 +314,7 @@ impl PveClient {
             exitstatus = tracing::field::Empty,
         );
         async {
-            let env: Envelope<PveTaskStatus> = self
+            let env: Envelope<ProxmoxTask> = self
                 .get(HttpRequest::get(task_path(upid, "/status")), "task status")
                 .await
                 .map_err(|e| not_found_for(upid, e))?;
@@ -335,10 +338,10 @@ impl PveClient {
     /// single line `no content` (see [`LogPage::is_placeholder`]).
     pub async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<LogPage> {
         let req = HttpRequest::get(task_path(upid, "/log"))
-            .query("start", start)
-            .query("limit", limit);
+            .with_query("start", start)
+            .with_query("limit", limit);
         let span = tracing::debug_span!("pve_task_log", node = upid.node(), upid = %upid, vmid = upid.vmid());
-        let env: Envelope<Vec<PveLogLine>> = self
+        let env: Envelope<Vec<ProxmoxLogLine>> = self
             .get(req, "task log")
             .instrument(span)
             .await
@@ -354,16 +357,16 @@ impl PveClient {
     /// `GET /nodes/{node}/tasks` with every documented filter.
     pub async fn node_tasks(&self, node: &str, q: &NodeTaskQuery) -> Result<TaskListPage> {
         let req = HttpRequest::get(format!("/nodes/{}/tasks", encode_segment(node)))
-            .query_opt("start", q.start)
-            .query_opt("limit", q.limit)
-            .query_opt("since", q.since)
-            .query_opt("until", q.until)
-            .query_opt("statusfilter", q.statusfilter.as_ref())
-            .query_opt("typefilter", q.typefilter.as_ref())
-            .query_opt("userfilter", q.userfilter.as_ref())
-            .query_opt("vmid", q.vmid)
-            .query_opt("errors", q.errors.then_some(1))
-            .query_opt("source", q.source.map(TaskSource::as_str));
+            .with_query_opt("start", q.start)
+            .with_query_opt("limit", q.limit)
+            .with_query_opt("since", q.since)
+            .with_query_opt("until", q.until)
+            .with_query_opt("statusfilter", q.statusfilter.as_ref())
+            .with_query_opt("typefilter", q.typefilter.as_ref())
+            .with_query_opt("userfilter", q.userfilter.as_ref())
+            .with_query_opt("vmid", q.vmid)
+            .with_query_opt("errors", q.errors.then_some(1))
+            .with_query_opt("source", q.source.map(TaskSource::as_str));
         let span = tracing::debug_span!("pve_node_tasks", node);
         let env: Envelope<Vec<TaskListEntry>> =
             self.get(req, "node task list").instrument(span).await?;

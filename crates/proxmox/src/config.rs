@@ -7,7 +7,7 @@ use tasktrack_core::config::{env_var, env_var_opt};
 use tasktrack_core::http::HttpConfig;
 use tasktrack_core::{BackendConfig, DynTaskProvider, Error, Result, Secret};
 
-use crate::{ProxmoxProvider, PveClient, PveCredentials};
+use crate::{ProxmoxCredentials, ProxmoxProvider, PveClient};
 
 /// `kind = "proxmox"`:
 ///
@@ -44,11 +44,11 @@ pub struct ProxmoxConfig {
 }
 
 impl ProxmoxConfig {
-    fn credentials(&self, name: &str) -> Result<PveCredentials> {
+    fn credentials(&self, name: &str) -> Result<ProxmoxCredentials> {
         match (&self.token, &self.user, &self.password) {
-            (Some(token), _, _) => PveCredentials::parse_token(token.expose()),
+            (Some(token), _, _) => ProxmoxCredentials::parse_token(token.expose()),
             (None, Some(user), Some(password)) => {
-                Ok(PveCredentials::password(user.clone(), password.clone()))
+                Ok(ProxmoxCredentials::password(user.clone(), password.clone()))
             }
             _ => Err(Error::invalid_input(
                 name,
@@ -84,7 +84,7 @@ impl BackendConfig for ProxmoxConfig {
         http.ca_cert = http.ca_cert.or_else(|| self.ca_cert.clone());
         http.insecure |= self.insecure;
         let client = PveClient::builder(&self.url, self.credentials(name)?)
-            .options(http.options(name)?)
+            .with_options(http.options(name)?)
             .build()?;
         Ok(Arc::new(ProxmoxProvider::new(client).with_name(name)))
     }

@@ -8,14 +8,14 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use tasktrack_core::{PollPolicy, Poller};
-//! use tasktrack_proxmox::{ProxmoxProvider, PveClient, PveCredentials, Upid};
+//! use tasktrack_proxmox::{ProxmoxProvider, PveClient, ProxmoxCredentials, Upid};
 //!
 //! # async fn run() -> tasktrack_core::Result<()> {
 //! let client = PveClient::builder(
 //!     "https://pve.example.com:8006",
-//!     PveCredentials::parse_token("root@pam!ci=00000000-0000-0000-0000-000000000000")?,
+//!     ProxmoxCredentials::parse_token("root@pam!ci=00000000-0000-0000-0000-000000000000")?,
 //! )
-//! .add_root_certificate_pem(&std::fs::read("pve-root-ca.pem").unwrap_or_default())
+//! .with_root_certificate_pem(&std::fs::read("pve-root-ca.pem").unwrap_or_default())
 //! .build()?;
 //! let provider = ProxmoxProvider::new(client);
 //! let upid: Upid = "UPID:pve1:000AE992:00A21BA7:618C1D55:vzdump:100:root@pam:".parse()?;
@@ -33,13 +33,13 @@ mod model;
 mod provider;
 mod upid;
 
-pub use auth::PveCredentials;
+pub use auth::ProxmoxCredentials;
 pub use client::{
     LogPage, NodeTaskQuery, PveClient, PveClientBuilder, PveErrors, TaskListPage, TaskSource,
 };
 pub use config::ProxmoxConfig;
 pub use model::{
-    decode_log, ExitKind, ExitStatus, ListedState, PveLogLine, PveTaskStatus, RunState,
+    decode_log, ExitKind, ExitStatus, ListedState, ProxmoxLogLine, ProxmoxTask, RunState,
     TaskListEntry,
 };
 pub use provider::ProxmoxProvider;

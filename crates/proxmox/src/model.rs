@@ -108,7 +108,7 @@ impl ExitStatus {
 /// `GET /nodes/{node}/tasks/{upid}/status`, or a task-list entry turned into
 /// the same shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PveTaskStatus {
+pub struct ProxmoxTask {
     /// The UPID as the server wrote it.
     #[serde(default)]
     pub upid: Option<String>,
@@ -226,7 +226,7 @@ impl TaskListEntry {
 
     /// The entry as a status. An inconclusive entry is `stopped` without an
     /// exit status, which maps to [`TaskState::Unknown`], never to a guess.
-    pub fn to_status(&self) -> PveTaskStatus {
+    pub fn to_status(&self) -> ProxmoxTask {
         let (status, exitstatus) = match self.listed_state() {
             ListedState::Running => (RunState::Running, None),
             ListedState::Ended(e) => (RunState::Stopped, Some(e)),
@@ -236,7 +236,7 @@ impl TaskListEntry {
         if let Some(t) = &self.tokenid {
             extra.insert("tokenid".into(), serde_json::Value::String(t.clone()));
         }
-        PveTaskStatus {
+        ProxmoxTask {
             upid: Some(self.upid.clone()),
             node: self.node.clone(),
             pid: self.pid,
@@ -255,7 +255,7 @@ impl TaskListEntry {
 
 /// One line of `GET /nodes/{node}/tasks/{upid}/log`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PveLogLine {
+pub struct ProxmoxLogLine {
     /// Line number, from 1.
     pub n: u64,
     /// Text.
@@ -264,8 +264,8 @@ pub struct PveLogLine {
 
 /// Joins log lines in `n` order into one text, like proxmoxer's
 /// `Tasks.decode_log` (lines can arrive out of order in JSON).
-pub fn decode_log(lines: &[PveLogLine]) -> String {
-    let mut sorted: Vec<&PveLogLine> = lines.iter().collect();
+pub fn decode_log(lines: &[ProxmoxLogLine]) -> String {
+    let mut sorted: Vec<&ProxmoxLogLine> = lines.iter().collect();
     sorted.sort_by_key(|l| l.n);
     sorted
         .iter()
@@ -274,7 +274,7 @@ pub fn decode_log(lines: &[PveLogLine]) -> String {
         .join("\n")
 }
 
-impl PveTaskStatus {
+impl ProxmoxTask {
     /// The exit status meaning, once stopped.
     pub fn exit_kind(&self) -> Option<ExitKind> {
         self.exitstatus.as_ref().map(ExitStatus::kind)
@@ -286,7 +286,7 @@ impl PveTaskStatus {
     }
 }
 
-impl TaskStatus for PveTaskStatus {
+impl TaskStatus for ProxmoxTask {
     fn state(&self) -> TaskState {
         match (&self.status, self.exit_kind()) {
             (RunState::Running, _) => TaskState::Running,
@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn state_mapping() {
-        let status = |json: &str| serde_json::from_str::<PveTaskStatus>(json).unwrap();
+        let status = |json: &str| serde_json::from_str::<ProxmoxTask>(json).unwrap();
         let s = status(r#"{"status":"running","pid":1}"#);
         assert_eq!(s.state(), TaskState::Running);
         let s = status(r#"{"status":"stopped","exitstatus":"OK"}"#);
@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn decode_log_sorts_by_line_number() {
-        let lines: Vec<PveLogLine> =
+        let lines: Vec<ProxmoxLogLine> =
             serde_json::from_str(r#"[{"n":2,"t":"b"},{"t":"TASK OK","n":3},{"n":1,"t":"a"}]"#)
                 .unwrap();
         assert_eq!(decode_log(&lines), "a\nb\nTASK OK");

@@ -13,7 +13,7 @@ use tasktrack_core::{
 };
 
 use crate::client::{LogPage, NodeTaskQuery, PveClient, TaskSource};
-use crate::model::{ListedState, PveLogLine, PveTaskStatus, TaskListEntry};
+use crate::model::{ListedState, ProxmoxLogLine, ProxmoxTask, TaskListEntry};
 use crate::upid::Upid;
 
 /// Lines fetched per request when reading a whole log.
@@ -66,7 +66,7 @@ impl ProxmoxProvider {
         upid: &Upid,
         timeout: Duration,
         interval: Duration,
-    ) -> Result<Option<PveTaskStatus>> {
+    ) -> Result<Option<ProxmoxTask>> {
         let policy = PollPolicy::fixed(interval).with_deadline(Some(timeout));
         match Poller::new(self.clone(), policy).wait(upid).await {
             Ok(outcome) => Ok(Some(outcome.status)),
@@ -103,7 +103,7 @@ impl ProxmoxProvider {
         if !first.lines.is_empty() || total == 0 {
             return Ok(first);
         }
-        let mut lines: Vec<PveLogLine> = Vec::new();
+        let mut lines: Vec<ProxmoxLogLine> = Vec::new();
         for _ in 0..=(total / LOG_PAGE).min(MAX_LOG_PAGES) {
             let page = self.log_page(id, lines.len() as u64, LOG_PAGE).await?;
             let before = lines.len();
@@ -148,7 +148,7 @@ impl ProxmoxProvider {
 #[async_trait]
 impl TaskProvider for ProxmoxProvider {
     type Id = Upid;
-    type Status = PveTaskStatus;
+    type Status = ProxmoxTask;
 
     fn name(&self) -> &str {
         &self.name
@@ -164,11 +164,11 @@ impl TaskProvider for ProxmoxProvider {
         }
     }
 
-    async fn status(&self, id: &Upid) -> Result<PveTaskStatus> {
+    async fn status(&self, id: &Upid) -> Result<ProxmoxTask> {
         self.client.task_status(id).await
     }
 
-    async fn status_many(&self, ids: &[Upid]) -> Vec<Result<PveTaskStatus>> {
+    async fn status_many(&self, ids: &[Upid]) -> Vec<Result<ProxmoxTask>> {
         let mut by_node: BTreeMap<&str, Vec<&Upid>> = BTreeMap::new();
         for id in ids {
             by_node.entry(id.node()).or_default().push(id);
@@ -181,7 +181,7 @@ impl TaskProvider for ProxmoxProvider {
         .await;
         let lists: HashMap<&str, Result<HashMap<Upid, TaskListEntry>>> =
             lists.into_iter().collect();
-        let mut answers: Vec<Option<Result<PveTaskStatus>>> = Vec::with_capacity(ids.len());
+        let mut answers: Vec<Option<Result<ProxmoxTask>>> = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             match lists.get(id.node()) {
@@ -209,7 +209,7 @@ impl TaskProvider for ProxmoxProvider {
             .iter()
             .map(|&i| async move { (i, self.status(&ids[i]).await) })
             .collect();
-        let fallbacks: Vec<(usize, Result<PveTaskStatus>)> = futures::stream::iter(calls)
+        let fallbacks: Vec<(usize, Result<ProxmoxTask>)> = futures::stream::iter(calls)
             .buffer_unordered(FALLBACK_CONCURRENCY)
             .collect()
             .await;
@@ -226,7 +226,7 @@ impl TaskProvider for ProxmoxProvider {
 
     /// `GET /cluster/tasks`, filtered here by state, kind and start time.
     /// The cursor is an offset into that list.
-    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(Upid, PveTaskStatus)>> {
+    async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(Upid, ProxmoxTask)>> {
         let entries = self.client.cluster_tasks().await?;
         let mut matching = Vec::new();
         for entry in entries {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tasktrack_core::{PollPolicy, TaskEventKind, TaskState, Tracker};
-use tasktrack_proxmox::{ProxmoxProvider, PveClient, PveCredentials};
+use tasktrack_proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, SimOutcome, TaskSpec};
 
@@ -22,15 +22,15 @@ async fn hundreds_of_long_running_tasks_are_never_reported_finished_early() {
     // as when pvestatd (not the worker's parent) archives them.
     let sim = SimBuilder::new(
         Proxmox::new(["pve1", "pve2", "pve3"])
-            .api_token("root@pam!ci", "batch-secret")
-            .archive_lag(Duration::from_secs(1)),
+            .with_api_token("root@pam!ci", "batch-secret")
+            .with_archive_lag(Duration::from_secs(1)),
     )
     .start()
     .await
     .unwrap();
     let client = PveClient::builder(
         sim.base_url(),
-        PveCredentials::api_token("root@pam!ci", "batch-secret"),
+        ProxmoxCredentials::api_token("root@pam!ci", "batch-secret"),
     )
     .build()
     .unwrap();
@@ -41,17 +41,17 @@ async fn hundreds_of_long_running_tasks_are_never_reported_finished_early() {
         .with_initial_interval(Duration::from_millis(100))
         .with_max_interval(Duration::from_millis(300));
     let (tracker, mut events) = Tracker::builder()
-        .provider("pve", provider)
-        .policy(policy)
+        .with_provider("pve", provider)
+        .with_policy(policy)
         .build();
     let mut expected = HashMap::new();
     for i in 0..300u64 {
         let duration = Duration::from_millis(1500 + (i * 37) % 2500);
-        let spec = TaskSpec::new("vzdump", duration).attr("id", (100 + i).to_string());
+        let spec = TaskSpec::new("vzdump", duration).with_attr("id", (100 + i).to_string());
         let (spec, state) = match i % 5 {
-            0 => (spec.fails("E", "job errors"), TaskState::Failed),
+            0 => (spec.with_failure("E", "job errors"), TaskState::Failed),
             1 => (
-                spec.outcome(SimOutcome::Warnings { count: 2 }),
+                spec.with_outcome(SimOutcome::Warnings { count: 2 }),
                 TaskState::Succeeded,
             ),
             _ => (spec, TaskState::Succeeded),

@@ -5,7 +5,7 @@
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{Error, LogRange, TaskProvider, TaskState, TaskStatus};
 use tasktrack_proxmox::{
-    ListedState, NodeTaskQuery, ProxmoxProvider, PveClient, PveCredentials, TaskSource, Upid,
+    ListedState, NodeTaskQuery, ProxmoxCredentials, ProxmoxProvider, PveClient, TaskSource, Upid,
 };
 use tasktrack_sim::replay::{Fixture, ReplayServer};
 
@@ -22,9 +22,9 @@ async fn serve(names: &[&str]) -> (ReplayServer, ProxmoxProvider) {
         .unwrap();
     let client = PveClient::builder(
         server.base_url(),
-        PveCredentials::api_token("root@pam!ci", "fixture-secret"),
+        ProxmoxCredentials::api_token("root@pam!ci", "fixture-secret"),
     )
-    .retry(RetryPolicy::none())
+    .with_retry(RetryPolicy::none())
     .build()
     .unwrap();
     (server, ProxmoxProvider::new(client))

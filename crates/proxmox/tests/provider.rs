@@ -9,7 +9,7 @@ use tasktrack_core::{
     TaskState, TaskStatus,
 };
 use tasktrack_proxmox::{
-    decode_log, NodeTaskQuery, ProxmoxProvider, PveClient, PveCredentials, TaskSource, Upid,
+    decode_log, NodeTaskQuery, ProxmoxCredentials, ProxmoxProvider, PveClient, TaskSource, Upid,
 };
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{Fault, SimBuilder, SimClock, SimHandle, SimOutcome, TaskSpec};
@@ -32,25 +32,25 @@ fn quick_retry() -> RetryPolicy {
 async fn start(clock: &ManualClock) -> SimHandle {
     SimBuilder::new(
         Proxmox::new(["pve1", "pve2", "pve3"])
-            .api_token(TOKEN_ID, TOKEN_SECRET)
-            .user("root@pam", PASSWORD),
+            .with_api_token(TOKEN_ID, TOKEN_SECRET)
+            .with_user("root@pam", PASSWORD),
     )
-    .clock(SimClock::manual(clock.clone()))
+    .with_clock(SimClock::manual(clock.clone()))
     .start()
     .await
     .unwrap()
 }
 
-fn provider(sim: &SimHandle, creds: PveCredentials) -> ProxmoxProvider {
+fn provider(sim: &SimHandle, creds: ProxmoxCredentials) -> ProxmoxProvider {
     let client = PveClient::builder(sim.base_url(), creds)
-        .retry(quick_retry())
+        .with_retry(quick_retry())
         .build()
         .unwrap();
     ProxmoxProvider::new(client)
 }
 
-fn token() -> PveCredentials {
-    PveCredentials::api_token(TOKEN_ID, TOKEN_SECRET)
+fn token() -> ProxmoxCredentials {
+    ProxmoxCredentials::api_token(TOKEN_ID, TOKEN_SECRET)
 }
 
 fn task(sim: &SimHandle, spec: TaskSpec) -> Upid {
@@ -73,10 +73,10 @@ impl Harness for PveHarness {
         self.clock.clone()
     }
     async fn create(&self, t: ScriptedTask) -> Upid {
-        let spec = TaskSpec::new("vzdump", t.duration).attr("id", "100");
+        let spec = TaskSpec::new("vzdump", t.duration).with_attr("id", "100");
         let spec = match t.expected {
             Expected::Succeed => spec,
-            Expected::Fail { code, message } => spec.fails(code, message),
+            Expected::Fail { code, message } => spec.with_failure(code, message),
         };
         task(&self.sim, spec)
     }
@@ -122,9 +122,9 @@ async fn three_hundred_upids_over_three_nodes_cost_three_list_requests() {
     let mut ids = Vec::new();
     for i in 0..300u64 {
         let spec = TaskSpec::new("vzdump", Duration::from_secs(5 + i % 50))
-            .attr("id", (100 + i).to_string());
+            .with_attr("id", (100 + i).to_string());
         let spec = if i % 7 == 0 {
-            spec.fails("E", "backup failed")
+            spec.with_failure("E", "backup failed")
         } else {
             spec
         };
@@ -180,8 +180,8 @@ async fn logs_page_and_tail_and_failures_carry_them() {
     let upid = task(
         &sim,
         TaskSpec::new("vzdump", Duration::from_secs(10))
-            .log(lines)
-            .fails("E", "job errors"),
+            .with_log(lines)
+            .with_failure("E", "job errors"),
     );
     clock.advance(Duration::from_secs(11));
     let tail = p.logs(&upid, LogRange::Tail(3)).await.unwrap();
@@ -225,7 +225,8 @@ async fn warnings_succeed_and_stay_visible() {
     let p = provider(&sim, token());
     let upid = task(
         &sim,
-        TaskSpec::new("vzdump", Duration::from_secs(2)).outcome(SimOutcome::Warnings { count: 2 }),
+        TaskSpec::new("vzdump", Duration::from_secs(2))
+            .with_outcome(SimOutcome::Warnings { count: 2 }),
     );
     clock.advance(Duration::from_secs(3));
     let s = p.status(&upid).await.unwrap();
@@ -241,10 +242,10 @@ async fn warnings_succeed_and_stay_visible() {
 async fn ticket_auth_logs_in_and_renews_once_when_expired() {
     let clock = ManualClock::new();
     let sim = start(&clock).await;
-    let p = provider(&sim, PveCredentials::password("root@pam", PASSWORD));
+    let p = provider(&sim, ProxmoxCredentials::password("root@pam", PASSWORD));
     let upid = task(
         &sim,
-        TaskSpec::new("qmigrate", Duration::from_secs(100_000)).attr("id", "101"),
+        TaskSpec::new("qmigrate", Duration::from_secs(100_000)).with_attr("id", "101"),
     );
     assert_eq!(p.status(&upid).await.unwrap().state(), TaskState::Running);
     assert_eq!(sim.requests().count("POST /api2/json/access/ticket"), 1);
@@ -269,7 +270,10 @@ async fn ticket_auth_logs_in_and_renews_once_when_expired() {
     // PVE/RESTEnvironment.pm fork_worker).
     assert_eq!(s.failure().unwrap().message, "received interrupt");
 
-    let wrong = provider(&sim, PveCredentials::password("root@pam", "nope-password"));
+    let wrong = provider(
+        &sim,
+        ProxmoxCredentials::password("root@pam", "nope-password"),
+    );
     let err = wrong.status(&upid).await.unwrap_err();
     assert!(matches!(err, Error::Auth { status: 401, .. }), "{err:?}");
     assert!(err.to_string().contains("authentication failure"), "{err}");
@@ -286,7 +290,7 @@ async fn errors_keep_pve_messages_and_never_secrets() {
     let sim = start(&clock).await;
     let bad_token = provider(
         &sim,
-        PveCredentials::api_token(TOKEN_ID, "wrong-secret-value"),
+        ProxmoxCredentials::api_token(TOKEN_ID, "wrong-secret-value"),
     );
     let upid = task(&sim, TaskSpec::new("vzdump", Duration::from_secs(10)));
     let err = bad_token.status(&upid).await.unwrap_err();
@@ -340,10 +344,10 @@ async fn node_task_filters() {
     let t = |kind: &str, secs: u64, attrs: &[(&str, String)], fail: bool| {
         let mut spec = TaskSpec::new(kind, Duration::from_secs(secs));
         for (k, v) in attrs {
-            spec = spec.attr(*k, v.clone());
+            spec = spec.with_attr(*k, v.clone());
         }
         if fail {
-            spec = spec.fails("E", "boom");
+            spec = spec.with_failure("E", "boom");
         }
         task(&sim, spec)
     };
@@ -436,14 +440,14 @@ async fn node_task_filters() {
 #[tokio::test]
 async fn wait_task_is_blocking_status() {
     // blocking_status runs on real time, so this simulator does too.
-    let sim = SimBuilder::new(Proxmox::new(["pve1"]).api_token(TOKEN_ID, TOKEN_SECRET))
+    let sim = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token(TOKEN_ID, TOKEN_SECRET))
         .start()
         .await
         .unwrap();
     let p = provider(&sim, token());
     let quick = task(
         &sim,
-        TaskSpec::new("vzcreate", Duration::from_millis(200)).attr("id", "123"),
+        TaskSpec::new("vzcreate", Duration::from_millis(200)).with_attr("id", "123"),
     );
     let s = p
         .wait_task(&quick, Duration::from_secs(30), Duration::from_millis(50))
@@ -462,8 +466,8 @@ async fn wait_task_is_blocking_status() {
 
 #[tokio::test]
 async fn tls_with_the_cluster_ca_or_the_explicit_danger_option() {
-    let sim = SimBuilder::new(Proxmox::new(["pve1"]).api_token(TOKEN_ID, TOKEN_SECRET))
-        .tls(true)
+    let sim = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token(TOKEN_ID, TOKEN_SECRET))
+        .with_tls(true)
         .start()
         .await
         .unwrap();
@@ -471,7 +475,7 @@ async fn tls_with_the_cluster_ca_or_the_explicit_danger_option() {
     let upid = task(&sim, TaskSpec::new("vzdump", Duration::from_secs(3600)));
     let pem = sim.certificate_pem().unwrap().as_bytes().to_vec();
     let trusted = PveClient::builder(sim.base_url(), token())
-        .add_root_certificate_pem(&pem)
+        .with_root_certificate_pem(&pem)
         .build()
         .unwrap();
     assert_eq!(
@@ -480,7 +484,7 @@ async fn tls_with_the_cluster_ca_or_the_explicit_danger_option() {
     );
 
     let untrusted = PveClient::builder(sim.base_url(), token())
-        .retry(RetryPolicy::none())
+        .with_retry(RetryPolicy::none())
         .build()
         .unwrap();
     let err = untrusted.task_status(&upid).await.unwrap_err();
@@ -491,7 +495,7 @@ async fn tls_with_the_cluster_ca_or_the_explicit_danger_option() {
     );
 
     let insecure = PveClient::builder(sim.base_url(), token())
-        .danger_accept_invalid_certs(true)
+        .with_danger_accept_invalid_certs(true)
         .build()
         .unwrap();
     assert_eq!(

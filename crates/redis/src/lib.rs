@@ -28,7 +28,7 @@
 //!
 //! # async fn run() -> tasktrack_core::Result<()> {
 //! let store = RedisStore::connect("redis://127.0.0.1:6379/0").await?;
-//! let (tracker, events) = Tracker::builder().store(Arc::new(store)).owner("replica-1").build();
+//! let (tracker, events) = Tracker::builder().with_store(Arc::new(store)).with_owner("replica-1").build();
 //! # let _ = (tracker, events);
 //! # Ok(())
 //! # }

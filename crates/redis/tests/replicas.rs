@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tasktrack_core::{DynTaskProvider, PollPolicy, Secret, TaskEvents, TrackStore, Tracker};
 use tasktrack_ocp::{OcpClient, OcpProvider};
-use tasktrack_proxmox::{ProxmoxProvider, PveClient, PveCredentials};
+use tasktrack_proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
 use tasktrack_redis::testing::{free_port, RedisServer};
 use tasktrack_redis::{RedisOptions, RedisStore};
 use tasktrack_sim::ocp::Ocp;
@@ -22,19 +22,23 @@ struct Backends {
 }
 
 async fn backends() -> Backends {
-    let pve = SimBuilder::new(Proxmox::new(["pve1", "pve2", "pve3"]).api_token("root@pam!r", "s"))
-        .start()
-        .await
-        .unwrap();
+    let pve =
+        SimBuilder::new(Proxmox::new(["pve1", "pve2", "pve3"]).with_api_token("root@pam!r", "s"))
+            .start()
+            .await
+            .unwrap();
     let ocp = Ocp::new("admin", "pw");
     let ocp_sim = SimBuilder::new(ocp).start().await.unwrap();
     let providers: Vec<(&'static str, Arc<dyn DynTaskProvider>)> = vec![
         (
             "proxmox",
             Arc::new(ProxmoxProvider::new(
-                PveClient::builder(pve.base_url(), PveCredentials::api_token("root@pam!r", "s"))
-                    .build()
-                    .unwrap(),
+                PveClient::builder(
+                    pve.base_url(),
+                    ProxmoxCredentials::api_token("root@pam!r", "s"),
+                )
+                .build()
+                .unwrap(),
             )),
         ),
         (
@@ -57,9 +61,9 @@ fn tasks(b: &Backends, n: usize, max_ms: u64) -> Vec<(&'static str, String)> {
     (0..n)
         .map(|i| {
             let d = Duration::from_millis(200 + (i as u64 * 53) % max_ms);
-            let spec = TaskSpec::new("job", d).attr("id", (100 + i).to_string());
+            let spec = TaskSpec::new("job", d).with_attr("id", (100 + i).to_string());
             let spec = if i % 6 == 0 {
-                spec.fails("E", "boom")
+                spec.with_failure("E", "boom")
             } else {
                 spec
             };
@@ -83,17 +87,17 @@ async fn replica(owner: &str, b: &Backends, url: &str, ttl: Duration) -> (Tracke
     .await
     .unwrap();
     let mut builder = Tracker::builder()
-        .policy(
+        .with_policy(
             PollPolicy::fixed(Duration::from_millis(100))
                 .with_deadline(None)
                 .with_error_budget(1000),
         )
-        .store(Arc::new(store))
-        .owner(owner)
-        .lease_ttl(ttl)
-        .batch_size(2000);
+        .with_store(Arc::new(store))
+        .with_owner(owner)
+        .with_lease_ttl(ttl)
+        .with_batch_size(2000);
     for (name, p) in &b.providers {
-        builder = builder.provider(*name, p.clone());
+        builder = builder.with_provider(*name, p.clone());
     }
     builder.build()
 }

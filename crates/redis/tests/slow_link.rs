@@ -52,9 +52,9 @@ async fn a_600ms_redis_keeps_a_stable_split_with_the_default_ttl() {
             .unwrap();
             // The default lease TTL (15 s): what `tasktrack worker` uses.
             Tracker::builder()
-                .provider("memory", Arc::new(MemoryProvider::new("memory")))
-                .store(Arc::new(store))
-                .owner(owner)
+                .with_provider("memory", Arc::new(MemoryProvider::new("memory")))
+                .with_store(Arc::new(store))
+                .with_owner(owner)
                 .build()
         }
     };

@@ -383,7 +383,11 @@ mod tests {
     #[test]
     fn a_task_walks_its_script_with_the_clock() {
         let (clock, e) = engine();
-        let id = e.create(TaskSpec::new("backup", s(10)).pending(s(2)).log(["a", "b"]));
+        let id = e.create(
+            TaskSpec::new("backup", s(10))
+                .with_pending(s(2))
+                .with_log(["a", "b"]),
+        );
         let v = e.view(&id).unwrap();
         assert_eq!((v.state, v.remaining), (SimState::Pending, Some(s(12))));
         clock.advance(s(7));
@@ -405,13 +409,13 @@ mod tests {
         let (clock, e) = engine();
         let id = e.create(
             TaskSpec::new("scale", s(0))
-                .step(StepSpec::new("prepare", s(2)).substeps(["a", "b"]))
-                .step(
+                .with_step(StepSpec::new("prepare", s(2)).with_substeps(["a", "b"]))
+                .with_step(
                     StepSpec::new("resize", s(2))
-                        .failing("DCS.1", "no capacity")
-                        .substeps(["x", "y"]),
+                        .with_failure("DCS.1", "no capacity")
+                        .with_substeps(["x", "y"]),
                 )
-                .step(StepSpec::new("verify", s(2))),
+                .with_step(StepSpec::new("verify", s(2))),
         );
         clock.advance(Duration::from_millis(2500));
         let v = e.view(&id).unwrap();

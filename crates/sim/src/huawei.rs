@@ -39,12 +39,12 @@ impl HuaweiAuth {
         }
     }
     /// Accepts an IAM token.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.tokens.push(token.into());
         self
     }
     /// Accepts an AK/SK pair.
-    pub fn aksk(mut self, ak: impl Into<String>, sk: impl Into<String>) -> Self {
+    pub fn with_aksk(mut self, ak: impl Into<String>, sk: impl Into<String>) -> Self {
         self.keys.push((ak.into(), sk.into()));
         self
     }

@@ -43,7 +43,7 @@ impl SimBuilder {
     /// Serves HTTPS with a fresh self-signed certificate for `localhost` and
     /// `127.0.0.1`, as a real Proxmox VE node does out of the box. The
     /// certificate is [`SimHandle::certificate_pem`].
-    pub fn tls(mut self, yes: bool) -> Self {
+    pub fn with_tls(mut self, yes: bool) -> Self {
         self.tls = yes;
         self
     }
@@ -52,13 +52,13 @@ impl SimBuilder {
     /// own tasks was given its clock when it was made (e.g.
     /// [`Ocp::with_clock`](crate::ocp::Ocp::with_clock)); setting another one
     /// here makes [`start`](Self::start) fail.
-    pub fn clock(mut self, clock: SimClock) -> Self {
+    pub fn with_clock(mut self, clock: SimClock) -> Self {
         self.clock = Some(clock);
         self
     }
 
     /// Listens on `addr` instead of a free loopback port.
-    pub fn addr(mut self, addr: SocketAddr) -> Self {
+    pub fn with_addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
         self
     }
@@ -72,7 +72,7 @@ impl SimBuilder {
                     std::io::ErrorKind::InvalidInput,
                     format!(
                         "the {} simulator keeps its own tasks on the clock it was made with; \
-                         give the clock to the vendor, not to SimBuilder::clock",
+                         give the clock to the vendor, not to SimBuilder::with_clock",
                         self.vendor.name()
                     ),
                 ));

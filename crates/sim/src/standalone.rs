@@ -119,33 +119,33 @@ fn samples(vendor: VendorName, sim: &SimHandle) -> Vec<String> {
             return vec![
                 sim.create_task(
                     TaskSpec::new("reset", s(1))
-                        .attr("keypair_name", "KeyPair-xt")
-                        .fails("KPS.0105", "Update public key error"),
+                        .with_attr("keypair_name", "KeyPair-xt")
+                        .with_failure("KPS.0105", "Update public key error"),
                 ),
-                sim.create_task(TaskSpec::new("replace", s(600)).attr("operation", "REPLACE")),
-                sim.create_task(TaskSpec::new("unbind", s(5)).attr("operation", "UNBIND")),
+                sim.create_task(TaskSpec::new("replace", s(600)).with_attr("operation", "REPLACE")),
+                sim.create_task(TaskSpec::new("unbind", s(5)).with_attr("operation", "UNBIND")),
             ];
         }
         VendorName::Dcs => {
             return vec![
                 sim.create_task(
                     TaskSpec::new("ChangeInstanceSpec", s(0))
-                        .step(
+                        .with_step(
                             StepSpec::new("precheck", s(4))
-                                .substeps(["resource check", "instance check"]),
+                                .with_substeps(["resource check", "instance check"]),
                         )
-                        .step(
+                        .with_step(
                             StepSpec::new("migrate data", s(8))
-                                .substeps(["allocate", "copy slots"]),
+                                .with_substeps(["allocate", "copy slots"]),
                         ),
                 ),
                 sim.create_task(
                     TaskSpec::new("AddReplica", s(0))
-                        .step(StepSpec::new("precheck", s(2)))
-                        .step(
+                        .with_step(StepSpec::new("precheck", s(2)))
+                        .with_step(
                             StepSpec::new("create replica", s(3))
-                                .substeps(["allocate"])
-                                .failing("DCS.4933", "not enough capacity"),
+                                .with_substeps(["allocate"])
+                                .with_failure("DCS.4933", "not enough capacity"),
                         ),
                 ),
             ];
@@ -155,23 +155,23 @@ fn samples(vendor: VendorName, sim: &SimHandle) -> Vec<String> {
     vec![
         sim.create_task(
             TaskSpec::new("vzdump", s(20))
-                .attr("id", "100")
-                .log(["INFO: starting new backup job", "INFO: backup finished"]),
+                .with_attr("id", "100")
+                .with_log(["INFO: starting new backup job", "INFO: backup finished"]),
         ),
         sim.create_task(
             TaskSpec::new("qmigrate", s(30))
-                .attr("id", "101")
-                .fails("E_NOSPC", "migration aborted: no space left on target"),
+                .with_attr("id", "101")
+                .with_failure("E_NOSPC", "migration aborted: no space left on target"),
         ),
         sim.create_task(
             TaskSpec::new("vzcreate", s(5))
-                .attr("id", "123")
-                .outcome(SimOutcome::Warnings { count: 1 }),
+                .with_attr("id", "123")
+                .with_outcome(SimOutcome::Warnings { count: 1 }),
         ),
         sim.create_task(
             TaskSpec::new("scale-out", s(0))
-                .step(StepSpec::new("prepare", s(10)))
-                .step(StepSpec::new("resize", s(20)).substeps(["allocate", "copy"])),
+                .with_step(StepSpec::new("prepare", s(10)))
+                .with_step(StepSpec::new("resize", s(20)).with_substeps(["allocate", "copy"])),
         ),
     ]
 }
@@ -182,11 +182,11 @@ fn ocp_samples(ocp: &Ocp) -> Vec<String> {
         "Upgrade cluster",
         vec![
             OcpSubtaskSpec::new("Prepare host", s(3), &[]),
-            OcpSubtaskSpec::new("Install on zone1", s(5), &[0]).parallel(0),
-            OcpSubtaskSpec::new("Install on zone2", s(6), &[0]).parallel(1),
+            OcpSubtaskSpec::new("Install on zone1", s(5), &[0]).with_parallel_idx(0),
+            OcpSubtaskSpec::new("Install on zone2", s(6), &[0]).with_parallel_idx(1),
             OcpSubtaskSpec::new("Start observer", s(3), &[1, 2])
-                .failing(1)
-                .log(["observer exited with code 1"]),
+                .with_fail_runs(1)
+                .with_log(["observer exited with code 1"]),
             OcpSubtaskSpec::new("Check cluster", s(2), &[3]),
         ],
     );
@@ -202,8 +202,8 @@ fn ocp_samples(ocp: &Ocp) -> Vec<String> {
 
 fn huawei_auth(args: &SimOptions) -> HuaweiAuth {
     HuaweiAuth::new(args.project_id.clone())
-        .aksk(args.ak.clone(), args.sk.clone())
-        .token(args.iam_token.clone())
+        .with_aksk(args.ak.clone(), args.sk.clone())
+        .with_token(args.iam_token.clone())
 }
 
 /// Serves `vendor` with `args` until Ctrl-C; exit code 2 when it cannot listen.
@@ -221,13 +221,13 @@ pub async fn serve(vendor: VendorName, args: SimOptions) -> ExitCode {
         VendorName::Dcs => SimBuilder::new(Dcs::new(huawei_auth(&args), args.instances.clone())),
         VendorName::Proxmox => SimBuilder::new(
             Proxmox::new(args.nodes.clone())
-                .api_token(args.token_id.clone(), args.token_secret.clone())
-                .user(args.user.clone(), args.password.clone()),
+                .with_api_token(args.token_id.clone(), args.token_secret.clone())
+                .with_user(args.user.clone(), args.password.clone()),
         ),
     }
-    .addr(SocketAddr::new(args.host, args.port))
-    .tls(args.tls)
-    .clock(clock);
+    .with_addr(SocketAddr::new(args.host, args.port))
+    .with_tls(args.tls)
+    .with_clock(clock);
     let sim = match builder.start().await {
         Ok(sim) => sim,
         Err(e) => {

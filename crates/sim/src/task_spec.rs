@@ -66,12 +66,12 @@ impl StepSpec {
         }
     }
     /// Makes the step fail.
-    pub fn failing(mut self, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn with_failure(mut self, code: impl Into<String>, message: impl Into<String>) -> Self {
         self.outcome = SimOutcome::failure(code, message);
         self
     }
     /// Adds sub-steps.
-    pub fn substeps<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+    pub fn with_substeps<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
         self.substeps = names.into_iter().map(Into::into).collect();
         self
     }
@@ -116,31 +116,31 @@ impl TaskSpec {
         }
     }
     /// Queued this long first.
-    pub fn pending(mut self, d: Duration) -> Self {
+    pub fn with_pending(mut self, d: Duration) -> Self {
         self.pending = d;
         self
     }
     /// Ends with `outcome`.
-    pub fn outcome(mut self, outcome: SimOutcome) -> Self {
+    pub fn with_outcome(mut self, outcome: SimOutcome) -> Self {
         self.outcome = outcome;
         self
     }
     /// Ends with a failure.
-    pub fn fails(self, code: impl Into<String>, message: impl Into<String>) -> Self {
-        self.outcome(SimOutcome::failure(code, message))
+    pub fn with_failure(self, code: impl Into<String>, message: impl Into<String>) -> Self {
+        self.with_outcome(SimOutcome::failure(code, message))
     }
     /// Adds a step.
-    pub fn step(mut self, step: StepSpec) -> Self {
+    pub fn with_step(mut self, step: StepSpec) -> Self {
         self.steps.push(step);
         self
     }
     /// Log lines.
-    pub fn log<I: IntoIterator<Item = S>, S: Into<String>>(mut self, lines: I) -> Self {
+    pub fn with_log<I: IntoIterator<Item = S>, S: Into<String>>(mut self, lines: I) -> Self {
         self.log = lines.into_iter().map(Into::into).collect();
         self
     }
     /// A vendor attribute.
-    pub fn attr(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_attr(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.attrs.insert(key.into(), value.into());
         self
     }

@@ -15,7 +15,7 @@ const STATUS: &str = "GET /api/tasks/{id}";
 async fn sim() -> (ManualClock, SimHandle) {
     let clock = ManualClock::new();
     let sim = SimBuilder::new(Generic::new(TOKEN))
-        .clock(SimClock::manual(clock.clone()))
+        .with_clock(SimClock::manual(clock.clone()))
         .start()
         .await
         .unwrap();
@@ -33,8 +33,8 @@ async fn get(sim: &SimHandle, path: &str) -> reqwest::Response {
 
 fn client(sim: &SimHandle) -> HttpClient {
     HttpClient::builder("generic", sim.base_url())
-        .retry(RetryPolicy::none())
-        .default_header(
+        .with_retry(RetryPolicy::none())
+        .with_default_header(
             "authorization".parse().unwrap(),
             format!("Bearer {TOKEN}").parse().unwrap(),
         )
@@ -45,7 +45,8 @@ fn client(sim: &SimHandle) -> HttpClient {
 #[tokio::test]
 async fn tasks_follow_the_manual_clock_and_requests_are_counted() {
     let (clock, sim) = sim().await;
-    let id = sim.create_task(TaskSpec::new("backup", Duration::from_secs(10)).fails("E1", "boom"));
+    let id = sim
+        .create_task(TaskSpec::new("backup", Duration::from_secs(10)).with_failure("E1", "boom"));
     let body: Value = get(&sim, &format!("/api/tasks/{id}"))
         .await
         .json()
@@ -183,8 +184,8 @@ async fn latency_is_added() {
     sim.faults()
         .next(1, STATUS, Fault::latency(Duration::from_secs(5)));
     let c = HttpClient::builder("generic", sim.base_url())
-        .retry(RetryPolicy::none())
-        .timeout(Duration::from_millis(100))
+        .with_retry(RetryPolicy::none())
+        .with_timeout(Duration::from_millis(100))
         .build()
         .unwrap();
     let err = c

@@ -11,8 +11,8 @@ use tasktrack_sim::{SimBuilder, SimClock, SimHandle, SimOutcome, TaskSpec};
 const TOKEN: &str = "PVEAPIToken=root@pam!ci=sim-secret";
 
 async fn start(clock: &ManualClock, pve: Proxmox) -> SimHandle {
-    SimBuilder::new(pve.api_token("root@pam!ci", "sim-secret"))
-        .clock(SimClock::manual(clock.clone()))
+    SimBuilder::new(pve.with_api_token("root@pam!ci", "sim-secret"))
+        .with_clock(SimClock::manual(clock.clone()))
         .start()
         .await
         .unwrap()
@@ -51,19 +51,19 @@ fn s(n: u64) -> Duration {
 async fn the_task_list_marks_active_tasks_running_and_counts_like_node_tasks() {
     let clock = ManualClock::new();
     let sim = start(&clock, Proxmox::new(["pve1"])).await;
-    let done = sim.create_task(TaskSpec::new("qmstart", s(1)).attr("id", "100"));
+    let done = sim.create_task(TaskSpec::new("qmstart", s(1)).with_attr("id", "100"));
     clock.advance(s(1));
     let failed = sim.create_task(
         TaskSpec::new("vzdump", s(1))
-            .attr("id", "101")
-            .fails("E", "job errors"),
+            .with_attr("id", "101")
+            .with_failure("E", "job errors"),
     );
     clock.advance(s(1));
-    let running = sim.create_task(TaskSpec::new("qmigrate", s(600)).attr("id", "102"));
+    let running = sim.create_task(TaskSpec::new("qmigrate", s(600)).with_attr("id", "102"));
     let token = sim.create_task(
         TaskSpec::new("vzdump", s(600))
-            .attr("id", "103")
-            .attr("user", "root@pam!ci"),
+            .with_attr("id", "103")
+            .with_attr("user", "root@pam!ci"),
     );
     clock.advance(s(2));
 
@@ -143,9 +143,9 @@ async fn the_task_list_marks_active_tasks_running_and_counts_like_node_tasks() {
 #[tokio::test]
 async fn a_task_not_yet_archived_is_still_running_in_the_list_but_stopped_in_status() {
     let clock = ManualClock::new();
-    let sim = start(&clock, Proxmox::new(["pve1"]).archive_lag(s(10))).await;
-    let upid =
-        sim.create_task(TaskSpec::new("vzdump", s(5)).outcome(SimOutcome::Warnings { count: 1 }));
+    let sim = start(&clock, Proxmox::new(["pve1"]).with_archive_lag(s(10))).await;
+    let upid = sim
+        .create_task(TaskSpec::new("vzdump", s(5)).with_outcome(SimOutcome::Warnings { count: 1 }));
     clock.advance(s(6));
     let status = json(&sim, &format!("/nodes/pve1/tasks/{upid}/status")).await;
     assert_eq!(
@@ -167,7 +167,7 @@ async fn logs_follow_dump_logfile() {
     let clock = ManualClock::new();
     let sim = start(&clock, Proxmox::new(["pve1"])).await;
     let lines: Vec<String> = (1..=5).map(|i| format!("INFO: {i}")).collect();
-    let upid = sim.create_task(TaskSpec::new("vzdump", s(1)).log(lines));
+    let upid = sim.create_task(TaskSpec::new("vzdump", s(1)).with_log(lines));
     clock.advance(s(2));
     let rest = json(
         &sim,

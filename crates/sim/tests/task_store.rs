@@ -33,7 +33,7 @@ async fn ocp_dag_tasks_are_listed_and_move_on_the_vendors_clock() {
         "Upgrade",
         vec![
             OcpSubtaskSpec::new("Prepare", s(2), &[]),
-            OcpSubtaskSpec::new("Install", s(3), &[0]).failing(1),
+            OcpSubtaskSpec::new("Install", s(3), &[0]).with_fail_runs(1),
         ],
     ));
     // The handle's clock is the one the vendor was made with.
@@ -71,7 +71,7 @@ async fn a_second_clock_for_a_vendor_with_its_own_is_refused_not_ignored() {
     let own = ManualClock::new();
     let ocp = Ocp::new("admin", "pw").with_clock(SimClock::manual(own.clone()));
     let err = SimBuilder::new(ocp.clone())
-        .clock(SimClock::manual(ManualClock::new()))
+        .with_clock(SimClock::manual(ManualClock::new()))
         .start()
         .await
         .expect_err("two clocks");
@@ -79,7 +79,7 @@ async fn a_second_clock_for_a_vendor_with_its_own_is_refused_not_ignored() {
     assert!(err.to_string().contains("ocp"), "{err}");
     // The same clock given twice is fine.
     SimBuilder::new(ocp)
-        .clock(SimClock::manual(own))
+        .with_clock(SimClock::manual(own))
         .start()
         .await
         .expect("one clock");

@@ -50,7 +50,7 @@ impl Harness for MemoryHarness {
             Expected::Fail { code, message } => ScriptOutcome::failed(code, message),
         };
         self.provider
-            .start(TaskScript::new("suite", task.duration).outcome(outcome))
+            .start(TaskScript::new("suite", task.duration).with_outcome(outcome))
     }
 
     fn unknown_id(&self) -> u64 {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tasktrack_core::{
-    async_trait, Capabilities, Error, LogLine, LogRange, ManualClock, MemoryProvider, MemoryStatus,
+    async_trait, Capabilities, Error, LogLine, LogRange, ManualClock, MemoryProvider, MemoryTask,
     Result, TaskFilter, TaskPage, TaskProvider, TaskState,
 };
 use tasktrack_testkit::{run, CheckOutcome, Harness, MemoryHarness, ScriptedTask};
@@ -16,7 +16,7 @@ struct Liar(Arc<MemoryProvider>);
 #[async_trait]
 impl TaskProvider for Liar {
     type Id = u64;
-    type Status = MemoryStatus;
+    type Status = MemoryTask;
     fn name(&self) -> &str {
         "liar"
     }
@@ -26,7 +26,7 @@ impl TaskProvider for Liar {
             ..Capabilities::NONE
         }
     }
-    async fn status(&self, id: &u64) -> Result<MemoryStatus> {
+    async fn status(&self, id: &u64) -> Result<MemoryTask> {
         match self.0.status(id).await {
             Ok(mut s) if s.state == TaskState::Failed => {
                 s.state = TaskState::Succeeded;
@@ -42,7 +42,7 @@ impl TaskProvider for Liar {
     async fn logs(&self, _id: &u64, _r: LogRange) -> Result<Vec<LogLine>> {
         Err(Error::unsupported("liar", "logs"))
     }
-    async fn list(&self, f: &TaskFilter) -> Result<TaskPage<(u64, MemoryStatus)>> {
+    async fn list(&self, f: &TaskFilter) -> Result<TaskPage<(u64, MemoryTask)>> {
         // Lists although the capability says it cannot.
         self.0.list(f).await
     }

@@ -47,12 +47,12 @@ pub async fn watch(
     }
     let mut builder = Tracker::builder();
     if let Some(store) = store {
-        builder = builder.store(store);
+        builder = builder.with_store(store);
     }
     let mut providers = Vec::new();
     for name in &names {
         let p = config.provider(name)?;
-        builder = builder.provider(name.clone(), p.clone());
+        builder = builder.with_provider(name.clone(), p.clone());
         providers.push((name.clone(), p));
     }
     let (tracker, mut events) = builder.build();
@@ -234,13 +234,13 @@ pub async fn worker(
     opts: WorkerOptions,
 ) -> Result<(), CliError> {
     let mut builder = Tracker::builder()
-        .store(store.clone())
-        .lease_ttl(opts.lease_ttl);
+        .with_store(store.clone())
+        .with_lease_ttl(opts.lease_ttl);
     if let Some(owner) = &opts.owner {
-        builder = builder.owner(owner.clone());
+        builder = builder.with_owner(owner.clone());
     }
     for name in config.backends.keys() {
-        builder = builder.provider(name.clone(), config.provider(name)?);
+        builder = builder.with_provider(name.clone(), config.provider(name)?);
     }
     let (tracker, mut events) = builder.build();
     if !opts.json {

@@ -31,11 +31,11 @@ pub async fn serve(config: &Config, options: ServeOptions) -> Result<(), CliErro
     let mut named = Vec::new();
     let mut builder = Tracker::builder();
     if let Some(s) = &options.store {
-        builder = builder.store(s.clone());
+        builder = builder.with_store(s.clone());
     }
     for name in config.backends.keys() {
         let p = config.provider(name)?;
-        builder = builder.provider(name.clone(), p.clone());
+        builder = builder.with_provider(name.clone(), p.clone());
         named.push((name.clone(), p));
     }
     let (tracker, mut events) = builder.build();

@@ -89,11 +89,11 @@ pub(super) async fn start_sims() -> Result<Sims, CliError> {
             "is the loopback interface up?",
         )
     };
-    let huawei = || HuaweiAuth::new(PROJECT).aksk(AK, SK);
+    let huawei = || HuaweiAuth::new(PROJECT).with_aksk(AK, SK);
     let ocp_tasks = Ocp::new(OCP_USER, OCP_PASSWORD);
     Ok(Sims {
         proxmox: SimBuilder::new(
-            Proxmox::new(["pve1", "pve2", "pve3"]).api_token(PVE_TOKEN_ID, PVE_SECRET),
+            Proxmox::new(["pve1", "pve2", "pve3"]).with_api_token(PVE_TOKEN_ID, PVE_SECRET),
         )
         .start()
         .await

@@ -82,10 +82,10 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
         .with_max_interval(scaled(2000))
         .with_hint_floor(scaled(250))
         .with_deadline(None);
-    let mut builder = Tracker::builder().policy(policy);
+    let mut builder = Tracker::builder().with_policy(policy);
     let providers = providers(&sims)?;
     for (name, p) in &providers {
-        builder = builder.provider(*name, p.clone());
+        builder = builder.with_provider(*name, p.clone());
     }
     let (tracker, mut events) = builder.build();
     let dashboard = match opts.web {

@@ -28,10 +28,10 @@ pub(super) fn create_tasks(sims: &Sims, scale: f64) -> Workload {
     let mut pve =
         |kind: &str, node: &str, id: &str, secs: f64, outcome: SimOutcome, log: &[&str]| {
             let spec = TaskSpec::new(kind, d(secs))
-                .attr("node", node)
-                .attr("id", id)
-                .outcome(outcome)
-                .log(log.iter().copied());
+                .with_attr("node", node)
+                .with_attr("id", id)
+                .with_outcome(outcome)
+                .with_log(log.iter().copied());
             tasks.push(("proxmox", sims.proxmox.create_task(spec)));
         };
     let ok = || SimOutcome::Success;
@@ -161,11 +161,11 @@ pub(super) fn create_tasks(sims: &Sims, scale: f64) -> Workload {
 
     let mut kps = |op: &str, server: &str, secs: f64, fail: Option<(&str, &str)>| {
         let mut spec = TaskSpec::new(op.to_lowercase(), d(secs))
-            .attr("operation", op)
-            .attr("server_name", server)
-            .attr("keypair_name", format!("kp-{server}"));
+            .with_attr("operation", op)
+            .with_attr("server_name", server)
+            .with_attr("keypair_name", format!("kp-{server}"));
         if let Some((code, msg)) = fail {
-            spec = spec.fails(code, msg);
+            spec = spec.with_failure(code, msg);
         }
         tasks.push(("kps", sims.kps.create_task(spec)));
     };
@@ -189,15 +189,16 @@ pub(super) fn create_tasks(sims: &Sims, scale: f64) -> Workload {
     kps("RESET", "web-03", 6.0, None);
 
     let mut dcs = |name: &str, instance: usize, steps: Vec<StepSpec>| {
-        let mut spec = TaskSpec::new(name, Duration::ZERO).attr("instance_id", INSTANCES[instance]);
+        let mut spec =
+            TaskSpec::new(name, Duration::ZERO).with_attr("instance_id", INSTANCES[instance]);
         for step in steps {
-            spec = spec.step(step);
+            spec = spec.with_step(step);
         }
         let task = sims.dcs.create_task(spec);
         tasks.push(("dcs", format!("{}/{task}", INSTANCES[instance])));
     };
     let step = |name: &str, secs: f64, subs: &[&str]| {
-        StepSpec::new(name, d(secs)).substeps(subs.iter().copied())
+        StepSpec::new(name, d(secs)).with_substeps(subs.iter().copied())
     };
     dcs(
         "ChangeInstanceSpec",
@@ -218,7 +219,7 @@ pub(super) fn create_tasks(sims: &Sims, scale: f64) -> Workload {
         vec![
             step("precheck", 2.0, &["resource check"]),
             step("resize", 6.0, &["allocate", "apply"])
-                .failing("DCS.4933", "not enough capacity in the availability zone"),
+                .with_failure("DCS.4933", "not enough capacity in the availability zone"),
         ],
     );
     dcs(
@@ -273,9 +274,9 @@ pub(super) fn create_tasks(sims: &Sims, scale: f64) -> Workload {
             "Create cluster",
             vec![
                 sub("Prepare hosts", 3.0, &[]),
-                sub("Install zone1", 5.0, &[0]).parallel(0),
-                sub("Install zone2", 6.0, &[0]).parallel(1),
-                sub("Install zone3", 4.0, &[0]).parallel(2),
+                sub("Install zone1", 5.0, &[0]).with_parallel_idx(0),
+                sub("Install zone2", 6.0, &[0]).with_parallel_idx(1),
+                sub("Install zone3", 4.0, &[0]).with_parallel_idx(2),
                 sub("Bootstrap", 4.0, &[1, 2, 3]),
                 sub("Create sys tenant", 3.0, &[4]),
             ],
@@ -289,8 +290,8 @@ pub(super) fn create_tasks(sims: &Sims, scale: f64) -> Workload {
                 sub("Check version", 2.0, &[]),
                 sub("Upgrade zone1", 4.0, &[0]),
                 sub("Start observer", 3.0, &[1])
-                    .failing(1)
-                    .log(["observer exited with code 1"]),
+                    .with_fail_runs(1)
+                    .with_log(["observer exited with code 1"]),
                 sub("Check cluster", 2.0, &[2]),
             ],
         ),
@@ -303,8 +304,8 @@ pub(super) fn create_tasks(sims: &Sims, scale: f64) -> Workload {
                 sub("Create unit", 2.0, &[]),
                 sub("Create resource pool", 3.0, &[0]),
                 sub("Apply parameters", 2.0, &[1])
-                    .failing(u32::MAX)
-                    .log(["parameter ob_query_timeout rejected"]),
+                    .with_fail_runs(u32::MAX)
+                    .with_log(["parameter ob_query_timeout rejected"]),
                 sub("Create tenant", 3.0, &[2]),
             ],
         ),
@@ -322,10 +323,10 @@ pub(super) fn create_tasks(sims: &Sims, scale: f64) -> Workload {
             "Delete cluster",
             vec![
                 sub("Stop observers", 3.0, &[]),
-                sub("Clean data", 4.0, &[0]).failing(u32::MAX),
+                sub("Clean data", 4.0, &[0]).with_fail_runs(u32::MAX),
             ],
         )
-        .prohibit_rollback(),
+        .with_prohibit_rollback(),
         None,
     );
     add(

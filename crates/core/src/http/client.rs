@@ -36,78 +36,78 @@ pub struct HttpClientBuilder {
 
 impl HttpClientBuilder {
     /// Takes every option at once (replacing those set before).
-    pub fn options(mut self, options: ClientOptions) -> Self {
+    pub fn with_options(mut self, options: ClientOptions) -> Self {
         self.options = options;
         self
     }
     /// Whether redirects are followed (default: never).
-    pub fn redirects(mut self, policy: RedirectPolicy) -> Self {
+    pub fn with_redirects(mut self, policy: RedirectPolicy) -> Self {
         self.options.redirects = policy;
         self
     }
     /// The largest answer body read, checked while it streams in (default
     /// [`DEFAULT_MAX_BODY_BYTES`](super::DEFAULT_MAX_BODY_BYTES)); a larger one is an
     /// [`Error::Limit`].
-    pub fn max_body_bytes(mut self, n: usize) -> Self {
+    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
         self.options.max_body_bytes = n.max(1);
         self
     }
     /// At most this many requests (retries included) over the client's
     /// life, then [`Error::Limit`]: a bound for one-shot commands against a
     /// server that pages forever. Default: no bound.
-    pub fn max_requests(mut self, n: Option<u64>) -> Self {
+    pub fn with_max_requests(mut self, n: Option<u64>) -> Self {
         self.options.max_requests = n;
         self
     }
     /// Adds credentials.
-    pub fn auth(mut self, auth: Arc<dyn Authenticate>) -> Self {
+    pub fn with_auth(mut self, auth: Arc<dyn Authenticate>) -> Self {
         self.auth = Some(auth);
         self
     }
     /// Parses the vendor's error bodies.
-    pub fn error_parser(mut self, parser: Arc<dyn ErrorBodyParser>) -> Self {
+    pub fn with_error_parser(mut self, parser: Arc<dyn ErrorBodyParser>) -> Self {
         self.error_parser = parser;
         self
     }
     /// Retry policy for idempotent requests.
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.options.retry = retry;
         self
     }
     /// Whole-request timeout (default 30 s).
-    pub fn timeout(mut self, d: Duration) -> Self {
+    pub fn with_timeout(mut self, d: Duration) -> Self {
         self.options.timeout = d;
         self
     }
     /// Connect timeout (default 10 s).
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
+    pub fn with_connect_timeout(mut self, d: Duration) -> Self {
         self.options.connect_timeout = d;
         self
     }
     /// Trusts one more root CA, in PEM (e.g. Proxmox's `pve-root-ca.pem`).
-    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+    pub fn with_root_certificate_pem(mut self, pem: &[u8]) -> Self {
         self.options.root_certificates.push(pem.to_vec());
         self
     }
     /// **Dangerous**: accepts any TLS certificate, so anyone on the path can
     /// read the credentials. Only for a lab server with a self-signed
     /// certificate you cannot add as a root.
-    pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+    pub fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
         self.options.danger_accept_invalid_certs = yes;
         self
     }
     /// A header sent on every request.
-    pub fn default_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+    pub fn with_default_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.default_headers.insert(name, value);
         self
     }
     /// The clock retries wait on (tokio's by default).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
     /// The source of uniform `0.0..1.0` numbers for retry jitter.
-    pub fn jitter_source(mut self, jitter: JitterSource) -> Self {
+    pub fn with_jitter_source(mut self, jitter: JitterSource) -> Self {
         self.jitter = jitter;
         self
     }

@@ -100,31 +100,31 @@ impl HttpRequest {
         Self::new(Method::DELETE, path)
     }
     /// Adds a query parameter (repeat for repeated names).
-    pub fn query(mut self, name: impl Into<String>, value: impl ToString) -> Self {
+    pub fn with_query(mut self, name: impl Into<String>, value: impl ToString) -> Self {
         self.query.push((name.into(), value.to_string()));
         self
     }
     /// Adds a query parameter when `value` is `Some`.
-    pub fn query_opt(self, name: impl Into<String>, value: Option<impl ToString>) -> Self {
+    pub fn with_query_opt(self, name: impl Into<String>, value: Option<impl ToString>) -> Self {
         match value {
-            Some(v) => self.query(name, v),
+            Some(v) => self.with_query(name, v),
             None => self,
         }
     }
     /// Adds a header.
-    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self
     }
     /// A JSON body.
-    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self> {
+    pub fn with_json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| Error::invalid_input("tasktrack", format!("request body: {e}")))?;
         self.body = Some(Body::Json(bytes));
         Ok(self)
     }
     /// A form body (`application/x-www-form-urlencoded`).
-    pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
+    pub fn with_form(mut self, pairs: &[(&str, &str)]) -> Self {
         let encoded = pairs
             .iter()
             .map(|(k, v)| format!("{}={}", encode_segment(k), encode_segment(v)))
@@ -134,7 +134,7 @@ impl HttpRequest {
         self
     }
     /// Overrides whether the request may be retried.
-    pub fn idempotent(mut self, idempotent: bool) -> Self {
+    pub fn with_idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
         self
     }

@@ -55,7 +55,11 @@ impl Default for TrackerBuilder {
 
 impl TrackerBuilder {
     /// Registers a provider under `name` (replacing one of the same name).
-    pub fn provider(mut self, name: impl Into<String>, provider: Arc<dyn DynTaskProvider>) -> Self {
+    pub fn with_provider(
+        mut self,
+        name: impl Into<String>,
+        provider: Arc<dyn DynTaskProvider>,
+    ) -> Self {
         self.push(name.into(), provider, None);
         self
     }
@@ -86,37 +90,37 @@ impl TrackerBuilder {
     }
 
     /// The policy for providers registered without one.
-    pub fn policy(mut self, policy: PollPolicy) -> Self {
+    pub fn with_policy(mut self, policy: PollPolicy) -> Self {
         self.default_policy = policy;
         self
     }
 
     /// Uses another clock.
-    pub fn clock(mut self, clock: SharedClock) -> Self {
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
 
     /// Uses another jitter source (uniform `0.0..1.0`).
-    pub fn jitter_source(mut self, jitter: JitterSource) -> Self {
+    pub fn with_jitter_source(mut self, jitter: JitterSource) -> Self {
         self.jitter = jitter;
         self
     }
 
     /// At most this many `status_many` calls in flight per provider (default 4).
-    pub fn concurrency_per_provider(mut self, n: usize) -> Self {
+    pub fn with_concurrency_per_provider(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
         self
     }
 
     /// At most this many ids per `status_many` call (default 500).
-    pub fn batch_size(mut self, n: usize) -> Self {
+    pub fn with_batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
         self
     }
 
     /// Events buffered before the scheduler waits for the reader (default 1024).
-    pub fn event_buffer(mut self, n: usize) -> Self {
+    pub fn with_event_buffer(mut self, n: usize) -> Self {
         self.event_buffer = n.max(1);
         self
     }
@@ -125,13 +129,13 @@ impl TrackerBuilder {
     /// survives restarts and several trackers (replicas) sharing one store
     /// split the work. Without a store the tracker keeps everything in its
     /// own memory, as fast as possible, and a restart forgets it.
-    pub fn store(mut self, store: Arc<dyn TrackStore>) -> Self {
+    pub fn with_store(mut self, store: Arc<dyn TrackStore>) -> Self {
         self.store = Some(store);
         self
     }
 
     /// This replica's name in the store's leases (default: unique per process).
-    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
         self
     }
@@ -139,7 +143,7 @@ impl TrackerBuilder {
     /// How long a lease lasts without renewal (default 15 s): a replica that
     /// dies has its tasks taken over after at most this long. Leases are
     /// renewed every third of it.
-    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl.clamp(Duration::from_millis(30), Duration::from_secs(86_400));
         self
     }

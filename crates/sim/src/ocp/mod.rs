@@ -162,10 +162,10 @@ impl Vendor for Ocp {
                 match failure {
                     Some(message) => {
                         OcpSubtaskSpec::new(format!("{name} ({message})"), duration, &ups)
-                            .failing(fail_runs)
-                            .log([format!("ERROR: {message}")])
+                            .with_fail_runs(fail_runs)
+                            .with_log([format!("ERROR: {message}")])
                     }
-                    None => OcpSubtaskSpec::new(name, duration, &ups).log(spec.log.clone()),
+                    None => OcpSubtaskSpec::new(name, duration, &ups).with_log(spec.log.clone()),
                 }
             })
             .collect();

@@ -48,22 +48,22 @@ impl OcpSubtaskSpec {
         }
     }
     /// Its first `runs` runs fail (`u32::MAX`: always).
-    pub fn failing(mut self, runs: u32) -> Self {
+    pub fn with_fail_runs(mut self, runs: u32) -> Self {
         self.fail_runs = runs;
         self
     }
     /// Marks it as branch `idx` of a parallel group.
-    pub fn parallel(mut self, idx: i64) -> Self {
+    pub fn with_parallel_idx(mut self, idx: i64) -> Self {
         self.parallel_idx = idx;
         self
     }
     /// Log lines.
-    pub fn log<I: IntoIterator<Item = S>, S: Into<String>>(mut self, lines: I) -> Self {
+    pub fn with_log<I: IntoIterator<Item = S>, S: Into<String>>(mut self, lines: I) -> Self {
         self.log = lines.into_iter().map(Into::into).collect();
         self
     }
     /// Makes it refuse rollback.
-    pub fn prohibit_rollback(mut self) -> Self {
+    pub fn with_prohibit_rollback(mut self) -> Self {
         self.prohibit_rollback = true;
         self
     }
@@ -113,12 +113,12 @@ impl OcpTaskSpec {
         }
     }
     /// Prohibits rollback.
-    pub fn prohibit_rollback(mut self) -> Self {
+    pub fn with_prohibit_rollback(mut self) -> Self {
         self.prohibit_rollback = true;
         self
     }
     /// Runs for tenant `(id, name)`.
-    pub fn tenant(mut self, id: u64, name: impl Into<String>) -> Self {
+    pub fn with_tenant(mut self, id: u64, name: impl Into<String>) -> Self {
         self.tenant = Some((id, name.into()));
         self
     }

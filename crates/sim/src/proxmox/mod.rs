@@ -67,17 +67,21 @@ impl Proxmox {
         }
     }
     /// Accepts the API token `token_id` (`USER@REALM!TOKENID`) with `secret`.
-    pub fn api_token(mut self, token_id: impl Into<String>, secret: impl Into<String>) -> Self {
+    pub fn with_api_token(
+        mut self,
+        token_id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
         self.accounts.tokens.push((token_id.into(), secret.into()));
         self
     }
     /// Accepts a user and password at `POST /access/ticket`.
-    pub fn user(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn with_user(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.accounts.users.push((username.into(), password.into()));
         self
     }
     /// Sets how long tickets last (default two hours).
-    pub fn ticket_lifetime(mut self, d: Duration) -> Self {
+    pub fn with_ticket_lifetime(mut self, d: Duration) -> Self {
         self.accounts.ticket_lifetime = d;
         self
     }
@@ -85,13 +89,13 @@ impl Proxmox {
     /// (reported `RUNNING`, no end time) before it is archived. Default 0,
     /// as when pvedaemon reaps its worker; up to pvestatd's 10 s when the
     /// worker's parent died.
-    pub fn archive_lag(mut self, d: Duration) -> Self {
+    pub fn with_archive_lag(mut self, d: Duration) -> Self {
         self.archive_lag = d;
         self
     }
     /// Delays every 401 answer, as pveproxy does by 3 s (default 0 here so
     /// tests stay fast).
-    pub fn unauthorized_delay(mut self, d: Duration) -> Self {
+    pub fn with_unauthorized_delay(mut self, d: Duration) -> Self {
         self.unauthorized_delay = d;
         self
     }
