@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tasktrack::dcs::{DcsClient, DcsProvider};
 use tasktrack::huaweicloud::{Credentials, ServiceConfig};
 use tasktrack::ocp::{OcpClient, OcpProvider};
-use tasktrack::proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
+use tasktrack::proxmox::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
 use tasktrack::{DynTaskProvider, PollPolicy, Secret, TaskSnapshot, Tracker};
 use tasktrack_sim::{
     dcs::Dcs, huawei::HuaweiAuth, ocp::Ocp, proxmox::Proxmox, SimBuilder, StepSpec, TaskSpec,
@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ocp_sim = SimBuilder::new(ocp.clone()).start().await?;
 
     let pve: Arc<dyn DynTaskProvider> = Arc::new(ProxmoxProvider::new(
-        PveClient::builder(
+        ProxmoxClient::builder(
             pve_sim.base_url(),
             ProxmoxCredentials::api_token("root@pam!dash", "s3cret"),
         )

@@ -11,9 +11,10 @@
 
 use std::process::ExitCode;
 use std::time::Duration;
+use tasktrack::http::ConfigureHttp;
 
 use futures::StreamExt;
-use tasktrack::proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient, Upid};
+use tasktrack::proxmox::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider, Upid};
 use tasktrack::{Error, PollPolicy, Poller, TaskStatus};
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, TaskSpec};
@@ -41,7 +42,7 @@ async fn wait_for(poller: &Poller<ProxmoxProvider>, upid: &Upid) -> Result<bool,
 }
 
 async fn real_server(url: String, token: String, upid: String) -> Result<bool, Error> {
-    let mut client = PveClient::builder(url, ProxmoxCredentials::parse_token(&token)?);
+    let mut client = ProxmoxClient::builder(url, ProxmoxCredentials::parse_token(&token)?);
     if let Ok(path) = std::env::var("PVE_CA_CERT") {
         let pem = std::fs::read(&path).map_err(|e| {
             Error::invalid_input("proxmox", format!("cannot read PVE_CA_CERT {path}: {e}"))
@@ -82,7 +83,7 @@ async fn simulated() -> Result<bool, Error> {
             ])
             .with_failure("E", "migration aborted"),
     );
-    let client = PveClient::builder(
+    let client = ProxmoxClient::builder(
         sim.base_url(),
         ProxmoxCredentials::api_token("root@pam!demo", "demo-secret"),
     )

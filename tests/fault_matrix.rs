@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tasktrack::http::ConfigureHttp;
 
 use futures::StreamExt;
 use tasktrack::dcs::{DcsClient, DcsProvider};
@@ -14,7 +15,7 @@ use tasktrack::http::RetryPolicy;
 use tasktrack::huaweicloud::{Credentials, ServiceConfig};
 use tasktrack::kps::{KpsClient, KpsProvider};
 use tasktrack::ocp::{OcpClient, OcpProvider};
-use tasktrack::proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
+use tasktrack::proxmox::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
 use tasktrack::{
     DynTaskProvider, PollPolicy, Secret, TaskAction, TaskEventKind, TaskState, Tracker,
 };
@@ -131,7 +132,7 @@ async fn rig(kind: Kind) -> Rig {
                 })
                 .collect();
             let victim = sim.create_task(TaskSpec::new("qmigrate", Duration::from_secs(3600)));
-            let client = PveClient::builder(
+            let client = ProxmoxClient::builder(
                 sim.base_url(),
                 ProxmoxCredentials::api_token("root@pam!m", "s"),
             )

@@ -11,7 +11,7 @@ use tasktrack::dcs::{DcsClient, DcsProvider};
 use tasktrack::huaweicloud::{Credentials, ServiceConfig};
 use tasktrack::kps::{KpsClient, KpsProvider};
 use tasktrack::ocp::{OcpClient, OcpProvider};
-use tasktrack::proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
+use tasktrack::proxmox::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
 use tasktrack::{DynTaskProvider, LogRange, PollPolicy, Poller, Secret, TaskAction, TaskFilter};
 use tasktrack_sim::dcs::Dcs;
 use tasktrack_sim::huawei::HuaweiAuth;
@@ -119,7 +119,9 @@ async fn no_secret_anywhere() {
         ProxmoxCredentials::password("root@pam", format!("wrong-{PVE_PASSWORD}")),
     ] {
         texts.push(format!("{creds:?}"));
-        let client = PveClient::builder(pve.base_url(), creds).build().unwrap();
+        let client = ProxmoxClient::builder(pve.base_url(), creds)
+            .build()
+            .unwrap();
         texts.push(format!("{client:?}"));
         texts.extend(exercise(Arc::new(ProxmoxProvider::new(client)), &upid, &pve).await);
     }

@@ -16,7 +16,7 @@ use tasktrack_dcs::{DcsClient, DcsProvider};
 use tasktrack_huaweicloud::{Credentials, ServiceConfig};
 use tasktrack_kps::{KpsClient, KpsProvider};
 use tasktrack_ocp::{OcpClient, OcpProvider};
-use tasktrack_proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
+use tasktrack_proxmox::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
 use tasktrack_sim::dcs::Dcs;
 use tasktrack_sim::huawei::HuaweiAuth;
 use tasktrack_sim::kps::Kps;
@@ -84,7 +84,7 @@ pub(crate) fn providers(urls: &Urls) -> Vec<(&'static str, Arc<dyn DynTaskProvid
             (
                 "proxmox",
                 Arc::new(ProxmoxProvider::new(
-                    PveClient::builder(
+                    ProxmoxClient::builder(
                         &urls.proxmox,
                         ProxmoxCredentials::api_token("root@pam!bench", "bench"),
                     )

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tasktrack_core::http::ConfigureHttp;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

@@ -31,3 +31,4 @@ pub use model::{
     SubStepDetail, TaskDetails,
 };
 pub use provider::{DcsProvider, DcsTask, DcsTaskId};
+pub use tasktrack_core::http::ConfigureHttp;

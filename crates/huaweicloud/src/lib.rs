@@ -28,6 +28,7 @@ pub use signer::{
     canonical_query, canonical_request, canonical_uri, signature, SignedHeaders, Signer,
     SigningInput, ALGORITHM, DATE_FORMAT, X_SDK_CONTENT_SHA256, X_SDK_DATE,
 };
+pub use tasktrack_core::http::ConfigureHttp;
 
 /// The public endpoint of `service` in `region`:
 /// `https://{host}.{region}.myhuaweicloud.com`, where KPS is served by the
@@ -226,6 +227,12 @@ pub struct ServiceConfig {
     pub credentials: Credentials,
     /// Timeouts, retry of idempotent reads, TLS, proxy, redirects, limits.
     pub options: ClientOptions,
+}
+
+impl ConfigureHttp for ServiceConfig {
+    fn client_options_mut(&mut self) -> &mut ClientOptions {
+        &mut self.options
+    }
 }
 
 impl ServiceConfig {

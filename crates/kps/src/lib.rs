@@ -34,3 +34,4 @@ pub use model::{
     FailedTask, KeypairTask, KpsOperation, KpsPhase, KpsTaskState, RunningTask, TaskList,
 };
 pub use provider::{KpsProvider, KpsTask};
+pub use tasktrack_core::http::ConfigureHttp;

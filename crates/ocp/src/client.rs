@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -10,8 +9,8 @@ use futures::Stream;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::de::DeserializeOwned;
 use tasktrack_core::http::{
-    Authenticate, ClientOptions, ErrorAnswer, ErrorBodyParser, HttpClient, HttpRequest,
-    RetryPolicy, VendorError,
+    Authenticate, ClientOptions, ConfigureHttp, ErrorAnswer, ErrorBodyParser, HttpClient,
+    HttpRequest, VendorError,
 };
 use tasktrack_core::paging::{walk_offsets, OffsetPage, PageLimits};
 use tasktrack_core::{Error, HttpError, Result, Secret};
@@ -129,33 +128,13 @@ pub struct OcpClientBuilder {
     options: ClientOptions,
 }
 
+impl ConfigureHttp for OcpClientBuilder {
+    fn client_options_mut(&mut self) -> &mut ClientOptions {
+        &mut self.options
+    }
+}
+
 impl OcpClientBuilder {
-    /// Every HTTP option at once: timeouts, retry, TLS, proxy, redirects,
-    /// limits (replacing those set before).
-    pub fn with_options(mut self, options: ClientOptions) -> Self {
-        self.options = options;
-        self
-    }
-    /// Per-request timeout (default 30 s).
-    pub fn with_timeout(mut self, d: Duration) -> Self {
-        self.options.timeout = d;
-        self
-    }
-    /// Retry of idempotent reads (actions are never retried).
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.options.retry = retry;
-        self
-    }
-    /// Trusts a root CA in PEM.
-    pub fn with_root_certificate_pem(mut self, pem: &[u8]) -> Self {
-        self.options.root_certificates.push(pem.to_vec());
-        self
-    }
-    /// **Dangerous**: accepts any certificate.
-    pub fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
-        self.options.danger_accept_invalid_certs = yes;
-        self
-    }
     /// The API prefix: [`OCP_API`] (`/api/v2`, the default) or
     /// [`OCP_EXPRESS_API`] (`/api/v1`).
     pub fn with_api_prefix(mut self, prefix: impl Into<String>) -> Self {

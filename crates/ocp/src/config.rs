@@ -1,6 +1,7 @@
 //! [`OcpConfig`]: an OceanBase OCP backend as a config file writes it.
 
 use std::sync::Arc;
+use tasktrack_core::http::ConfigureHttp;
 
 use serde::Deserialize;
 use tasktrack_core::config::env_var;

@@ -35,3 +35,4 @@ pub use model::{
     TenantInfo, TenantMode, WrappedTaskInstance,
 };
 pub use provider::{all_tasks, OcpProvider, OcpTask};
+pub use tasktrack_core::http::ConfigureHttp;

@@ -4,6 +4,7 @@
 
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{Error, Secret, TaskAction, TaskFilter, TaskProvider, TaskState, TaskStatus};
+use tasktrack_ocp::ConfigureHttp;
 use tasktrack_ocp::{OcpClient, OcpProvider, Operation, SubtaskStatus};
 use tasktrack_sim::replay::{Fixture, ReplayServer};
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tasktrack_ocp::ConfigureHttp;
 
 use futures::TryStreamExt;
 use tasktrack_core::http::RetryPolicy;

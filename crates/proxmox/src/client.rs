@@ -1,14 +1,13 @@
-//! [`PveClient`]: the Proxmox VE task endpoints over the core HTTP layer.
+//! [`ProxmoxClient`]: the Proxmox VE task endpoints over the core HTTP layer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tasktrack_core::http::{
-    encode_segment, ClientOptions, ErrorAnswer, ErrorBodyParser, HttpClient, HttpRequest,
-    RetryPolicy, VendorError,
+    encode_segment, ClientOptions, ConfigureHttp, ErrorAnswer, ErrorBodyParser, HttpClient,
+    HttpRequest, VendorError,
 };
 use tasktrack_core::{Error, Result};
 use tracing::Instrument;
@@ -175,52 +174,30 @@ struct Envelope<T> {
     total: Option<u64>,
 }
 
-/// Builds a [`PveClient`].
+/// Builds a [`ProxmoxClient`].
 #[derive(Debug)]
-pub struct PveClientBuilder {
+pub struct ProxmoxClientBuilder {
     base: String,
     credentials: ProxmoxCredentials,
     options: ClientOptions,
 }
 
-impl PveClientBuilder {
-    /// Every HTTP option at once: timeouts, retry, TLS, proxy, redirects,
-    /// limits (replacing those set before).
-    pub fn with_options(mut self, options: ClientOptions) -> Self {
-        self.options = options;
-        self
+impl ConfigureHttp for ProxmoxClientBuilder {
+    fn client_options_mut(&mut self) -> &mut ClientOptions {
+        &mut self.options
     }
-    /// Trusts a root CA in PEM, e.g. the cluster's `/etc/pve/pve-root-ca.pem`.
-    pub fn with_root_certificate_pem(mut self, pem: &[u8]) -> Self {
-        self.options.root_certificates.push(pem.to_vec());
-        self
-    }
-    /// **Dangerous**: accepts any certificate (PVE's default self-signed one
-    /// included), so anyone on the path can read the credentials. Prefer
-    /// [`with_root_certificate_pem`](Self::with_root_certificate_pem).
-    pub fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
-        self.options.danger_accept_invalid_certs = yes;
-        self
-    }
-    /// Per-request timeout (default 30 s).
-    pub fn with_timeout(mut self, d: Duration) -> Self {
-        self.options.timeout = d;
-        self
-    }
-    /// Retry of idempotent reads.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.options.retry = retry;
-        self
-    }
+}
+
+impl ProxmoxClientBuilder {
     /// Builds the client. No request is made yet.
-    pub fn build(self) -> Result<PveClient> {
+    pub fn build(self) -> Result<ProxmoxClient> {
         let auth = Arc::new(PveAuth::new(self.credentials));
         let http = HttpClient::builder(PROVIDER, api_base(&self.base))
             .with_options(self.options)
             .with_auth(auth.clone())
             .with_error_parser(Arc::new(PveErrors))
             .build()?;
-        Ok(PveClient { http, auth })
+        Ok(ProxmoxClient { http, auth })
     }
 }
 
@@ -236,7 +213,7 @@ fn api_base(base: &str) -> String {
 
 /// A Proxmox VE API client for the task endpoints. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct PveClient {
+pub struct ProxmoxClient {
     http: HttpClient,
     auth: Arc<PveAuth>,
 }
@@ -276,14 +253,14 @@ fn not_found_for(upid: &Upid, e: Error) -> Error {
     }
 }
 
-impl PveClient {
+impl ProxmoxClient {
     /// A client for `base_url` (`https://host:8006`, with or without
     /// `/api2/json`).
     pub fn builder(
         base_url: impl Into<String>,
         credentials: ProxmoxCredentials,
-    ) -> PveClientBuilder {
-        PveClientBuilder {
+    ) -> ProxmoxClientBuilder {
+        ProxmoxClientBuilder {
             base: base_url.into(),
             credentials,
             options: ClientOptions::default(),

@@ -1,13 +1,14 @@
 //! [`ProxmoxConfig`]: a Proxmox VE backend as a config file writes it.
 
 use std::sync::Arc;
+use tasktrack_core::http::ConfigureHttp;
 
 use serde::Deserialize;
 use tasktrack_core::config::{env_var, env_var_opt};
 use tasktrack_core::http::HttpConfig;
 use tasktrack_core::{BackendConfig, DynTaskProvider, Error, Result, Secret};
 
-use crate::{ProxmoxCredentials, ProxmoxProvider, PveClient};
+use crate::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
 
 /// `kind = "proxmox"`:
 ///
@@ -83,7 +84,7 @@ impl BackendConfig for ProxmoxConfig {
         let mut http = self.http.clone();
         http.ca_cert = http.ca_cert.or_else(|| self.ca_cert.clone());
         http.insecure |= self.insecure;
-        let client = PveClient::builder(&self.url, self.credentials(name)?)
+        let client = ProxmoxClient::builder(&self.url, self.credentials(name)?)
             .with_options(http.options(name)?)
             .build()?;
         Ok(Arc::new(ProxmoxProvider::new(client).with_name(name)))

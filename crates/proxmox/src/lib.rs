@@ -1,6 +1,6 @@
 //! # tasktrack-proxmox
 //!
-//! Proxmox VE task tracking: the [`Upid`] handle, a [`PveClient`] for the
+//! Proxmox VE task tracking: the [`Upid`] handle, a [`ProxmoxClient`] for the
 //! task endpoints (API token or ticket auth, TLS options for PVE's
 //! self-signed certificates), and [`ProxmoxProvider`], which batches the
 //! status of many UPIDs into one task-list request per node.
@@ -8,10 +8,10 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use tasktrack_core::{PollPolicy, Poller};
-//! use tasktrack_proxmox::{ProxmoxProvider, PveClient, ProxmoxCredentials, Upid};
+//! use tasktrack_proxmox::{ConfigureHttp, ProxmoxClient, ProxmoxCredentials, ProxmoxProvider, Upid};
 //!
 //! # async fn run() -> tasktrack_core::Result<()> {
-//! let client = PveClient::builder(
+//! let client = ProxmoxClient::builder(
 //!     "https://pve.example.com:8006",
 //!     ProxmoxCredentials::parse_token("root@pam!ci=00000000-0000-0000-0000-000000000000")?,
 //! )
@@ -35,7 +35,8 @@ mod upid;
 
 pub use auth::ProxmoxCredentials;
 pub use client::{
-    LogPage, NodeTaskQuery, PveClient, PveClientBuilder, PveErrors, TaskListPage, TaskSource,
+    LogPage, NodeTaskQuery, ProxmoxClient, ProxmoxClientBuilder, PveErrors, TaskListPage,
+    TaskSource,
 };
 pub use config::ProxmoxConfig;
 pub use model::{
@@ -43,4 +44,5 @@ pub use model::{
     TaskListEntry,
 };
 pub use provider::ProxmoxProvider;
+pub use tasktrack_core::http::ConfigureHttp;
 pub use upid::Upid;

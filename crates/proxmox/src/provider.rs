@@ -12,7 +12,7 @@ use tasktrack_core::{
     TaskFilter, TaskPage, TaskProvider, TaskStatus,
 };
 
-use crate::client::{LogPage, NodeTaskQuery, PveClient, TaskSource};
+use crate::client::{LogPage, NodeTaskQuery, ProxmoxClient, TaskSource};
 use crate::model::{ListedState, ProxmoxLogLine, ProxmoxTask, TaskListEntry};
 use crate::upid::Upid;
 
@@ -33,12 +33,12 @@ const FALLBACK_CONCURRENCY: usize = 8;
 #[derive(Debug, Clone)]
 pub struct ProxmoxProvider {
     name: String,
-    client: PveClient,
+    client: ProxmoxClient,
 }
 
 impl ProxmoxProvider {
     /// A provider named `proxmox` over `client`.
-    pub fn new(client: PveClient) -> Self {
+    pub fn new(client: ProxmoxClient) -> Self {
         ProxmoxProvider {
             name: "proxmox".into(),
             client,
@@ -52,7 +52,7 @@ impl ProxmoxProvider {
     }
 
     /// The client.
-    pub fn client(&self) -> &PveClient {
+    pub fn client(&self) -> &ProxmoxClient {
         &self.client
     }
 

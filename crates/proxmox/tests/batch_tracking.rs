@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tasktrack_core::{PollPolicy, TaskEventKind, TaskState, Tracker};
-use tasktrack_proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
+use tasktrack_proxmox::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, SimOutcome, TaskSpec};
 
@@ -28,7 +28,7 @@ async fn hundreds_of_long_running_tasks_are_never_reported_finished_early() {
     .start()
     .await
     .unwrap();
-    let client = PveClient::builder(
+    let client = ProxmoxClient::builder(
         sim.base_url(),
         ProxmoxCredentials::api_token("root@pam!ci", "batch-secret"),
     )

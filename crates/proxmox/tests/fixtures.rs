@@ -4,8 +4,10 @@
 
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{Error, LogRange, TaskProvider, TaskState, TaskStatus};
+use tasktrack_proxmox::ConfigureHttp;
 use tasktrack_proxmox::{
-    ListedState, NodeTaskQuery, ProxmoxCredentials, ProxmoxProvider, PveClient, TaskSource, Upid,
+    ListedState, NodeTaskQuery, ProxmoxClient, ProxmoxCredentials, ProxmoxProvider, TaskSource,
+    Upid,
 };
 use tasktrack_sim::replay::{Fixture, ReplayServer};
 
@@ -20,7 +22,7 @@ async fn serve(names: &[&str]) -> (ReplayServer, ProxmoxProvider) {
     let server = ReplayServer::start(names.iter().map(|n| fixture(n)).collect())
         .await
         .unwrap();
-    let client = PveClient::builder(
+    let client = ProxmoxClient::builder(
         server.base_url(),
         ProxmoxCredentials::api_token("root@pam!ci", "fixture-secret"),
     )

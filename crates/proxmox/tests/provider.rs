@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tasktrack_proxmox::ConfigureHttp;
 
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{
@@ -9,7 +10,7 @@ use tasktrack_core::{
     TaskState, TaskStatus,
 };
 use tasktrack_proxmox::{
-    decode_log, NodeTaskQuery, ProxmoxCredentials, ProxmoxProvider, PveClient, TaskSource, Upid,
+    decode_log, NodeTaskQuery, ProxmoxClient, ProxmoxCredentials, ProxmoxProvider, TaskSource, Upid,
 };
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{Fault, SimBuilder, SimClock, SimHandle, SimOutcome, TaskSpec};
@@ -42,7 +43,7 @@ async fn start(clock: &ManualClock) -> SimHandle {
 }
 
 fn provider(sim: &SimHandle, creds: ProxmoxCredentials) -> ProxmoxProvider {
-    let client = PveClient::builder(sim.base_url(), creds)
+    let client = ProxmoxClient::builder(sim.base_url(), creds)
         .with_retry(quick_retry())
         .build()
         .unwrap();
@@ -474,7 +475,7 @@ async fn tls_with_the_cluster_ca_or_the_explicit_danger_option() {
     assert!(sim.base_url().starts_with("https://"));
     let upid = task(&sim, TaskSpec::new("vzdump", Duration::from_secs(3600)));
     let pem = sim.certificate_pem().unwrap().as_bytes().to_vec();
-    let trusted = PveClient::builder(sim.base_url(), token())
+    let trusted = ProxmoxClient::builder(sim.base_url(), token())
         .with_root_certificate_pem(&pem)
         .build()
         .unwrap();
@@ -483,7 +484,7 @@ async fn tls_with_the_cluster_ca_or_the_explicit_danger_option() {
         TaskState::Running
     );
 
-    let untrusted = PveClient::builder(sim.base_url(), token())
+    let untrusted = ProxmoxClient::builder(sim.base_url(), token())
         .with_retry(RetryPolicy::none())
         .build()
         .unwrap();
@@ -494,7 +495,7 @@ async fn tls_with_the_cluster_ca_or_the_explicit_danger_option() {
         "says why: {err}"
     );
 
-    let insecure = PveClient::builder(sim.base_url(), token())
+    let insecure = ProxmoxClient::builder(sim.base_url(), token())
         .with_danger_accept_invalid_certs(true)
         .build()
         .unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tasktrack_core::{DynTaskProvider, PollPolicy, Secret, TaskEvents, TrackStore, Tracker};
 use tasktrack_ocp::{OcpClient, OcpProvider};
-use tasktrack_proxmox::{ProxmoxCredentials, ProxmoxProvider, PveClient};
+use tasktrack_proxmox::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
 use tasktrack_redis::testing::{free_port, RedisServer};
 use tasktrack_redis::{RedisOptions, RedisStore};
 use tasktrack_sim::ocp::Ocp;
@@ -33,7 +33,7 @@ async fn backends() -> Backends {
         (
             "proxmox",
             Arc::new(ProxmoxProvider::new(
-                PveClient::builder(
+                ProxmoxClient::builder(
                     pve.base_url(),
                     ProxmoxCredentials::api_token("root@pam!r", "s"),
                 )

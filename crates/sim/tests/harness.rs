@@ -1,6 +1,7 @@
 //! The simulator harness over real loopback HTTP, on the generic vendor.
 
 use std::time::{Duration, Instant};
+use tasktrack_core::http::ConfigureHttp;
 
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -5,7 +5,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use serde::de::DeserializeOwned;
@@ -16,7 +15,7 @@ use super::answer::{
 };
 use super::auth::Authenticate;
 use super::budget::Budget;
-use super::options::{ClientOptions, RedirectPolicy, RetryPolicy};
+use super::options::{ClientOptions, ConfigureHttp, RedirectPolicy, RetryPolicy};
 use super::request::{Body, HttpRequest, HttpResponse};
 use crate::clock::{SharedClock, TokioClock};
 use crate::error::{truncate, Error, HttpError, Result};
@@ -34,31 +33,13 @@ pub struct HttpClientBuilder {
     jitter: JitterSource,
 }
 
+impl ConfigureHttp for HttpClientBuilder {
+    fn client_options_mut(&mut self) -> &mut ClientOptions {
+        &mut self.options
+    }
+}
+
 impl HttpClientBuilder {
-    /// Takes every option at once (replacing those set before).
-    pub fn with_options(mut self, options: ClientOptions) -> Self {
-        self.options = options;
-        self
-    }
-    /// Whether redirects are followed (default: never).
-    pub fn with_redirects(mut self, policy: RedirectPolicy) -> Self {
-        self.options.redirects = policy;
-        self
-    }
-    /// The largest answer body read, checked while it streams in (default
-    /// [`DEFAULT_MAX_BODY_BYTES`](super::DEFAULT_MAX_BODY_BYTES)); a larger one is an
-    /// [`Error::Limit`].
-    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
-        self.options.max_body_bytes = n.max(1);
-        self
-    }
-    /// At most this many requests (retries included) over the client's
-    /// life, then [`Error::Limit`]: a bound for one-shot commands against a
-    /// server that pages forever. Default: no bound.
-    pub fn with_max_requests(mut self, n: Option<u64>) -> Self {
-        self.options.max_requests = n;
-        self
-    }
     /// Adds credentials.
     pub fn with_auth(mut self, auth: Arc<dyn Authenticate>) -> Self {
         self.auth = Some(auth);
@@ -67,33 +48,6 @@ impl HttpClientBuilder {
     /// Parses the vendor's error bodies.
     pub fn with_error_parser(mut self, parser: Arc<dyn ErrorBodyParser>) -> Self {
         self.error_parser = parser;
-        self
-    }
-    /// Retry policy for idempotent requests.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.options.retry = retry;
-        self
-    }
-    /// Whole-request timeout (default 30 s).
-    pub fn with_timeout(mut self, d: Duration) -> Self {
-        self.options.timeout = d;
-        self
-    }
-    /// Connect timeout (default 10 s).
-    pub fn with_connect_timeout(mut self, d: Duration) -> Self {
-        self.options.connect_timeout = d;
-        self
-    }
-    /// Trusts one more root CA, in PEM (e.g. Proxmox's `pve-root-ca.pem`).
-    pub fn with_root_certificate_pem(mut self, pem: &[u8]) -> Self {
-        self.options.root_certificates.push(pem.to_vec());
-        self
-    }
-    /// **Dangerous**: accepts any TLS certificate, so anyone on the path can
-    /// read the credentials. Only for a lab server with a self-signed
-    /// certificate you cannot add as a root.
-    pub fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
-        self.options.danger_accept_invalid_certs = yes;
         self
     }
     /// A header sent on every request.

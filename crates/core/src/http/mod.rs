@@ -20,6 +20,8 @@ pub use answer::{
 pub use auth::Authenticate;
 pub use client::{HttpClient, HttpClientBuilder};
 pub use config::HttpConfig;
-pub use options::{ClientOptions, RedirectPolicy, RetryPolicy, DEFAULT_MAX_BODY_BYTES};
+pub use options::{
+    ClientOptions, ConfigureHttp, RedirectPolicy, RetryPolicy, DEFAULT_MAX_BODY_BYTES,
+};
 pub use request::{encode_segment, path_segment, HttpRequest, HttpResponse, RFC3986};
 pub use reqwest::Method;

@@ -77,7 +77,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tasktrack_core::http::{ClientOptions, RedirectPolicy};
+/// use tasktrack_core::http::{ClientOptions, ConfigureHttp, RedirectPolicy};
 ///
 /// let options = ClientOptions::default()
 ///     .with_timeout(Duration::from_secs(10))
@@ -155,60 +155,98 @@ impl fmt::Debug for ClientOptions {
     }
 }
 
-impl ClientOptions {
-    /// Sets the whole-request timeout.
-    pub fn with_timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
+/// The `with_*` setters of every HTTP client builder, written once over the
+/// [`ClientOptions`] it holds: [`ClientOptions`] itself,
+/// [`HttpClientBuilder`](super::HttpClientBuilder) and each adapter's client
+/// builder implement [`client_options_mut`](Self::client_options_mut) and
+/// get the rest.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasktrack_core::http::{ClientOptions, ConfigureHttp};
+///
+/// let options = ClientOptions::default()
+///     .with_timeout(Duration::from_secs(5))
+///     .with_user_agent("ops-dashboard/1.0");
+/// assert_eq!(options.timeout, Duration::from_secs(5));
+/// ```
+pub trait ConfigureHttp: Sized {
+    /// The options being built.
+    fn client_options_mut(&mut self) -> &mut ClientOptions;
+
+    /// Takes every option at once (replacing those set before).
+    fn with_options(mut self, options: ClientOptions) -> Self {
+        *self.client_options_mut() = options;
         self
     }
-    /// Sets the connect timeout.
-    pub fn with_connect_timeout(mut self, d: Duration) -> Self {
-        self.connect_timeout = d;
+    /// Whole-request timeout (default 30 s).
+    fn with_timeout(mut self, d: Duration) -> Self {
+        self.client_options_mut().timeout = d;
         self
     }
-    /// Sets the retry of idempotent requests.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+    /// Connect timeout (default 10 s).
+    fn with_connect_timeout(mut self, d: Duration) -> Self {
+        self.client_options_mut().connect_timeout = d;
         self
     }
-    /// Trusts one more root CA, in PEM.
-    pub fn with_root_certificate_pem(mut self, pem: &[u8]) -> Self {
-        self.root_certificates.push(pem.to_vec());
+    /// Retry of idempotent requests (control actions are never retried).
+    fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.client_options_mut().retry = retry;
         self
     }
-    /// **Dangerous**: accepts any certificate; see the field.
-    pub fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
-        self.danger_accept_invalid_certs = yes;
+    /// Trusts one more root CA, in PEM (e.g. Proxmox's `pve-root-ca.pem`).
+    fn with_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+        self.client_options_mut()
+            .root_certificates
+            .push(pem.to_vec());
+        self
+    }
+    /// **Dangerous**: accepts any TLS certificate, so anyone on the path can
+    /// read the credentials. Only for a lab server with a self-signed
+    /// certificate you cannot add as a root.
+    fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+        self.client_options_mut().danger_accept_invalid_certs = yes;
         self
     }
     /// Sets the `User-Agent`.
-    pub fn with_user_agent(mut self, agent: impl Into<String>) -> Self {
-        self.user_agent = Some(agent.into());
+    fn with_user_agent(mut self, agent: impl Into<String>) -> Self {
+        self.client_options_mut().user_agent = Some(agent.into());
         self
     }
     /// Sends every request through this proxy.
-    pub fn with_proxy(mut self, url: impl Into<String>) -> Self {
-        self.proxy = Some(url.into());
+    fn with_proxy(mut self, url: impl Into<String>) -> Self {
+        self.client_options_mut().proxy = Some(url.into());
         self
     }
-    /// Sets whether redirects are followed.
-    pub fn with_redirects(mut self, policy: RedirectPolicy) -> Self {
-        self.redirects = policy;
+    /// Whether redirects are followed (default: never).
+    fn with_redirects(mut self, policy: RedirectPolicy) -> Self {
+        self.client_options_mut().redirects = policy;
         self
     }
-    /// Sets the largest answer body read.
-    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
-        self.max_body_bytes = n.max(1);
+    /// The largest answer body read, checked while it streams in (default
+    /// [`DEFAULT_MAX_BODY_BYTES`]); a larger one is an
+    /// [`Error::Limit`](crate::Error::Limit).
+    fn with_max_body_bytes(mut self, n: usize) -> Self {
+        self.client_options_mut().max_body_bytes = n.max(1);
         self
     }
-    /// Bounds the requests of the client's life.
-    pub fn with_max_requests(mut self, n: Option<u64>) -> Self {
-        self.max_requests = n;
+    /// At most this many requests (retries included) over the client's
+    /// life, then [`Error::Limit`](crate::Error::Limit): a bound for
+    /// one-shot commands against a server that pages forever. Default: no
+    /// bound.
+    fn with_max_requests(mut self, n: Option<u64>) -> Self {
+        self.client_options_mut().max_requests = n;
         self
     }
-    /// Sends with a ready `reqwest::Client` (see the field).
-    pub fn with_client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
+    /// Sends with a ready `reqwest::Client` (see [`ClientOptions::client`]).
+    fn with_client(mut self, client: reqwest::Client) -> Self {
+        self.client_options_mut().client = Some(client);
+        self
+    }
+}
+
+impl ConfigureHttp for ClientOptions {
+    fn client_options_mut(&mut self) -> &mut ClientOptions {
         self
     }
 }
