@@ -23,7 +23,6 @@
 //! instance), `name` (default: the kind, e.g. `ChangeInstanceSpec`),
 //! `user_name`.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -37,7 +36,7 @@ use serde_json::{json, Value};
 
 use crate::context::{SimContext, Vendor};
 use crate::engine::{SimState, StepView, TaskSpec, TaskView};
-use crate::huawei::{error_body, gate, project_mismatch, Gate, HuaweiAuth};
+use crate::huawei::{error_body, gated, project_mismatch, HuaweiAuth};
 
 /// The DCS simulator.
 #[derive(Debug, Clone)]
@@ -344,12 +343,8 @@ impl Vendor for Dcs {
     }
 
     fn router(&self, ctx: SimContext) -> Router {
-        let gate_state = Gate {
-            ctx: ctx.clone(),
-            auth: self.auth.clone(),
-            requests: Arc::new(AtomicU64::new(0)),
-        };
-        Router::new()
+        let gate_ctx = ctx.clone();
+        let routes = Router::new()
             .route("/v2/{project_id}/instances/{instance_id}/tasks", get(list))
             .route(
                 "/v2/{project_id}/instances/{instance_id}/tasks/{task_id}/progress",
@@ -368,8 +363,8 @@ impl Vendor for Dcs {
                 ctx,
                 auth: self.auth.clone(),
                 instances: Arc::new(self.instances.clone()),
-            })
-            .layer(axum::middleware::from_fn_with_state(gate_state, gate))
+            });
+        gated(routes, gate_ctx, self.auth.clone())
     }
 
     fn error_response(&self, status: StatusCode, message: &str) -> Response {

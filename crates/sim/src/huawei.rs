@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::Router;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::json;
@@ -247,6 +248,16 @@ impl Gate {
         let expected = expected_signature(&sk, &date, &signed, &received);
         (expected != sig).then(|| unauthorized("verify aksk signature fail"))
     }
+}
+
+/// `router` behind [`gate`], with its own request-id counter.
+pub(crate) fn gated(router: Router, ctx: SimContext, auth: Arc<HuaweiAuth>) -> Router {
+    let state = Gate {
+        ctx,
+        auth,
+        requests: Arc::new(AtomicU64::new(0)),
+    };
+    router.layer(axum::middleware::from_fn_with_state(state, gate))
 }
 
 /// The middleware of every Huawei route: auth, then `X-Request-Id` on the answer.

@@ -9,7 +9,6 @@
 //! Task attributes read at creation: `operation` (`RESET` default,
 //! `REPLACE`, `UNBIND`), `server_name`, `server_id`, `keypair_name`.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -22,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::context::{SimContext, Vendor};
 use crate::engine::{SimState, TaskSpec, TaskView};
-use crate::huawei::{error_body, gate, project_mismatch, Gate, HuaweiAuth};
+use crate::huawei::{error_body, gated, project_mismatch, HuaweiAuth};
 
 /// The KPS simulator.
 #[derive(Debug, Clone)]
@@ -226,12 +225,8 @@ impl Vendor for Kps {
     }
 
     fn router(&self, ctx: SimContext) -> Router {
-        let gate_state = Gate {
-            ctx: ctx.clone(),
-            auth: self.auth.clone(),
-            requests: Arc::new(AtomicU64::new(0)),
-        };
-        Router::new()
+        let gate_ctx = ctx.clone();
+        let routes = Router::new()
             .route(
                 "/v3/{project_id}/failed-tasks",
                 get(failed).delete(delete_all_failed),
@@ -245,8 +240,8 @@ impl Vendor for Kps {
             .with_state(App {
                 ctx,
                 auth: self.auth.clone(),
-            })
-            .layer(axum::middleware::from_fn_with_state(gate_state, gate))
+            });
+        gated(routes, gate_ctx, self.auth.clone())
     }
 
     fn error_response(&self, status: StatusCode, message: &str) -> Response {

@@ -95,6 +95,26 @@ impl App {
     }
 
     /// `MethodArgumentTypeMismatchException` for a path id that is no Long.
+    /// Credentials, then the task id: what every task route checks first.
+    fn admit(&self, headers: &HeaderMap, id: &str) -> Result<u64, Box<Response>> {
+        if let Some(r) = self.rejection(headers) {
+            return Err(Box::new(r));
+        }
+        self.long("taskInstanceId", id)
+    }
+
+    /// Credentials, the task id (checked, never used: ocp-express finds a
+    /// subtask by its own id), then the subtask id.
+    fn admit_subtask(
+        &self,
+        headers: &HeaderMap,
+        id: &str,
+        sid: &str,
+    ) -> Result<u64, Box<Response>> {
+        self.admit(headers, id)?;
+        self.long("subtaskInstanceId", sid)
+    }
+
     fn long(&self, name: &str, value: &str) -> Result<u64, Box<Response>> {
         value.parse().map_err(|_| {
             Box::new(self.fail(
@@ -184,10 +204,7 @@ pub(crate) async fn detail(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = app.rejection(&headers) {
-        return r;
-    }
-    let id = match app.long("taskInstanceId", &id) {
+    let id = match app.admit(&headers, &id) {
         Ok(id) => id,
         Err(r) => return *r,
     };
@@ -219,10 +236,7 @@ pub(crate) async fn retry(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = app.rejection(&headers) {
-        return r;
-    }
-    let id = match app.long("taskInstanceId", &id) {
+    let id = match app.admit(&headers, &id) {
         Ok(id) => id,
         Err(r) => return *r,
     };
@@ -240,10 +254,7 @@ pub(crate) async fn rollback(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(r) = app.rejection(&headers) {
-        return r;
-    }
-    let id = match app.long("taskInstanceId", &id) {
+    let id = match app.admit(&headers, &id) {
         Ok(id) => id,
         Err(r) => return *r,
     };
@@ -262,13 +273,7 @@ pub(crate) async fn subtask_action(
     headers: HeaderMap,
     Path((id, sid, action)): Path<(String, String, String)>,
 ) -> Response {
-    if let Some(r) = app.rejection(&headers) {
-        return r;
-    }
-    let ids = app
-        .long("taskInstanceId", &id)
-        .and_then(|_| app.long("subtaskInstanceId", &sid));
-    let sid = match ids {
+    let sid = match app.admit_subtask(&headers, &id, &sid) {
         Ok(sid) => sid,
         Err(r) => return *r,
     };
@@ -294,13 +299,7 @@ pub(crate) async fn sub_log(
     headers: HeaderMap,
     Path((id, sid)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = app.rejection(&headers) {
-        return r;
-    }
-    let ids = app
-        .long("taskInstanceId", &id)
-        .and_then(|_| app.long("subtaskInstanceId", &sid));
-    let sid = match ids {
+    let sid = match app.admit_subtask(&headers, &id, &sid) {
         Ok(sid) => sid,
         Err(r) => return *r,
     };

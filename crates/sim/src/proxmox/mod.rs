@@ -130,6 +130,31 @@ impl App {
         Some(refused)
     }
 
+    /// What `status`, `log` and `stop` check first, in pve-http-server's
+    /// order: credentials, the parameters (`schema`), the node, the UPID.
+    /// The accepted parameters, or the answer that refuses the request.
+    async fn admit_task_call(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        (node, upid): (&str, &str),
+        schema: params::Schema,
+        query: Option<String>,
+    ) -> Result<BTreeMap<String, String>, Box<Response>> {
+        if let Some(r) = self.rejection(method, headers).await {
+            return Err(Box::new(r));
+        }
+        let path = [("node", node), ("upid", upid)];
+        let accepted = params::validate(schema, &path, &pairs(query))?;
+        if let Some(r) = self.unknown_node(node) {
+            return Err(Box::new(r));
+        }
+        if tasks::decode(upid).is_none() {
+            return Err(Box::new(unparsable()));
+        }
+        Ok(accepted)
+    }
+
     /// A node that is not in the cluster: `proxyto` cannot resolve it.
     fn unknown_node(&self, node: &str) -> Option<Response> {
         (!self.cfg.nodes.iter().any(|n| n == node)).then(|| {
@@ -213,18 +238,11 @@ async fn status(
     Path((node, upid)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = app.rejection(&method, &headers).await {
-        return r;
-    }
-    let path = [("node", node.as_str()), ("upid", upid.as_str())];
-    if let Err(r) = params::validate(params::NODE_UPID, &path, &pairs(query)) {
+    if let Err(r) = app
+        .admit_task_call(&method, &headers, (&node, &upid), params::NODE_UPID, query)
+        .await
+    {
         return *r;
-    }
-    if let Some(r) = app.unknown_node(&node) {
-        return r;
-    }
-    if tasks::decode(&upid).is_none() {
-        return unparsable();
     }
     match app.file(&node, &upid) {
         Some(t) => reply::data(t.status_json()),
@@ -256,20 +274,13 @@ async fn log(
     Path((node, upid)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = app.rejection(&method, &headers).await {
-        return r;
-    }
-    let path = [("node", node.as_str()), ("upid", upid.as_str())];
-    let p = match params::validate(params::TASK_LOG, &path, &pairs(query)) {
+    let p = match app
+        .admit_task_call(&method, &headers, (&node, &upid), params::TASK_LOG, query)
+        .await
+    {
         Ok(p) => p,
         Err(r) => return *r,
     };
-    if let Some(r) = app.unknown_node(&node) {
-        return r;
-    }
-    if tasks::decode(&upid).is_none() {
-        return unparsable();
-    }
     // No "no such task" check here: a missing file is one log line.
     let file = app.file(&node, &upid);
     if p.get("download").is_some_and(|d| d == "1") {
@@ -303,18 +314,11 @@ async fn stop(
     Path((node, upid)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = app.rejection(&method, &headers).await {
-        return r;
-    }
-    let path = [("node", node.as_str()), ("upid", upid.as_str())];
-    if let Err(r) = params::validate(params::NODE_UPID, &path, &pairs(query)) {
+    if let Err(r) = app
+        .admit_task_call(&method, &headers, (&node, &upid), params::NODE_UPID, query)
+        .await
+    {
         return *r;
-    }
-    if let Some(r) = app.unknown_node(&node) {
-        return r;
-    }
-    if tasks::decode(&upid).is_none() {
-        return unparsable();
     }
     if app.file(&node, &upid).is_none() {
         return no_such_task();
