@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tasktrack_core::{FileStore, TaskEvent, TrackStore, TrackedEntry};
 use tasktrack_redis::testing::{free_port, RedisServer};
+use tasktrack_redis::{RedisOptions, RedisStore};
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, SimHandle, TaskSpec};
 
@@ -210,20 +211,13 @@ async fn two_workers_share_one_redis() {
     assert!(logged.values().all(|n| *n == 1));
 }
 
-async fn lease_holders(url: &str) -> HashMap<u32, String> {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = (0..64).map(|s| format!("tasktrack:lease:{s}")).collect();
-    let values: Vec<Option<String>> = redis::cmd("MGET")
-        .arg(&keys)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    values
-        .into_iter()
-        .enumerate()
-        .filter_map(|(s, h)| h.map(|h| (s as u32, h)))
-        .collect()
+async fn lease_holders(url: &str) -> std::collections::BTreeMap<u32, String> {
+    let options = RedisOptions {
+        prefix: "tasktrack".into(),
+        ..RedisOptions::default()
+    };
+    let store = RedisStore::connect_with(url, options).await.unwrap();
+    store.lease_holders().await.unwrap()
 }
 
 /// SIGTERM is a clean shutdown: the worker exits 0 having given its leases

@@ -37,6 +37,7 @@
 
 pub mod testing;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -233,6 +234,25 @@ impl RedisStore {
     /// The stream key, for dashboards that `XREAD` it directly.
     pub fn events_key(&self) -> String {
         self.key("events")
+    }
+
+    /// Which replica holds each shard's lease now (shards nobody holds are
+    /// left out), read in one round trip: for operators checking the split
+    /// and for tests asserting it.
+    pub async fn lease_holders(&self) -> Result<BTreeMap<u32, String>> {
+        let keys: Vec<String> = (0..self.shards())
+            .map(|shard| self.key(&format!("lease:{shard}")))
+            .collect();
+        let mut conn = self.conn.clone();
+        let holders: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| failed("read lease holders", e))?;
+        Ok((0..)
+            .zip(holders)
+            .filter_map(|(shard, holder)| holder.map(|h| (shard, h)))
+            .collect())
     }
 }
 

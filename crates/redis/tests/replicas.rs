@@ -127,21 +127,13 @@ async fn finals(url: &str) -> HashMap<String, usize> {
     out
 }
 
-async fn lease_holders(url: &str) -> HashMap<u32, String> {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let mut out = HashMap::new();
-    for shard in 0..64u32 {
-        let holder: Option<String> = redis::cmd("GET")
-            .arg(format!("t:lease:{shard}"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if let Some(h) = holder {
-            out.insert(shard, h);
-        }
-    }
-    out
+async fn lease_holders(url: &str) -> std::collections::BTreeMap<u32, String> {
+    let options = RedisOptions {
+        prefix: "t".into(),
+        ..RedisOptions::default()
+    };
+    let store = RedisStore::connect_with(url, options).await.unwrap();
+    store.lease_holders().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

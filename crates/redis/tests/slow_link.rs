@@ -2,27 +2,12 @@
 //! stable split of the shards: leases renew in one round trip per period,
 //! well inside the default 15 s TTL.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tasktrack_core::{MemoryProvider, Tracker};
 use tasktrack_redis::testing::{free_port, DelayProxy, RedisServer};
 use tasktrack_redis::{RedisOptions, RedisStore};
-
-async fn holders(conn: &mut redis::aio::MultiplexedConnection) -> HashMap<u32, String> {
-    let keys: Vec<String> = (0..64).map(|s| format!("slow:lease:{s}")).collect();
-    let values: Vec<Option<String>> = redis::cmd("MGET")
-        .arg(&keys)
-        .query_async(conn)
-        .await
-        .unwrap();
-    values
-        .into_iter()
-        .enumerate()
-        .filter_map(|(s, h)| h.map(|h| (s as u32, h)))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_600ms_redis_keeps_a_stable_split_with_the_default_ttl() {
@@ -60,8 +45,16 @@ async fn a_600ms_redis_keeps_a_stable_split_with_the_default_ttl() {
     };
     let (a, _ea) = replica("a").await;
     let (b, _eb) = replica("b").await;
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut direct = client.get_multiplexed_async_connection().await.unwrap();
+    // Lease holders read straight from Redis, not through the slow link.
+    let direct = RedisStore::connect_with(
+        &redis.url(),
+        RedisOptions {
+            prefix: "slow".into(),
+            ..RedisOptions::default()
+        },
+    )
+    .await
+    .unwrap();
 
     // Settle: both hold 32 shards (the start-up split moves shards once).
     // A split that never settles is the failure this test is about, so the
@@ -69,7 +62,7 @@ async fn a_600ms_redis_keeps_a_stable_split_with_the_default_ttl() {
     let mut settled = false;
     let mut seen = (0, 0);
     for _ in 0..480 {
-        let h = holders(&mut direct).await;
+        let h = direct.lease_holders().await.unwrap();
         let of = |o: &str| h.values().filter(|v| *v == o).count();
         seen = (of("a"), of("b"));
         if seen == (32, 32) {
@@ -83,12 +76,12 @@ async fn a_600ms_redis_keeps_a_stable_split_with_the_default_ttl() {
         "the split never settled: a holds {}, b holds {}",
         seen.0, seen.1
     );
-    let mut last = holders(&mut direct).await;
+    let mut last = direct.lease_holders().await.unwrap();
     let (mut changes, mut unheld_samples, mut samples) = (0, 0, 0);
     let until = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = holders(&mut direct).await;
+        let now = direct.lease_holders().await.unwrap();
         samples += 1;
         if now.len() < 64 {
             unheld_samples += 1;
@@ -110,7 +103,7 @@ async fn a_600ms_redis_keeps_a_stable_split_with_the_default_ttl() {
     // A clean stop gives every lease up, in one round trip per replica.
     a.stop().await;
     b.stop().await;
-    let after = holders(&mut direct).await;
+    let after = direct.lease_holders().await.unwrap();
     assert!(
         after.is_empty(),
         "leases left after a stop: {}",
