@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tasktrack_core::{Error, TaskFilter, TaskState, TrackStore, TrackedEntry, Tracker};
 
 use super::serve::shutdown_signal;
-use super::task::task_id;
+use super::task::{log_source, task_id};
 use crate::config::Config;
 use crate::error::CliError;
 use crate::output::{self, note, out};
@@ -318,14 +318,7 @@ pub async fn follow_logs(
     interval: Duration,
     json: bool,
 ) -> Result<(), CliError> {
-    let provider = config.provider(backend)?;
-    let id = task_id(config, backend, &provider, id)?;
-    if !provider.provider_capabilities().logs {
-        return Err(CliError::usage(
-            format!("backend {backend} has no task logs"),
-            "try `tasktrack wait` instead",
-        ));
-    }
+    let (provider, id) = log_source(config, backend, id)?;
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut next: u64 = 0;

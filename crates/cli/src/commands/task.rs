@@ -17,6 +17,27 @@ use crate::error::CliError;
 use crate::output::{self, note, out};
 use crate::table::Row;
 
+/// The provider and canonical id of a task whose log is read, or the one
+/// line that says the backend has no logs.
+pub(super) fn log_source(
+    config: &Config,
+    backend: &str,
+    id: &str,
+) -> Result<(Arc<dyn DynTaskProvider>, String), CliError> {
+    let provider = config.provider(backend)?;
+    let id = task_id(config, backend, &provider, id)?;
+    if !provider.provider_capabilities().logs {
+        return Err(CliError::usage(
+            format!(
+                "backend {backend} ({}) has no task logs",
+                config.backend(backend)?.kind()
+            ),
+            "try `tasktrack status` instead",
+        ));
+    }
+    Ok((provider, id))
+}
+
 /// Parses an id for a backend, saying the expected form when it is wrong.
 pub(super) fn task_id(
     config: &Config,
@@ -203,17 +224,7 @@ pub async fn logs(
     tail: Option<usize>,
     json: bool,
 ) -> Result<(), CliError> {
-    let provider = config.provider(backend)?;
-    let id = task_id(config, backend, &provider, id)?;
-    if !provider.provider_capabilities().logs {
-        return Err(CliError::usage(
-            format!(
-                "backend {backend} ({}) has no task logs",
-                config.backend(backend)?.kind()
-            ),
-            "try `tasktrack status` instead",
-        ));
-    }
+    let (provider, id) = log_source(config, backend, id)?;
     let range = tail.map_or(LogRange::All, LogRange::Tail);
     for line in provider.log_lines(&id, range).await? {
         if json {
