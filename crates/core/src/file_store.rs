@@ -24,6 +24,7 @@ const VERSIONS: TableDefinition<u32, u64> = TableDefinition::new("versions");
 /// Task key → cursor of its final event.
 const FINALS: TableDefinition<&str, u64> = TableDefinition::new("finals");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const CHECKPOINTS: TableDefinition<&str, &str> = TableDefinition::new("checkpoints");
 
 fn storage(operation: &str, e: impl std::fmt::Display) -> Error {
     Error::Transport {
@@ -172,6 +173,7 @@ fn open_checked(path: &Path) -> std::result::Result<Database, String> {
             txn.open_table(VERSIONS).map_err(s)?;
             txn.open_table(FINALS).map_err(s)?;
             txn.open_table(EVENTS).map_err(s)?;
+            txn.open_table(CHECKPOINTS).map_err(s)?;
         }
         txn.commit().map_err(s)
     };
@@ -324,6 +326,36 @@ impl TrackStore for FileStore {
 
     async fn release(&self, _owner: &str, _shard: u32) -> Result<()> {
         Ok(())
+    }
+
+    /// The process holding the file holds every role.
+    async fn acquire_role(&self, _owner: &str, _role: &str, _ttl: Duration) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn checkpoint(&self, role: &str) -> Result<Option<Cursor>> {
+        let role = role.to_owned();
+        self.blocking("read checkpoint", move |db| {
+            let txn = db.begin_read().map_err(s)?;
+            let table = txn.open_table(CHECKPOINTS).map_err(s)?;
+            let saved = table.get(role.as_str()).map_err(s)?;
+            Ok(saved.map(|v| v.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn save_checkpoint(&self, _owner: &str, role: &str, cursor: &str) -> Result<bool> {
+        let (role, cursor) = (role.to_owned(), cursor.to_owned());
+        self.blocking("save checkpoint", move |db| {
+            let txn = db.begin_write().map_err(s)?;
+            {
+                let mut table = txn.open_table(CHECKPOINTS).map_err(s)?;
+                table.insert(role.as_str(), cursor.as_str()).map_err(s)?;
+            }
+            txn.commit().map_err(s)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn append(&self, event: &TaskEvent) -> Result<Option<Cursor>> {

@@ -184,6 +184,32 @@ pub trait TrackStore: Send + Sync + 'static {
     /// Up to `max` events after `after`, oldest first. A malformed cursor
     /// is [`Error::InvalidInput`](crate::Error::InvalidInput).
     async fn read(&self, after: &str, max: usize) -> Result<Vec<(Cursor, TaskEvent)>>;
+    /// Takes or renews the named *role* `role` for `owner` until `ttl` from
+    /// now: one holder at a time across every replica sharing the store
+    /// (a notification sink's delivery, for one). `false` while another
+    /// owner holds it. The default says the store has no roles.
+    async fn acquire_role(&self, owner: &str, role: &str, ttl: Duration) -> Result<bool> {
+        let _ = (owner, role, ttl);
+        Err(crate::Error::unsupported("store", "named roles"))
+    }
+    /// Gives a role up, if `owner` holds it.
+    async fn release_role(&self, owner: &str, role: &str) -> Result<()> {
+        let _ = (owner, role);
+        Ok(())
+    }
+    /// The cursor saved under `role` (the last event a role holder finished
+    /// with), if any.
+    async fn checkpoint(&self, role: &str) -> Result<Option<Cursor>> {
+        let _ = role;
+        Err(crate::Error::unsupported("store", "checkpoints"))
+    }
+    /// Saves `cursor` under `role`, only while `owner` holds the role
+    /// (atomically with that check): `false`, and nothing written, when it
+    /// does not, so a replica that lost the role cannot move the cursor.
+    async fn save_checkpoint(&self, owner: &str, role: &str, cursor: &str) -> Result<bool> {
+        let _ = (owner, role, cursor);
+        Err(crate::Error::unsupported("store", "checkpoints"))
+    }
     /// The cursor of the newest event (`"0"` when the log is empty): where
     /// a reader that wants only new events starts. The default reads the
     /// log to its end; the bundled stores look it up directly.
@@ -208,6 +234,8 @@ struct MemoryInner {
     replicas: HashMap<String, tokio::time::Instant>,
     finals: std::collections::HashSet<String>,
     log: Vec<TaskEvent>,
+    roles: HashMap<String, (String, tokio::time::Instant)>,
+    checkpoints: HashMap<String, Cursor>,
 }
 
 /// A store in this process's memory: trackers sharing one `MemoryStore`
@@ -345,6 +373,50 @@ impl TrackStore for MemoryStore {
             inner.leases.remove(&shard);
         }
         Ok(())
+    }
+
+    async fn acquire_role(&self, owner: &str, role: &str, ttl: Duration) -> Result<bool> {
+        let now = tokio::time::Instant::now();
+        let mut inner = self.lock();
+        match inner.roles.get(role) {
+            Some((holder, until)) if holder != owner && *until > now => Ok(false),
+            _ => {
+                inner.roles.insert(
+                    role.to_owned(),
+                    (owner.to_owned(), crate::time::after(now, ttl)),
+                );
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_role(&self, owner: &str, role: &str) -> Result<()> {
+        let mut inner = self.lock();
+        if inner
+            .roles
+            .get(role)
+            .is_some_and(|(holder, _)| holder == owner)
+        {
+            inner.roles.remove(role);
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&self, role: &str) -> Result<Option<Cursor>> {
+        Ok(self.lock().checkpoints.get(role).cloned())
+    }
+
+    async fn save_checkpoint(&self, owner: &str, role: &str, cursor: &str) -> Result<bool> {
+        let now = tokio::time::Instant::now();
+        let mut inner = self.lock();
+        let held = inner
+            .roles
+            .get(role)
+            .is_some_and(|(holder, until)| holder == owner && *until > now);
+        if held {
+            inner.checkpoints.insert(role.to_owned(), cursor.to_owned());
+        }
+        Ok(held)
     }
 
     async fn append(&self, event: &TaskEvent) -> Result<Option<Cursor>> {

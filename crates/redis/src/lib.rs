@@ -12,6 +12,8 @@
 //! | `P:lease:N` | string, with expiry | the replica holding shard N |
 //! | `P:replicas` | sorted set | replicas alive, scored by heartbeat expiry |
 //! | `P:final:KEY` | string, with expiry | marker: KEY's terminal event is logged |
+//! | `P:role:NAME` | string, with expiry | the replica holding role NAME (e.g. `notify:SINK`) |
+//! | `P:checkpoint:NAME` | string | the cursor saved by role NAME's holder |
 //! | `P:events` | stream | the event log (`XADD … MAXLEN ~ N`), field `event` = JSON |
 //!
 //! A lease is taken with a compare-and-set script and expires unless renewed,
@@ -95,6 +97,14 @@ for _, key in ipairs(KEYS) do
 end
 return 0";
 
+/// Saves ARGV[2] in KEYS[2] only while ARGV[1] holds the role KEYS[1].
+const SAVE_CHECKPOINT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2])
+  return 1
+end
+return 0";
+
 const UPDATE: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -138,6 +148,7 @@ pub struct RedisStore {
     acquire: Script,
     acquire_many: Script,
     release: Script,
+    save_checkpoint: Script,
     release_many: Script,
     update: Script,
     append_final: Script,
@@ -221,6 +232,7 @@ impl RedisStore {
             acquire: Script::new(ACQUIRE),
             acquire_many: Script::new(ACQUIRE_MANY),
             release: Script::new(RELEASE),
+            save_checkpoint: Script::new(SAVE_CHECKPOINT),
             release_many: Script::new(RELEASE_MANY),
             update: Script::new(UPDATE),
             append_final: Script::new(APPEND_FINAL),
@@ -438,6 +450,53 @@ impl TrackStore for RedisStore {
             .await
             .map(|_| ())
             .map_err(|e| failed("release lease", e))
+    }
+
+    async fn acquire_role(&self, owner: &str, role: &str, ttl: Duration) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let got: i64 = self
+            .acquire
+            .key(self.key(&format!("role:{role}")))
+            .arg(owner)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| failed("acquire role", e))?;
+        Ok(got == 1)
+    }
+
+    async fn release_role(&self, owner: &str, role: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        self.release
+            .key(self.key(&format!("role:{role}")))
+            .arg(owner)
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("release role", e))
+    }
+
+    async fn checkpoint(&self, role: &str) -> Result<Option<Cursor>> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET")
+            .arg(self.key(&format!("checkpoint:{role}")))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| failed("read checkpoint", e))
+    }
+
+    async fn save_checkpoint(&self, owner: &str, role: &str, cursor: &str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let saved: i64 = self
+            .save_checkpoint
+            .key(self.key(&format!("role:{role}")))
+            .key(self.key(&format!("checkpoint:{role}")))
+            .arg(owner)
+            .arg(cursor)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| failed("save checkpoint", e))?;
+        Ok(saved == 1)
     }
 
     async fn release_many(&self, owner: &str, shards: &[u32]) -> Result<()> {

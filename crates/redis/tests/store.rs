@@ -138,3 +138,10 @@ async fn cursors_are_checked_and_the_tracked_set_counted() {
     s.remove("pve", "7").await.unwrap();
     assert_eq!(s.tracked_count().await.unwrap(), 99);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_checkpoints_are_fenced_by_their_holder() {
+    let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
+    let s = store(&redis.url()).await;
+    tasktrack_testkit::store::check_roles_and_checkpoints(&s, "notify:ops").await;
+}

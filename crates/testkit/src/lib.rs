@@ -29,6 +29,7 @@
 mod harness;
 mod memory;
 mod report;
+pub mod store;
 mod suite;
 
 pub use harness::{Expected, Harness, ScriptedTask};
