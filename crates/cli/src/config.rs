@@ -138,6 +138,8 @@ impl Backend {
 struct File {
     #[serde(default)]
     backends: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    notify: Vec<toml::Table>,
 }
 
 /// A loaded configuration.
@@ -149,6 +151,9 @@ pub struct Config {
     pub backends: BTreeMap<String, Backend>,
     /// Requests each backend's client may send in this process, if bounded.
     pub request_budget: Option<u64>,
+    /// `[[notify]]` sections, `${NAME}`s expanded and checked when a
+    /// service starts ([`Config::sinks`]).
+    notify: Vec<toml::Table>,
 }
 
 /// `./tasktrack.toml` when it exists, else the user's config directory's.
@@ -206,7 +211,7 @@ fn expand_str(backend: &str, field: &str, text: &str) -> Result<String, CliError
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or_else(|| {
             CliError::usage(
-                format!("backend {backend}: {field} has a `${{` without its `}}`"),
+                format!("{backend}: {field} has a `${{` without its `}}`"),
                 "write ${NAME} to read the environment variable NAME",
             )
         })?;
@@ -217,7 +222,7 @@ fn expand_str(backend: &str, field: &str, text: &str) -> Result<String, CliError
         if !valid {
             return Err(CliError::usage(
                 format!(
-                    "backend {backend}: {field} names the variable {:?}, which is not a variable name",
+                    "{backend}: {field} names the variable {:?}, which is not a variable name",
                     terminal_safe(var)
                 ),
                 "write ${NAME} with letters, digits and _",
@@ -225,7 +230,7 @@ fn expand_str(backend: &str, field: &str, text: &str) -> Result<String, CliError
         }
         let value = std::env::var(var).map_err(|_| {
             CliError::usage(
-                format!("backend {backend}: environment variable {var} (for {field}) is not set"),
+                format!("{backend}: environment variable {var} (for {field}) is not set"),
                 format!("export {var}=... or write the value in the config"),
             )
         })?;
@@ -304,6 +309,7 @@ impl Config {
             path,
             backends,
             request_budget: None,
+            notify: file.notify,
         })
     }
 
@@ -328,12 +334,36 @@ impl Config {
         })
     }
 
+    /// The `[[notify]]` sinks, their `${NAME}`s expanded, each checked.
+    pub fn sinks(&self) -> Result<Vec<crate::notify::Sink>, CliError> {
+        let mut sinks: Vec<crate::notify::Sink> = Vec::new();
+        for (i, table) in self.notify.iter().enumerate() {
+            let section = format!("[[notify]] #{}", i + 1);
+            let invalid = |why: String| {
+                CliError::usage(
+                    format!("config {} is invalid: {section}: {why}", self.path.display()),
+                    "a sink needs kind = \"webhook\" | \"slack\" | \"command\", its url or program, and on = [...]",
+                )
+            };
+            let mut table = table.clone();
+            for (key, value) in table.iter_mut() {
+                expand(&section, key, value)?;
+            }
+            let sink = crate::notify::Sink::parse(i, table).map_err(invalid)?;
+            if sinks.iter().any(|s| s.name == sink.name) {
+                return Err(invalid(format!("another sink is named {}", sink.name)));
+            }
+            sinks.push(sink);
+        }
+        Ok(sinks)
+    }
+
     /// A provider for the backend named `name`, ready to use.
     pub fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>, CliError> {
         let backend = self.backend(name)?;
         let mut table = backend.table.clone();
         for (key, value) in table.iter_mut() {
-            expand(name, key, value)?;
+            expand(&format!("backend {name}"), key, value)?;
         }
         (backend.kind.build)(name, table, self.request_budget)
     }

@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod error;
 mod logging;
+mod notify;
 mod output;
 mod store;
 mod table;

@@ -233,15 +233,31 @@ pub async fn worker(
     store: Arc<dyn TrackStore>,
     opts: WorkerOptions,
 ) -> Result<(), CliError> {
+    let owner = opts.owner.clone().unwrap_or_else(|| {
+        format!(
+            "worker-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        )
+    });
     let mut builder = Tracker::builder()
         .with_store(store.clone())
-        .with_lease_ttl(opts.lease_ttl);
-    if let Some(owner) = &opts.owner {
-        builder = builder.with_owner(owner.clone());
-    }
+        .with_lease_ttl(opts.lease_ttl)
+        .with_owner(owner.clone());
     for name in config.backends.keys() {
         builder = builder.with_provider(name.clone(), config.provider(name)?);
     }
+    // Checked before anything starts: a bad sink is a usage error now, not
+    // a silent gap in notifications later.
+    let sinks = config.sinks()?;
+    let (stop_notifying, notify_stop) = tokio::sync::watch::channel(false);
+    let notifiers = crate::notify::spawn(
+        sinks.clone(),
+        store.clone(),
+        owner,
+        opts.lease_ttl,
+        notify_stop,
+    )?;
     let (tracker, mut events) = builder.build();
     if !opts.json {
         note!(
@@ -275,7 +291,10 @@ pub async fn worker(
                 None => return Err(scheduler_died()),
             },
             _ = idle_check.tick(), if opts.exit_when_idle => {
-                if tracker.stats().tracked == 0 && store_is_empty(&store).await {
+                if tracker.stats().tracked == 0
+                    && store_is_empty(&store).await
+                    && crate::notify::caught_up(&store, &sinks).await
+                {
                     break;
                 }
             }
@@ -291,6 +310,8 @@ pub async fn worker(
     while let Some(event) = events.next().await {
         print(&event);
     }
+    let _ = stop_notifying.send(true);
+    crate::notify::join(notifiers).await;
     Ok(())
 }
 

@@ -29,10 +29,29 @@ pub struct ServeOptions {
 /// `tasktrack serve`: the web dashboard over every configured backend.
 pub async fn serve(config: &Config, options: ServeOptions) -> Result<(), CliError> {
     let mut named = Vec::new();
-    let mut builder = Tracker::builder();
+    let owner = format!("serve-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let mut builder = Tracker::builder().with_owner(owner.clone());
     if let Some(s) = &options.store {
         builder = builder.with_store(s.clone());
     }
+    let sinks = config.sinks()?;
+    let (stop_notifying, notify_stop) = tokio::sync::watch::channel(false);
+    let notifiers = match (&options.store, sinks.is_empty()) {
+        (_, true) => Vec::new(),
+        (Some(store), false) => crate::notify::spawn(
+            sinks,
+            store.clone(),
+            owner,
+            std::time::Duration::from_secs(15),
+            notify_stop,
+        )?,
+        (None, false) => {
+            return Err(CliError::usage(
+                "[[notify]] sinks read the store's event log, and serve has no store",
+                "pass --store file:./tasktrack.db (or redis://…)",
+            ))
+        }
+    };
     for name in config.backends.keys() {
         let p = config.provider(name)?;
         builder = builder.with_provider(name.clone(), p.clone());
@@ -90,6 +109,8 @@ pub async fn serve(config: &Config, options: ServeOptions) -> Result<(), CliErro
         listing.abort();
     }
     stop_within(&tracker).await;
+    let _ = stop_notifying.send(true);
+    crate::notify::join(notifiers).await;
     result
 }
 

@@ -21,6 +21,7 @@ pub fn recorder() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let handle = PrometheusBuilder::new().install_recorder().ok()?;
             tasktrack_core::describe_metrics();
+            crate::notify::describe_metrics();
             let upkeep = handle.clone();
             // Histograms are drained in the background, so /metrics stays
             // cheap and memory stays flat over weeks.
