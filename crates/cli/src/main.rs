@@ -118,6 +118,16 @@ enum Command {
         /// progress and steps have not changed for this long.
         #[arg(long, value_parser = args::timeout)]
         stall_after: Option<Duration>,
+        /// Give up (exit 3) on a task still pending after this long.
+        #[arg(long, value_parser = args::timeout)]
+        pending_for: Option<Duration>,
+        /// Give up (exit 3) on a task still running after this long, however
+        /// much it changes.
+        #[arg(long, value_parser = args::timeout)]
+        running_for: Option<Duration>,
+        /// Give up (exit 3) when one step of a task runs longer than this.
+        #[arg(long, value_parser = args::timeout)]
+        step_for: Option<Duration>,
         /// Give up after this long.
         #[arg(long, default_value = "1h", value_parser = args::timeout)]
         timeout: Duration,
@@ -384,6 +394,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             at_least,
             fail_fast,
             stall_after,
+            pending_for,
+            running_for,
+            step_for,
             timeout,
             interval,
             json,
@@ -393,6 +406,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 timeout,
                 interval,
                 stall_after,
+                pending_for,
+                running_for,
+                step_for,
             };
             if let [id] = ids.as_slice() {
                 if !any && at_least.is_none() {

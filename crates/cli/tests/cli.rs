@@ -725,6 +725,32 @@ async fn wait_gives_up_on_a_stalled_task_and_says_why() {
     assert!(text(&o).1.contains("stalled"), "{}", text(&o).1);
 }
 
+/// `wait --running-for` gives up on a task past its phase limit, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_gives_up_on_a_task_past_its_running_limit() {
+    let env = env().await;
+    let long = env
+        .pve
+        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).with_attr("id", "331"));
+    let o = tasktrack(
+        &env,
+        &[
+            "wait",
+            "pve",
+            &long,
+            "--running-for",
+            "1s",
+            "--interval",
+            "100ms",
+            "--timeout",
+            "60s",
+        ],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    assert!(text(&o).1.contains("running_for is 1s"), "{}", text(&o).1);
+}
+
 /// Without --config or ./tasktrack.toml, the user's config directory.
 #[tokio::test]
 async fn the_config_is_found_in_the_users_config_directory() {

@@ -44,6 +44,10 @@ pub struct PollCursor {
     changed_at: Instant,
     /// The current stall was reported.
     stall_reported: bool,
+    /// When the task entered its current state.
+    state_since: Instant,
+    /// The step running now, and since when.
+    step_since: Option<(String, Instant)>,
 }
 
 impl PollCursor {
@@ -58,6 +62,8 @@ impl PollCursor {
             last_error: None,
             changed_at: started,
             stall_reported: false,
+            state_since: started,
+            step_since: None,
         }
     }
 
@@ -105,6 +111,17 @@ impl PollCursor {
                 self.interval = policy.next_interval(self.interval, changed, hint);
                 let terminal = snapshot.state.is_terminal();
                 if changed {
+                    if self.last.as_ref().map(|l| l.state) != Some(snapshot.state) {
+                        self.state_since = now;
+                    }
+                    let running = snapshot
+                        .steps
+                        .iter()
+                        .find(|s| s.state == crate::TaskState::Running)
+                        .map(|s| s.name.as_str());
+                    if running != self.step_since.as_ref().map(|(n, _)| n.as_str()) {
+                        self.step_since = running.map(|n| (n.to_owned(), now));
+                    }
                     self.last = Some(snapshot);
                     self.changed_at = now;
                     self.stall_reported = false;
@@ -146,6 +163,41 @@ impl PollCursor {
         }
         self.stall_reported = true;
         Some(unchanged)
+    }
+
+    /// Why the task has overrun a phase limit of `policy` at `now`
+    /// ([`pending_for`](PollPolicy::pending_for),
+    /// [`running_for`](PollPolicy::running_for),
+    /// [`step_for`](PollPolicy::step_for)), if it has: the reason its
+    /// timeout gives.
+    pub fn overrun(&self, policy: &PollPolicy, now: Instant) -> Option<String> {
+        let last = self.last.as_ref()?;
+        let human = crate::error::human_duration;
+        let in_state = now.saturating_duration_since(self.state_since);
+        let limit = match last.state {
+            crate::TaskState::Pending => policy.pending_for.map(|l| (l, "pending", "pending_for")),
+            crate::TaskState::Running => policy.running_for.map(|l| (l, "running", "running_for")),
+            _ => None,
+        };
+        if let Some((limit, state, name)) = limit {
+            if in_state >= limit {
+                return Some(format!(
+                    "the task was {state} for {} ({name} is {})",
+                    human(in_state),
+                    human(limit)
+                ));
+            }
+        }
+        let (step, since) = self.step_since.as_ref()?;
+        let limit = policy.step_for?;
+        let running = now.saturating_duration_since(*since);
+        (running >= limit).then(|| {
+            format!(
+                "step {step:?} ran for {} (step_for is {})",
+                human(running),
+                human(limit)
+            )
+        })
     }
 
     /// The wait before the next poll (before jitter).
@@ -400,6 +452,65 @@ mod tests {
         let never = policy();
         let mut c = PollCursor::new(&never, t0);
         assert_eq!(c.stall(&never, t0 + secs(1_000_000)), None);
+    }
+
+    fn step(name: &str, state: TaskState) -> crate::Step {
+        crate::Step {
+            id: name.into(),
+            name: name.into(),
+            state,
+            vendor_state: state.as_str().into(),
+            started_at: None,
+            finished_at: None,
+            failure: None,
+            upstream: Vec::new(),
+            downstream: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn phase_limits_count_from_entering_the_state_or_step() {
+        let p = policy().with_phase_limits(Some(secs(10)), Some(secs(100)), Some(secs(30)));
+        let t0 = Instant::now();
+        let mut c = PollCursor::new(&p, t0);
+        assert_eq!(c.overrun(&p, t0 + secs(1000)), None, "nothing seen yet");
+        c.observe(&p, t0, Ok(snap(TaskState::Pending, "q")));
+        assert_eq!(c.overrun(&p, t0 + secs(9)), None);
+        let why = c.overrun(&p, t0 + secs(10)).unwrap();
+        assert!(
+            why.contains("pending for 10s") && why.contains("pending_for"),
+            "{why}"
+        );
+        // Running since 5 s; changes of progress do not restart the clock.
+        let mut with_steps = snap(TaskState::Running, "a");
+        with_steps.steps = vec![
+            step("copy", TaskState::Running),
+            step("verify", TaskState::Pending),
+        ];
+        c.observe(&p, t0 + secs(5), Ok(with_steps.clone()));
+        with_steps.title = Some("b".into());
+        c.observe(&p, t0 + secs(20), Ok(with_steps.clone()));
+        assert_eq!(c.overrun(&p, t0 + secs(34)), None);
+        let why = c.overrun(&p, t0 + secs(35)).unwrap();
+        assert!(why.contains("\"copy\" ran for 30s"), "{why}");
+        // The next step gets its own 30 s.
+        with_steps.steps = vec![
+            step("copy", TaskState::Succeeded),
+            step("verify", TaskState::Running),
+        ];
+        c.observe(&p, t0 + secs(36), Ok(with_steps));
+        assert_eq!(c.overrun(&p, t0 + secs(60)), None);
+        let why = c.overrun(&p, t0 + secs(105)).unwrap();
+        assert!(
+            why.contains("running for 1m 40s") || why.contains("running for 100s"),
+            "{why}"
+        );
+        assert_eq!(
+            c.overrun(&policy(), t0 + secs(1_000_000)),
+            None,
+            "no limits, no overrun"
+        );
     }
 
     #[test]

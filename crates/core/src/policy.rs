@@ -56,6 +56,16 @@ pub struct PollPolicy {
     /// Give a stalled task up (as a timeout naming the stall) instead of
     /// only reporting it. Default false.
     pub give_up_on_stall: bool,
+    /// Give a task up (as a timeout naming the phase) that stays `pending`
+    /// longer than this: a queue that never starts it. Default: no limit.
+    pub pending_for: Option<Duration>,
+    /// Give a task up that stays `running` longer than this, however much
+    /// it changes meanwhile. Default: no limit (the deadline still holds).
+    pub running_for: Option<Duration>,
+    /// Give a task up when one of its steps stays running longer than
+    /// this: the per-phase limit Temporal users set as a heartbeat
+    /// timeout. Default: no limit.
+    pub step_for: Option<Duration>,
 }
 
 impl Default for PollPolicy {
@@ -73,6 +83,9 @@ impl Default for PollPolicy {
             not_found_grace: Duration::from_secs(10),
             stall_after: None,
             give_up_on_stall: false,
+            pending_for: None,
+            running_for: None,
+            step_for: None,
         }
     }
 }
@@ -128,6 +141,19 @@ impl PollPolicy {
     pub fn with_stall_after(mut self, d: Option<Duration>, give_up: bool) -> Self {
         self.stall_after = d;
         self.give_up_on_stall = give_up;
+        self
+    }
+    /// Sets the phase limits: [`pending_for`](Self::pending_for),
+    /// [`running_for`](Self::running_for) and [`step_for`](Self::step_for).
+    pub fn with_phase_limits(
+        mut self,
+        pending_for: Option<Duration>,
+        running_for: Option<Duration>,
+        step_for: Option<Duration>,
+    ) -> Self {
+        self.pending_for = pending_for;
+        self.running_for = running_for;
+        self.step_for = step_for;
         self
     }
     /// Sets [`not_found_grace`](Self::not_found_grace).

@@ -397,6 +397,9 @@ impl<P: TaskProvider> WatchState<P> {
             let policy = &self.poller.policy;
             match (self.cursor.observe(policy, clock.now(), snapshot), status) {
                 (crate::Next::Changed, Some(status)) => {
+                    if let Some(e) = self.check_limits() {
+                        return Err(e);
+                    }
                     return Ok((status, self.cursor.polls(), self.elapsed()));
                 }
                 (crate::Next::Terminal { .. }, Some(status)) => {
@@ -423,9 +426,20 @@ impl<P: TaskProvider> WatchState<P> {
         }
     }
 
-    /// A stall ends the wait when the policy gives up on stalls; otherwise
-    /// it is logged once.
+    /// A phase limit overrun ends the wait.
+    fn check_limits(&mut self) -> Option<Error> {
+        let now = self.poller.clock.now();
+        let why = self.cursor.overrun(&self.poller.policy, now)?;
+        self.done = true;
+        Some(self.timeout(Some(why)))
+    }
+
+    /// A phase limit overrun ends the wait; so does a stall when the
+    /// policy gives up on stalls, which is otherwise logged once.
     fn check_stall(&mut self) -> Option<Error> {
+        if let Some(e) = self.check_limits() {
+            return Some(e);
+        }
         let now = self.poller.clock.now();
         let unchanged = self.cursor.stall(&self.poller.policy, now)?;
         let why = format!(

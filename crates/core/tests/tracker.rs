@@ -297,3 +297,74 @@ async fn a_task_that_stops_changing_is_reported_stalled() {
     assert!(message.contains("stalled"), "{message}");
     assert_eq!(tracker.stats().tracked, 0);
 }
+
+/// Running, and different on every poll: a stall never comes, only a
+/// phase limit ends it.
+#[derive(Default)]
+struct Busy(std::sync::atomic::AtomicU64);
+
+#[derive(Debug, Clone)]
+struct Moving(u64);
+
+impl tasktrack_core::TaskStatus for Moving {
+    fn state(&self) -> TaskState {
+        TaskState::Running
+    }
+    fn vendor_state(&self) -> String {
+        format!("copied {} GiB", self.0)
+    }
+}
+
+#[async_trait]
+impl TaskProvider for Busy {
+    type Id = u64;
+    type Status = Moving;
+    fn name(&self) -> &str {
+        "busy"
+    }
+    async fn status(&self, _id: &u64) -> Result<Moving> {
+        Ok(Moving(
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        ))
+    }
+}
+
+/// `running_for` gives a task up however much it changes, in the tracker
+/// and in the poller alike, naming the limit.
+#[tokio::test(start_paused = true)]
+async fn a_task_running_past_running_for_is_given_up_naming_the_limit() {
+    let policy = PollPolicy::fixed(ms(1_000))
+        .with_stall_after(Some(ms(3_000)), true)
+        .with_phase_limits(None, Some(ms(10_000)), None);
+    let (tracker, mut events) = Tracker::builder()
+        .with_provider("busy", Arc::new(Busy::default()))
+        .with_policy(policy.clone())
+        .build();
+    tracker.track("busy", "1").unwrap();
+    let (changes, gave_up) = {
+        let mut changes = 0;
+        loop {
+            let ev = events.next().await.unwrap();
+            match ev.kind {
+                TaskEventKind::Changed { .. } => changes += 1,
+                TaskEventKind::GaveUp {
+                    error_kind,
+                    message,
+                } => break (changes, (error_kind, message)),
+                TaskEventKind::Stalled { .. } => panic!("it changes on every poll"),
+            }
+        }
+    };
+    assert!(changes >= 10, "it kept changing: {changes}");
+    assert_eq!(gave_up.0, "timeout");
+    assert!(gave_up.1.contains("running_for is 10s"), "{}", gave_up.1);
+    assert_eq!(tracker.stats().tracked, 0);
+
+    let poller: tasktrack_core::Poller<Busy> = tasktrack_core::Poller::new(Busy::default(), policy);
+    let err = poller.wait(&1).await.unwrap_err();
+    assert!(
+        matches!(err, tasktrack_core::Error::Timeout { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("running_for is 10s"), "{err}");
+}

@@ -71,6 +71,12 @@ pub struct WaitPolicy {
     pub interval: Option<Duration>,
     /// Give up on a task unchanged for this long.
     pub stall_after: Option<Duration>,
+    /// Give up on a task pending this long.
+    pub pending_for: Option<Duration>,
+    /// Give up on a task running this long.
+    pub running_for: Option<Duration>,
+    /// Give up on a step running this long.
+    pub step_for: Option<Duration>,
 }
 
 impl WaitPolicy {
@@ -82,6 +88,7 @@ impl WaitPolicy {
         }
         .with_deadline(Some(self.timeout))
         .with_stall_after(self.stall_after, true)
+        .with_phase_limits(self.pending_for, self.running_for, self.step_for)
     }
 }
 

@@ -21,6 +21,19 @@ impl Scheduler {
         self.finish_with_error(slot, &err).await;
     }
 
+    /// Gives the task in `slot` up when it has overrun a phase limit of its
+    /// policy: `None` when it has not, else whether the scheduler goes on
+    /// (false: the event reader is gone).
+    async fn overran(&mut self, slot: Slot, now: Instant) -> Option<bool> {
+        let entry = self.entries[slot as usize].as_ref()?;
+        let provider = &self.providers[entry.provider];
+        let why = entry.cursor.overrun(&provider.policy, now)?;
+        let err = entry
+            .cursor
+            .timeout(&provider.name, &entry.id, now, Some(why));
+        Some(self.finish_with_error(slot, &err).await)
+    }
+
     /// Applies a batch of answers; false when the event reader is gone for
     /// good and the scheduler should stop.
     pub(super) async fn apply(&mut self, batch: BatchResult) -> bool {
@@ -104,12 +117,24 @@ impl Scheduler {
                     if !self.emit(event).await {
                         return false;
                     }
-                    self.reschedule(slot, dispatched, now);
+                    match self.overran(slot, now).await {
+                        None => self.reschedule(slot, dispatched, now),
+                        Some(true) => {}
+                        Some(false) => return false,
+                    }
                 }
                 Next::Unchanged | Next::Retry => {
                     if matches!(next, Next::Retry) {
                         tracing::debug!(provider = %provider_name, task = %entry.id, error = entry.cursor.last_error().unwrap_or_default(), "transient error while tracking");
                     }
+                    match self.overran(slot, now).await {
+                        None => {}
+                        Some(true) => continue,
+                        Some(false) => return false,
+                    }
+                    let Some(entry) = self.entries[slot as usize].as_mut() else {
+                        continue;
+                    };
                     let policy = &self.providers[entry.provider].policy;
                     let give_up = policy.give_up_on_stall;
                     match entry.cursor.stall(policy, now) {
