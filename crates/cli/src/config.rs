@@ -34,7 +34,25 @@ use crate::error::CliError;
 use crate::output::terminal_safe;
 
 /// Builds a provider from a backend's name, its table and a request budget.
-type BuildFn = fn(&str, toml::Table, Option<u64>) -> Result<Arc<dyn DynTaskProvider>, CliError>;
+/// What a front end adds to every backend it builds.
+#[derive(Clone, Default)]
+pub struct BuildOptions {
+    /// Requests each client may send over its life.
+    pub request_budget: Option<u64>,
+    /// The store request budgets are shared through.
+    pub shared_budget: Option<Arc<dyn tasktrack_core::TrackStore>>,
+}
+
+impl std::fmt::Debug for BuildOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildOptions")
+            .field("request_budget", &self.request_budget)
+            .field("shared_budget", &self.shared_budget.is_some())
+            .finish()
+    }
+}
+
+type BuildFn = fn(&str, toml::Table, &BuildOptions) -> Result<Arc<dyn DynTaskProvider>, CliError>;
 
 /// One kind of backend: its name, its id syntax, and how its table becomes
 /// a provider.
@@ -74,7 +92,7 @@ fn kind_names() -> String {
 fn build_kind<C: BackendConfig>(
     name: &str,
     table: toml::Table,
-    request_budget: Option<u64>,
+    options: &BuildOptions,
 ) -> Result<Arc<dyn DynTaskProvider>, CliError> {
     let mut config: C = toml::Value::Table(table)
         .try_into()
@@ -91,8 +109,11 @@ fn build_kind<C: BackendConfig>(
                 ),
             )
         })?;
-    if let Some(n) = request_budget {
+    if let Some(n) = options.request_budget {
         config.limit_requests(n);
+    }
+    if let Some(store) = &options.shared_budget {
+        config.share_budget(store.clone());
     }
     Ok(config.provider(name)?)
 }
@@ -149,8 +170,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Backends by name.
     pub backends: BTreeMap<String, Backend>,
-    /// Requests each backend's client may send in this process, if bounded.
-    pub request_budget: Option<u64>,
+    /// What every backend is built with.
+    build: BuildOptions,
     /// `[[notify]]` sections, `${NAME}`s expanded and checked when a
     /// service starts ([`Config::sinks`]).
     notify: Vec<toml::Table>,
@@ -308,14 +329,21 @@ impl Config {
         Ok(Config {
             path,
             backends,
-            request_budget: None,
+            build: BuildOptions::default(),
             notify: file.notify,
         })
     }
 
     /// The same configuration with each client bounded to `n` requests.
     pub fn with_request_budget(mut self, n: u64) -> Config {
-        self.request_budget = Some(n);
+        self.build.request_budget = Some(n);
+        self
+    }
+
+    /// The same configuration with request budgets shared through `store`
+    /// (what `worker` and `serve --store` do).
+    pub fn with_shared_budget(mut self, store: Arc<dyn tasktrack_core::TrackStore>) -> Config {
+        self.build.shared_budget = Some(store);
         self
     }
 
@@ -365,7 +393,7 @@ impl Config {
         for (key, value) in table.iter_mut() {
             expand(&format!("backend {name}"), key, value)?;
         }
-        (backend.kind.build)(name, table, self.request_budget)
+        (backend.kind.build)(name, table, &self.build)
     }
 }
 

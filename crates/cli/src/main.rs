@@ -385,7 +385,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 max_connections,
                 public_url,
             };
-            commands::serve(&config()?, options).await
+            let config = match &options.store {
+                Some(store) => config()?.with_shared_budget(store.clone()),
+                None => config()?,
+            };
+            commands::serve(&config, options).await
         }
         Command::Wait {
             backend,
@@ -466,7 +470,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             metrics_listen,
         } => {
             let store = store::open(&store).await?;
-            let config = config()?;
+            let config = config()?.with_shared_budget(store.clone());
             if let Some(addr) = metrics_listen {
                 let bound = web::ops::serve(addr, Some(store.clone())).await?;
                 output::note!("metrics: http://{bound}/metrics");

@@ -25,6 +25,33 @@ use tasktrack_sim::{SimBuilder, TaskSpec};
 const SECRET: &str = "hook-signing-key";
 const TASKS: usize = 60;
 
+/// A worker process that is killed if the test ends early (a failed
+/// assertion must not leave workers polling behind it).
+struct Worker(Option<Child>);
+
+impl Worker {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+    fn wait(mut self) -> std::process::ExitStatus {
+        self.0.take().unwrap().wait().unwrap()
+    }
+    fn kill(mut self) {
+        let mut child = self.0.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[derive(Default)]
 struct Receiver {
     outage: AtomicBool,
@@ -165,7 +192,7 @@ max_backoff = "100ms"
             .await
             .unwrap();
     }
-    let spawn = |owner: &str| -> Child {
+    let spawn = |owner: &str| -> Worker {
         Command::new(env!("CARGO_BIN_EXE_tasktrack"))
             .arg("--config")
             .arg(&cfg)
@@ -181,9 +208,10 @@ max_backoff = "100ms"
             .env("HOOK_SECRET", SECRET)
             .stdout(Stdio::null())
             .spawn()
+            .map(|c| Worker(Some(c)))
             .unwrap()
     };
-    let mut workers: HashMap<String, Child> = ["w1", "w2", "w3"]
+    let mut workers: HashMap<String, Worker> = ["w1", "w2", "w3"]
         .into_iter()
         .map(|o| (o.to_owned(), spawn(o)))
         .collect();
@@ -202,9 +230,7 @@ max_backoff = "100ms"
     let victim = role_holder(&mut conn, "a")
         .await
         .expect("a replica delivers for sink a");
-    let mut child = workers.remove(&victim).unwrap();
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    workers.remove(&victim).unwrap().kill(); // SIGKILL
     until(
         "another replica took sink a over",
         Duration::from_secs(60),
@@ -264,11 +290,11 @@ max_backoff = "100ms"
         "refused during the outage: {}; sink a moved from {victim} to {delivered_by_survivors:?}",
         receiver.refused.load(Ordering::SeqCst)
     );
-    for (_, mut w) in workers {
+    for (_, w) in workers {
         let _ = Command::new("kill")
             .args(["-TERM", &w.id().to_string()])
             .status();
-        let status = w.wait().unwrap();
+        let status = w.wait();
         assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
     }
     // A clean stop gives the roles up.

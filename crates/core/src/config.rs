@@ -29,6 +29,12 @@ pub trait BackendConfig: DeserializeOwned + Send + Sync + 'static {
     fn limit_requests(&mut self, max: u64) {
         let _ = max;
     }
+    /// Shares the backend's request budget (its `http.max_requests_per_second`)
+    /// with every replica using `store`. Backends that make no requests
+    /// ignore it.
+    fn share_budget(&mut self, store: Arc<dyn crate::TrackStore>) {
+        let _ = store;
+    }
 }
 
 /// Reads a required environment variable; the error names it, never a value.

@@ -45,6 +45,7 @@ pub struct FileStore {
     db: Arc<Database>,
     path: Arc<Path>,
     shards: u32,
+    buckets: Arc<std::sync::Mutex<crate::rate::LocalBuckets>>,
 }
 
 impl std::fmt::Debug for FileStore {
@@ -87,6 +88,7 @@ impl FileStore {
             db: Arc::new(db),
             path: Arc::from(path),
             shards: DEFAULT_SHARDS,
+            buckets: Arc::default(),
         })
     }
 
@@ -325,6 +327,20 @@ impl TrackStore for FileStore {
     }
 
     async fn release(&self, _owner: &str, _shard: u32) -> Result<()> {
+        Ok(())
+    }
+
+    /// One process holds the file: its buckets are this process's.
+    async fn take_request(&self, bucket: &str, limit: crate::rate::RateLimit) -> Result<Duration> {
+        let now = tokio::time::Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(buckets.take(bucket, limit, now))
+    }
+
+    async fn hold_requests(&self, bucket: &str, pause: Duration) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets.hold(bucket, pause, now);
         Ok(())
     }
 

@@ -39,6 +39,7 @@ pub mod paging;
 mod policy;
 mod poller;
 mod provider;
+pub mod rate;
 mod secret;
 mod store;
 mod time;

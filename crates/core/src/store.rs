@@ -210,6 +210,20 @@ pub trait TrackStore: Send + Sync + 'static {
         let _ = (owner, role, cursor);
         Err(crate::Error::unsupported("store", "checkpoints"))
     }
+    /// Takes one request from the shared rate bucket `bucket` (every
+    /// replica's clients of one backend draw from it): `Duration::ZERO`
+    /// when the request may go now, else how long until it may. The
+    /// default says the store has no shared buckets.
+    async fn take_request(&self, bucket: &str, limit: crate::rate::RateLimit) -> Result<Duration> {
+        let _ = (bucket, limit);
+        Err(crate::Error::unsupported("store", "shared request budgets"))
+    }
+    /// Holds every replica's requests of `bucket` back for `pause`: a
+    /// server answered that it throttles.
+    async fn hold_requests(&self, bucket: &str, pause: Duration) -> Result<()> {
+        let _ = (bucket, pause);
+        Ok(())
+    }
     /// The cursor of the newest event (`"0"` when the log is empty): where
     /// a reader that wants only new events starts. The default reads the
     /// log to its end; the bundled stores look it up directly.
@@ -236,6 +250,7 @@ struct MemoryInner {
     log: Vec<TaskEvent>,
     roles: HashMap<String, (String, tokio::time::Instant)>,
     checkpoints: HashMap<String, Cursor>,
+    buckets: crate::rate::LocalBuckets,
 }
 
 /// A store in this process's memory: trackers sharing one `MemoryStore`
@@ -404,6 +419,17 @@ impl TrackStore for MemoryStore {
 
     async fn checkpoint(&self, role: &str) -> Result<Option<Cursor>> {
         Ok(self.lock().checkpoints.get(role).cloned())
+    }
+
+    async fn take_request(&self, bucket: &str, limit: crate::rate::RateLimit) -> Result<Duration> {
+        let now = tokio::time::Instant::now();
+        Ok(self.lock().buckets.take(bucket, limit, now))
+    }
+
+    async fn hold_requests(&self, bucket: &str, pause: Duration) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        self.lock().buckets.hold(bucket, pause, now);
+        Ok(())
     }
 
     async fn save_checkpoint(&self, owner: &str, role: &str, cursor: &str) -> Result<bool> {

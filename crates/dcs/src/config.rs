@@ -87,6 +87,10 @@ impl BackendConfig for DcsConfig {
         self.http.limit_requests(max);
     }
 
+    fn share_budget(&mut self, store: Arc<dyn tasktrack_core::TrackStore>) {
+        self.http.share_budget(store);
+    }
+
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
         let client = DcsClient::new(&self.service().service(name)?)?;
         Ok(Arc::new(

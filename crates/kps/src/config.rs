@@ -36,6 +36,10 @@ impl BackendConfig for KpsConfig {
         self.0.http.limit_requests(max);
     }
 
+    fn share_budget(&mut self, store: Arc<dyn tasktrack_core::TrackStore>) {
+        self.0.http.share_budget(store);
+    }
+
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
         let client = KpsClient::new(&self.0.service(name)?)?;
         Ok(Arc::new(KpsProvider::new(client).with_name(name)))

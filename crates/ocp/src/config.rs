@@ -51,6 +51,10 @@ impl BackendConfig for OcpConfig {
         self.http.limit_requests(max);
     }
 
+    fn share_budget(&mut self, store: Arc<dyn tasktrack_core::TrackStore>) {
+        self.http.share_budget(store);
+    }
+
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
         let client = OcpClient::builder(&self.url, &self.user, &self.password)
             .with_options(self.http.options(name)?)

@@ -80,6 +80,10 @@ impl BackendConfig for ProxmoxConfig {
         self.http.limit_requests(max);
     }
 
+    fn share_budget(&mut self, store: Arc<dyn tasktrack_core::TrackStore>) {
+        self.http.share_budget(store);
+    }
+
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
         let mut http = self.http.clone();
         http.ca_cert = http.ca_cert.or_else(|| self.ca_cert.clone());

@@ -14,6 +14,7 @@
 //! | `P:final:KEY` | string, with expiry | marker: KEY's terminal event is logged |
 //! | `P:role:NAME` | string, with expiry | the replica holding role NAME (e.g. `notify:SINK`) |
 //! | `P:checkpoint:NAME` | string | the cursor saved by role NAME's holder |
+//! | `P:rate:BUCKET` | string, with expiry | a shared request budget's next arrival time (µs, GCRA) |
 //! | `P:events` | stream | the event log (`XADD … MAXLEN ~ N`), field `event` = JSON |
 //!
 //! A lease is taken with a compare-and-set script and expires unless renewed,
@@ -97,6 +98,30 @@ for _, key in ipairs(KEYS) do
 end
 return 0";
 
+/// GCRA on the server's clock: KEYS[1] holds the bucket's theoretical
+/// arrival time in µs; ARGV[1] = interval µs, ARGV[2] = tolerance µs.
+/// Returns 0 when the request may go (and books it), else the µs to wait.
+const TAKE_REQUEST: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allowed = tat - tonumber(ARGV[2])
+if now < allowed then return allowed - now end
+local next = tat + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1000)
+return 0";
+
+/// Pushes the bucket KEYS[1] to at least now + ARGV[1] µs.
+const HOLD_REQUESTS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local until_ = now + tonumber(ARGV[1])
+if tat < until_ then tat = until_ end
+redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+return 0";
+
 /// Saves ARGV[2] in KEYS[2] only while ARGV[1] holds the role KEYS[1].
 const SAVE_CHECKPOINT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -149,6 +174,8 @@ pub struct RedisStore {
     acquire_many: Script,
     release: Script,
     save_checkpoint: Script,
+    take_request: Script,
+    hold_requests: Script,
     release_many: Script,
     update: Script,
     append_final: Script,
@@ -233,6 +260,8 @@ impl RedisStore {
             acquire_many: Script::new(ACQUIRE_MANY),
             release: Script::new(RELEASE),
             save_checkpoint: Script::new(SAVE_CHECKPOINT),
+            take_request: Script::new(TAKE_REQUEST),
+            hold_requests: Script::new(HOLD_REQUESTS),
             release_many: Script::new(RELEASE_MANY),
             update: Script::new(UPDATE),
             append_final: Script::new(APPEND_FINAL),
@@ -497,6 +526,35 @@ impl TrackStore for RedisStore {
             .await
             .map_err(|e| failed("save checkpoint", e))?;
         Ok(saved == 1)
+    }
+
+    async fn take_request(
+        &self,
+        bucket: &str,
+        limit: tasktrack_core::rate::RateLimit,
+    ) -> Result<Duration> {
+        let mut conn = self.conn.clone();
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        let wait: i64 = self
+            .take_request
+            .key(self.key(&format!("rate:{bucket}")))
+            .arg(micros(limit.interval()))
+            .arg(u64::try_from(limit.tolerance().as_micros()).unwrap_or(u64::MAX))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| failed("take a request from the shared budget", e))?;
+        Ok(Duration::from_micros(wait.max(0) as u64))
+    }
+
+    async fn hold_requests(&self, bucket: &str, pause: Duration) -> Result<()> {
+        let mut conn = self.conn.clone();
+        self.hold_requests
+            .key(self.key(&format!("rate:{bucket}")))
+            .arg(u64::try_from(pause.as_micros()).unwrap_or(u64::MAX))
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed("hold the shared budget", e))
     }
 
     async fn release_many(&self, owner: &str, shards: &[u32]) -> Result<()> {

@@ -145,3 +145,10 @@ async fn roles_and_checkpoints_are_fenced_by_their_holder() {
     let s = store(&redis.url()).await;
     tasktrack_testkit::store::check_roles_and_checkpoints(&s, "notify:ops").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_budgets_are_shared_through_redis() {
+    let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
+    let s = store(&redis.url()).await;
+    tasktrack_testkit::store::check_shared_budget(&s, "pve").await;
+}

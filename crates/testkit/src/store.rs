@@ -72,3 +72,36 @@ pub async fn check_roles_and_checkpoints(store: &dyn TrackStore, role: &str) {
     assert!(store.save_checkpoint("c", role, "8").await.unwrap());
     assert_eq!(store.checkpoint(role).await.unwrap().as_deref(), Some("8"));
 }
+
+/// Panics unless `store`'s request bucket `bucket` (unused before) lets a
+/// burst through, then spaces requests at its rate, and holds them back
+/// when told a server throttles.
+pub async fn check_shared_budget(store: &dyn TrackStore, bucket: &str) {
+    use tasktrack_core::rate::RateLimit;
+    let limit = RateLimit {
+        per_second: 10.0,
+        burst: 2,
+    };
+    assert!(
+        store.take_request(bucket, limit).await.unwrap().is_zero(),
+        "the first goes"
+    );
+    assert!(
+        store.take_request(bucket, limit).await.unwrap().is_zero(),
+        "the burst goes"
+    );
+    let wait = store.take_request(bucket, limit).await.unwrap();
+    assert!(
+        wait > Duration::from_millis(50) && wait <= Duration::from_millis(100),
+        "the third waits one interval: {wait:?}"
+    );
+    store
+        .hold_requests(bucket, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let held = store.take_request(bucket, limit).await.unwrap();
+    assert!(
+        held > Duration::from_secs(29),
+        "a throttled bucket waits: {held:?}"
+    );
+}

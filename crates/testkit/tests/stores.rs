@@ -2,11 +2,18 @@
 //! store must (Redis runs the same check in its own crate).
 
 use tasktrack_core::{FileStore, MemoryStore, TrackStore};
-use tasktrack_testkit::store::check_roles_and_checkpoints;
+use tasktrack_testkit::store::{check_roles_and_checkpoints, check_shared_budget};
 
 #[tokio::test]
 async fn the_memory_store_keeps_roles_and_checkpoints() {
     check_roles_and_checkpoints(&MemoryStore::new(), "notify:ops").await;
+}
+
+#[tokio::test]
+async fn the_in_process_stores_keep_request_budgets() {
+    check_shared_budget(&MemoryStore::new(), "pve").await;
+    let dir = tempfile::tempdir().unwrap();
+    check_shared_budget(&FileStore::open(dir.path().join("t.db")).unwrap(), "pve").await;
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use serde::de::DeserializeOwned;
@@ -137,6 +138,10 @@ impl HttpClientBuilder {
             redirects: o.redirects,
             max_body_bytes: o.max_body_bytes,
             budget: o.max_requests.map(|n| Arc::new(Budget::new(n))),
+            gate: o.request_gate.clone(),
+            in_flight: o
+                .max_concurrency
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
             clock: self.clock,
             jitter: self.jitter,
         })
@@ -156,6 +161,8 @@ pub struct HttpClient {
     pub(crate) redirects: RedirectPolicy,
     pub(crate) max_body_bytes: usize,
     pub(crate) budget: Option<Arc<Budget>>,
+    pub(crate) gate: Option<super::RequestGate>,
+    pub(crate) in_flight: Option<Arc<tokio::sync::Semaphore>>,
     pub(crate) clock: SharedClock,
     pub(crate) jitter: JitterSource,
 }
@@ -336,6 +343,11 @@ impl HttpClient {
     }
 
     async fn send_inner(&self, req: HttpRequest) -> Result<HttpResponse> {
+        // Held for the whole exchange, retries included.
+        let _slot = match &self.in_flight {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         let span = tracing::Span::current();
         let mut attempt: u32 = 0;
         let mut refreshed = false;
@@ -355,6 +367,9 @@ impl HttpClient {
                         ),
                     ));
                 }
+            }
+            if let Some(gate) = &self.gate {
+                gate.admit().await;
             }
             let mut request = self.build(&req, url.clone())?;
             if let (Some(auth), false) = (&self.auth, req.skip_auth) {
@@ -416,6 +431,13 @@ impl HttpClient {
                     }
                 }
             };
+            if let Some(gate) = &self.gate {
+                let throttled = matches!(&error, Error::Http(h) if h.status == 429);
+                if throttled || error.retry_after().is_some() {
+                    let pause = error.retry_after().unwrap_or(Duration::from_secs(1));
+                    gate.throttled(pause.min(Duration::from_secs(300))).await;
+                }
+            }
             if !req.idempotent || !error.is_retryable() || attempt > self.retry.max_retries {
                 tracing::debug!(error = %error, attempt, "http request failed");
                 return Err(error);

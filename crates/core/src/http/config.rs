@@ -20,6 +20,10 @@ use crate::{Error, Result};
 /// insecure = false              # accept any certificate (dangerous)
 /// proxy = "http://proxy:3128"
 /// max_requests = 10000          # over the client's life
+/// max_requests_per_second = 20  # a budget, shared by every replica on one store
+/// burst = 5                     # requests at once after a quiet spell (default 1)
+/// max_concurrency = 8           # in flight at once, per process
+/// rate_bucket = "pve-cluster-a" # backends naming one bucket share one budget
 /// ```
 #[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +41,20 @@ pub struct HttpConfig {
     pub insecure: bool,
     /// A proxy for every request.
     pub proxy: Option<String>,
+    /// A request budget: at most this many requests a second on average,
+    /// across every replica sharing a store (the front end gives the store
+    /// with [`share_budget`](Self::share_budget)).
+    pub max_requests_per_second: Option<f64>,
+    /// Requests that may go at once after a quiet spell (default 1).
+    pub burst: Option<u32>,
+    /// Requests in flight at once, in this process.
+    pub max_concurrency: Option<usize>,
+    /// The budget's name (default: the backend's): backends that reach one
+    /// server or account under one name share one budget.
+    pub rate_bucket: Option<String>,
+    /// The store the budget is shared through (not read from a file).
+    #[serde(skip)]
+    pub shared_budget: Option<std::sync::Arc<dyn crate::TrackStore>>,
     /// Requests sent at most over the client's life.
     pub max_requests: Option<u64>,
 }
@@ -52,6 +70,11 @@ impl std::fmt::Debug for HttpConfig {
             .field("insecure", &self.insecure)
             .field("proxy", &self.proxy.as_ref().map(|_| "***"))
             .field("max_requests", &self.max_requests)
+            .field("max_requests_per_second", &self.max_requests_per_second)
+            .field("burst", &self.burst)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("rate_bucket", &self.rate_bucket)
+            .field("shared_budget", &self.shared_budget.is_some())
             .finish()
     }
 }
@@ -62,6 +85,12 @@ const MIN_BODY: u64 = 1024;
 const MAX_BODY: u64 = 1 << 30;
 
 impl HttpConfig {
+    /// Shares the request budget (if one is set) with every replica using
+    /// `store`.
+    pub fn share_budget(&mut self, store: std::sync::Arc<dyn crate::TrackStore>) {
+        self.shared_budget = Some(store);
+    }
+
     /// Lowers `max_requests` to `max` (a smaller value already set stays).
     pub fn limit_requests(&mut self, max: u64) {
         self.max_requests = Some(self.max_requests.map_or(max, |m| m.min(max)));
@@ -115,6 +144,52 @@ impl HttpConfig {
             return Err(bad("max_requests", "must be at least 1".into()));
         }
         options.max_requests = self.max_requests;
+        if let Some(rate) = self.max_requests_per_second {
+            if !(rate.is_finite() && (0.01..=100_000.0).contains(&rate)) {
+                return Err(bad(
+                    "max_requests_per_second",
+                    "must be between 0.01 and 100000".into(),
+                ));
+            }
+            let burst = self.burst.unwrap_or(1);
+            if !(1..=10_000).contains(&burst) {
+                return Err(bad("burst", "must be between 1 and 10000".into()));
+            }
+            let bucket = self
+                .rate_bucket
+                .clone()
+                .unwrap_or_else(|| backend.to_owned());
+            let valid = !bucket.is_empty()
+                && bucket.len() <= 64
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !valid {
+                return Err(bad(
+                    "rate_bucket",
+                    "must be 1 to 64 letters, digits, -, _ or .".into(),
+                ));
+            }
+            let limit = crate::rate::RateLimit {
+                per_second: rate,
+                burst,
+            };
+            options.request_gate = Some(match &self.shared_budget {
+                Some(store) => super::RequestGate::shared(bucket, limit, store.clone()),
+                None => super::RequestGate::local(bucket, limit),
+            });
+        } else if self.burst.is_some() || self.rate_bucket.is_some() {
+            return Err(bad(
+                "burst",
+                "and rate_bucket need max_requests_per_second".into(),
+            ));
+        }
+        if let Some(n) = self.max_concurrency {
+            if !(1..=10_000).contains(&n) {
+                return Err(bad("max_concurrency", "must be between 1 and 10000".into()));
+            }
+            options.max_concurrency = Some(n);
+        }
         Ok(options)
     }
 }

@@ -9,6 +9,7 @@ mod auth;
 mod budget;
 mod client;
 mod config;
+mod gate;
 mod limits;
 mod options;
 mod request;
@@ -20,6 +21,7 @@ pub use answer::{
 pub use auth::Authenticate;
 pub use client::{HttpClient, HttpClientBuilder};
 pub use config::HttpConfig;
+pub use gate::RequestGate;
 pub use options::{
     ClientOptions, ConfigureHttp, RedirectPolicy, RetryPolicy, DEFAULT_MAX_BODY_BYTES,
 };

@@ -113,6 +113,12 @@ pub struct ClientOptions {
     /// TLS, proxy and timeout options above. It must not follow redirects
     /// itself (`reqwest::redirect::Policy::none()`): tasktrack decides.
     pub client: Option<reqwest::Client>,
+    /// A request budget every attempt (retries included) is admitted by
+    /// (default none).
+    pub request_gate: Option<super::RequestGate>,
+    /// At most this many requests of this client in flight at once
+    /// (default no bound).
+    pub max_concurrency: Option<usize>,
 }
 
 impl Default for ClientOptions {
@@ -129,6 +135,8 @@ impl Default for ClientOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_requests: None,
             client: None,
+            request_gate: None,
+            max_concurrency: None,
         }
     }
 }
@@ -151,6 +159,8 @@ impl fmt::Debug for ClientOptions {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_requests", &self.max_requests)
             .field("client", &self.client.is_some())
+            .field("request_gate", &self.request_gate)
+            .field("max_concurrency", &self.max_concurrency)
             .finish()
     }
 }
@@ -236,6 +246,16 @@ pub trait ConfigureHttp: Sized {
     /// bound.
     fn with_max_requests(mut self, n: Option<u64>) -> Self {
         self.client_options_mut().max_requests = n;
+        self
+    }
+    /// Admits every attempt through `gate`, a request budget.
+    fn with_request_gate(mut self, gate: super::RequestGate) -> Self {
+        self.client_options_mut().request_gate = Some(gate);
+        self
+    }
+    /// At most `n` requests in flight at once (at least 1).
+    fn with_max_concurrency(mut self, n: usize) -> Self {
+        self.client_options_mut().max_concurrency = Some(n.max(1));
         self
     }
     /// Sends with a ready `reqwest::Client` (see [`ClientOptions::client`]).
