@@ -385,3 +385,76 @@ async fn the_page_is_live_in_a_real_browser() {
     std::fs::write(&path, &png).unwrap();
     println!("screenshot: {}", path.display());
 }
+
+/// Vendor text is shown as text: task and step names and log lines full of
+/// markup render literally and run nothing. The page also reads the list
+/// at once, sorts failed first, filters by search, opens a deep link and
+/// offers the actions a failed task allows when `--allow-actions` is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_vendor_text_renders_literally_in_a_real_browser() {
+    const HOSTILE: &str = "<img src=x onerror=\"window.__pwned=1\"> </script><script>window.__pwned=2</script> & \"q\"";
+    let ocp = Ocp::new("admin", OCP_PASSWORD);
+    let ocp_sim = SimBuilder::new(ocp.clone()).start().await.unwrap();
+    let bad = ocp.create(OcpTaskSpec::new(
+        HOSTILE,
+        vec![OcpSubtaskSpec::new(HOSTILE, Duration::ZERO, &[])
+            .with_fail_runs(u32::MAX)
+            .with_log([HOSTILE])],
+    ));
+    ocp.create(OcpTaskSpec::new(
+        "Plain backup",
+        vec![OcpSubtaskSpec::new("Copy", Duration::from_secs(3600), &[])],
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[backends.ocp]\nkind = \"ocp\"\nurl = \"{}\"\nuser = \"admin\"\npassword = \"{OCP_PASSWORD}\"\n",
+            ocp_sim.base_url()
+        ),
+    )
+    .unwrap();
+    let (_server, url) = start_dashboard(
+        &["serve", "--listen", "127.0.0.1:0", "--allow-actions"],
+        Some(&config),
+        &[("TASKTRACK_TOKEN", TOKEN)],
+    );
+    let browser = Browser::start().await;
+    browser.goto(&format!("{url}/#ocp/{bad}")).await;
+
+    // Both tasks, the failed one first, its name as plain text.
+    let first = browser
+        .until(
+            "two rows, the failed first",
+            "const rows = [...document.querySelectorAll('tbody tr')]; return rows.length === 2 && rows[0].dataset.state === 'failed' ? rows[0].cells[2].textContent : null;",
+        )
+        .await;
+    assert_eq!(first, json!(HOSTILE));
+    // The deep link opened it: its step and log, literally.
+    let step = browser
+        .until("its failed step", "const li = document.querySelector('#steps li[data-state=\"failed\"]'); return li ? li.textContent : null;")
+        .await;
+    assert!(step.as_str().unwrap().contains(HOSTILE), "{step}");
+    let log = browser
+        .until("its log", "const p = document.getElementById('log'); return p && p.textContent.includes('onerror') ? p.textContent : null;")
+        .await;
+    assert!(log.as_str().unwrap().contains(HOSTILE), "{log}");
+    let injected = browser
+        .script("return [window.__pwned === undefined, document.querySelectorAll('tbody img, aside img, aside script, tbody script').length];")
+        .await;
+    assert_eq!(injected, json!([true, 0]), "vendor markup ran or became elements");
+    // A failed task offers retry and rollback.
+    let actions = browser
+        .until("action buttons", "const b = [...document.querySelectorAll('#actions button')].map(b => b.dataset.action); return b.length ? b : null;")
+        .await;
+    assert_eq!(actions, json!(["retry", "rollback"]));
+    // Search narrows the list.
+    let shown = browser
+        .until(
+            "a search for the plain task",
+            "const q = document.getElementById('q'); q.value = 'plain'; q.dispatchEvent(new Event('input')); const rows = [...document.querySelectorAll('tbody tr')]; return rows.length === 1 ? rows[0].cells[2].textContent : null;",
+        )
+        .await;
+    assert_eq!(shown, json!("Plain backup"));
+}

@@ -241,6 +241,11 @@ fn bad_event_id() -> Response {
     )
 }
 
+/// What the page needs to know of the server: whether actions are on.
+async fn info(State(d): State<SharedDashboard>) -> Response {
+    Json(serde_json::json!({ "actions": d.actions.is_some() })).into_response()
+}
+
 async fn backends(State(d): State<SharedDashboard>) -> Response {
     let health = d.health.read().unwrap_or_else(|p| p.into_inner()).clone();
     Json(health).into_response()
@@ -344,6 +349,7 @@ pub fn router(d: SharedDashboard) -> Router {
         .route("/api/tasks/{backend}/{id}", get(task))
         .route("/api/tasks/{backend}/{id}/logs", get(logs))
         .route("/api/backends", get(backends))
+        .route("/api/info", get(info))
         .merge(ops::router(d.feed.store()))
         .route("/api/events", get(events))
         .route(
