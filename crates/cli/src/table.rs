@@ -26,6 +26,12 @@ pub struct Row {
     pub message: String,
     first_seen: Instant,
     finished: Option<Instant>,
+    /// The task's own start and end, when the backend reports them.
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
+    finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Terminal when first seen: with no times of its own, its duration is
+    /// unknown.
+    ended_before_seen: bool,
 }
 
 /// Shortens an id for a column: a UPID to `node:pid`, anything long to its
@@ -120,6 +126,9 @@ impl Row {
             message: String::new(),
             first_seen: Instant::now(),
             finished: None,
+            started_at: None,
+            finished_at: None,
+            ended_before_seen: false,
         }
     }
 
@@ -138,9 +147,14 @@ impl Row {
             .or_else(|| s.title.clone())
             .or_else(|| s.steps.first().map(|st| st.name.clone()))
             .unwrap_or_default();
+        if self.state.is_none() {
+            self.ended_before_seen = s.state.is_terminal();
+        }
         self.state = Some(s.state);
         self.percent = s.progress.as_ref().and_then(|p| p.percent);
         self.message = message_of(s);
+        self.started_at = s.started_at.or(self.started_at);
+        self.finished_at = s.finished_at;
         if s.state.is_terminal() {
             self.finished.get_or_insert_with(Instant::now);
         } else {
@@ -148,9 +162,30 @@ impl Row {
         }
     }
 
+    /// How long the task ran: from its own start and end when the backend
+    /// reports them, else from when this command saw it; `None` for a task
+    /// over before it was first seen with no times of its own.
+    fn took(&self) -> Option<Duration> {
+        if let Some(start) = self.started_at {
+            let end = match (self.finished_at, self.finished) {
+                (Some(end), _) => end,
+                (None, Some(seen_end)) => {
+                    chrono::Utc::now()
+                        - chrono::Duration::from_std(seen_end.elapsed()).unwrap_or_default()
+                }
+                (None, None) => chrono::Utc::now(),
+            };
+            return Some((end - start).to_std().unwrap_or_default());
+        }
+        if self.ended_before_seen {
+            return None;
+        }
+        Some(self.finished.unwrap_or_else(Instant::now) - self.first_seen)
+    }
+
     /// The row as one line.
     pub fn render(&self, colour: bool) -> String {
-        let took = self.finished.unwrap_or_else(Instant::now) - self.first_seen;
+        let took = self.took().map_or_else(|| format!("{:>6}", "-"), elapsed);
         // Vendor text is escaped here, before the colours are added.
         let kind: String = self.kind.chars().take(18).collect();
         format!(
@@ -160,7 +195,7 @@ impl Row {
             terminal_safe(&kind),
             state_text(self.state, colour),
             bar(self.percent),
-            elapsed(took),
+            took,
             terminal_safe(&self.message)
         )
     }
@@ -311,5 +346,43 @@ mod tests {
             "8abf6e…0000001"
         );
         assert_eq!(bar(Some(50.0)), "[##########----------]  50%");
+    }
+
+    fn snapshot(state: TaskState, started: Option<i64>, finished: Option<i64>) -> TaskSnapshot {
+        let at = |secs_ago: i64| chrono::Utc::now() - chrono::Duration::seconds(secs_ago);
+        TaskSnapshot {
+            provider: "pve".into(),
+            id: "1".into(),
+            state,
+            vendor_state: state.to_string(),
+            kind: Some("vzdump".into()),
+            title: None,
+            progress: None,
+            failure: None,
+            warnings: None,
+            started_at: started.map(at),
+            finished_at: finished.map(at),
+            steps: Vec::new(),
+            poll_hint: None,
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn elapsed_comes_from_the_tasks_own_times() {
+        // Started 90 s ago, finished 30 s ago: it ran 60 s, whenever seen.
+        let done = Row::from_snapshot(&snapshot(TaskState::Succeeded, Some(90), Some(30)));
+        assert_eq!(done.took().map(|d| d.as_secs()), Some(60));
+        assert!(
+            done.render(false).contains("1m00s"),
+            "{}",
+            done.render(false)
+        );
+        let running = Row::from_snapshot(&snapshot(TaskState::Running, Some(125), None));
+        assert!((125..=127).contains(&running.took().unwrap().as_secs()));
+        // Over before it was seen, with no times: unknown, not 0.0s.
+        let unknown = Row::from_snapshot(&snapshot(TaskState::Failed, None, None));
+        assert_eq!(unknown.took(), None);
+        assert!(!unknown.render(false).contains("0.0s"));
     }
 }

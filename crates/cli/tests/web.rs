@@ -443,7 +443,11 @@ async fn hostile_vendor_text_renders_literally_in_a_real_browser() {
     let injected = browser
         .script("return [window.__pwned === undefined, document.querySelectorAll('tbody img, aside img, aside script, tbody script').length];")
         .await;
-    assert_eq!(injected, json!([true, 0]), "vendor markup ran or became elements");
+    assert_eq!(
+        injected,
+        json!([true, 0]),
+        "vendor markup ran or became elements"
+    );
     // A failed task offers retry and rollback.
     let actions = browser
         .until("action buttons", "const b = [...document.querySelectorAll('#actions button')].map(b => b.dataset.action); return b.length ? b : null;")
