@@ -282,6 +282,15 @@ pub trait TaskProvider: Send + Sync + 'static {
         Capabilities::NONE
     }
 
+    /// Parses an id as a person or a script wrote it: the id type's
+    /// `FromStr` by default. A provider may accept a shorter form its
+    /// configuration makes unambiguous (DCS takes a bare task id when it
+    /// has one instance). Every string id of the erased
+    /// [`DynTaskProvider`] goes through here.
+    fn parse_id(&self, text: &str) -> Result<Self::Id> {
+        parse_task_id::<Self::Id>(self.name(), text)
+    }
+
     /// The current status of one task. An unknown id is [`Error::NotFound`].
     async fn status(&self, id: &Self::Id) -> Result<Self::Status>;
 
@@ -362,11 +371,11 @@ impl<P: TaskProvider> DynTaskProvider for P {
     }
 
     fn canonical_id(&self, id: &str) -> Result<String> {
-        parse_task_id::<P::Id>(self.name(), id).map(|id| id.to_string())
+        self.parse_id(id).map(|id| id.to_string())
     }
 
     async fn snapshot(&self, id: &str) -> Result<TaskSnapshot> {
-        let typed = parse_task_id::<P::Id>(self.name(), id)?;
+        let typed = self.parse_id(id)?;
         let status = self.status(&typed).await?;
         Ok(status.snapshot(self.name(), &typed.to_string()))
     }
@@ -375,7 +384,7 @@ impl<P: TaskProvider> DynTaskProvider for P {
         let name = self.name();
         // Parse everything first; only the valid ids go to the provider, and
         // the answers are woven back into the caller's order.
-        let parsed: Vec<Result<P::Id>> = ids.iter().map(|s| parse_task_id(name, s)).collect();
+        let parsed: Vec<Result<P::Id>> = ids.iter().map(|s| self.parse_id(s)).collect();
         let valid: Vec<P::Id> = parsed
             .iter()
             .filter_map(|r| r.as_ref().ok().cloned())
@@ -426,12 +435,12 @@ impl<P: TaskProvider> DynTaskProvider for P {
     }
 
     async fn log_lines(&self, id: &str, range: LogRange) -> Result<Vec<LogLine>> {
-        let typed = parse_task_id::<P::Id>(self.name(), id)?;
+        let typed = self.parse_id(id)?;
         self.logs(&typed, range).await
     }
 
     async fn perform(&self, id: &str, action: TaskAction) -> Result<ActionReceipt> {
-        let typed = parse_task_id::<P::Id>(self.name(), id)?;
+        let typed = self.parse_id(id)?;
         self.act(&typed, action).await
     }
 }

@@ -57,7 +57,8 @@ impl DcsConfig {
 
 impl BackendConfig for DcsConfig {
     const KIND: &'static str = "dcs";
-    const ID_SYNTAX: &'static str = "INSTANCE_ID/TASK_ID";
+    const ID_SYNTAX: &'static str =
+        "INSTANCE_ID/TASK_ID (or TASK_ID when one instance is configured)";
 
     /// `HUAWEICLOUD_DCS_ENDPOINT`, `HUAWEICLOUD_PROJECT_ID`, the
     /// credentials' variables, and `DCS_INSTANCES` (comma-separated).

@@ -393,6 +393,16 @@ impl TaskProvider for DcsProvider {
         }
     }
 
+    /// `INSTANCE_ID/TASK_ID`, or a bare `TASK_ID` when exactly one
+    /// instance is configured (the id `sim dcs --sample-tasks` and the
+    /// console show).
+    fn parse_id(&self, text: &str) -> Result<DcsTaskId> {
+        match self.instances.as_slice() {
+            [only] if !text.contains('/') => format!("{only}/{text}").parse(),
+            _ => text.parse(),
+        }
+    }
+
     async fn status(&self, id: &DcsTaskId) -> Result<DcsTask> {
         let progress = self.client.progress(&id.instance_id, &id.task_id).await?;
         Ok(DcsTask {

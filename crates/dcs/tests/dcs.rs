@@ -363,3 +363,24 @@ async fn the_dcs_provider_conforms() {
     println!("{report}");
     report.assert_passed();
 }
+
+/// With one instance configured, a bare task id names a task of it; with
+/// two, the instance must be said.
+#[tokio::test]
+async fn a_bare_task_id_works_with_one_configured_instance() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let one: Arc<dyn tasktrack_core::DynTaskProvider> = Arc::new(provider(&sim));
+    let id = sim.create_task(scale_out().with_attr("instance_id", INSTANCE));
+    let bare = id.rsplit('/').next().unwrap().to_owned();
+    assert_eq!(
+        one.canonical_id(&bare).unwrap(),
+        format!("{INSTANCE}/{bare}")
+    );
+    let snapshot = one.snapshot(&bare).await.unwrap();
+    assert_eq!(snapshot.id, format!("{INSTANCE}/{bare}"));
+    let two: Arc<dyn tasktrack_core::DynTaskProvider> =
+        Arc::new(provider(&sim).with_instances([INSTANCE, "other-instance"]));
+    let err = two.canonical_id(&bare).unwrap_err();
+    assert!(err.to_string().contains("INSTANCE_ID/TASK_ID"), "{err}");
+}
