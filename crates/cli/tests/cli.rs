@@ -539,6 +539,16 @@ async fn listed_ids_round_trip_into_status() {
         let status = tasktrack(&env, &["status", "pve", id]).await;
         assert_eq!(status.status.code(), Some(0), "{id}: {status:?}");
     }
+    // The short form the table prints (`pve1:PID`) names the same task.
+    let table = tasktrack(&env, &["list", "pve", "--state", "running"]).await;
+    let fields: Vec<&str> = upid.split(':').collect();
+    let short = format!("{}:{}", fields[1], fields[2]);
+    assert!(text(&table).0.contains(&short), "{}", text(&table).0);
+    let status = tasktrack(&env, &["status", "pve", &short, "--json"]).await;
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+    assert!(text(&status).0.contains(&upid), "{}", text(&status).0);
+    let unknown = tasktrack(&env, &["status", "pve", "pve1:FFFFFFFF"]).await;
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
 }
 
 /// `wait` with many ids: one tracker, one summary, one exit code.

@@ -167,7 +167,7 @@ pub async fn track(
     store: Arc<dyn TrackStore>,
 ) -> Result<(), CliError> {
     let provider = config.provider(backend)?;
-    let id = task_id(config, backend, &provider, id)?;
+    let id = task_id(config, backend, &provider, id).await?;
     store.put(&TrackedEntry::new(backend, id.clone())).await?;
     out!("{backend} task {id} added to the tracked set")
 }
@@ -339,7 +339,7 @@ pub async fn follow_logs(
     interval: Duration,
     json: bool,
 ) -> Result<(), CliError> {
-    let (provider, id) = log_source(config, backend, id)?;
+    let (provider, id) = log_source(config, backend, id).await?;
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut next: u64 = 0;

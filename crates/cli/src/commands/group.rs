@@ -54,7 +54,7 @@ pub async fn wait_group(
     let provider = config.provider(backend)?;
     let mut wanted = Vec::new();
     for id in ids {
-        let id = task_id(config, backend, &provider, id)?;
+        let id = task_id(config, backend, &provider, id).await?;
         if !wanted.contains(&id) {
             wanted.push(id);
         }

@@ -19,13 +19,13 @@ use crate::table::Row;
 
 /// The provider and canonical id of a task whose log is read, or the one
 /// line that says the backend has no logs.
-pub(super) fn log_source(
+pub(super) async fn log_source(
     config: &Config,
     backend: &str,
     id: &str,
 ) -> Result<(Arc<dyn DynTaskProvider>, String), CliError> {
     let provider = config.provider(backend)?;
-    let id = task_id(config, backend, &provider, id)?;
+    let id = task_id(config, backend, &provider, id).await?;
     if !provider.provider_capabilities().logs {
         return Err(CliError::usage(
             format!(
@@ -39,24 +39,76 @@ pub(super) fn log_source(
 }
 
 /// Parses an id for a backend, saying the expected form when it is wrong.
-pub(super) fn task_id(
+/// A short id as `list` and `watch` print it (`pve1:001001F3`,
+/// `8abf6e…0000001`) is looked up in the backend's listing and stands for
+/// the one task it names.
+pub(super) async fn task_id(
     config: &Config,
     backend: &str,
     provider: &Arc<dyn DynTaskProvider>,
     id: &str,
 ) -> Result<String, CliError> {
     let form = config.backend(backend)?.id_form();
-    provider.canonical_id(id).map_err(|e| {
-        let first = e.to_string();
-        CliError::usage(
-            first,
+    let refused = match provider.canonical_id(id) {
+        Ok(id) => return Ok(id),
+        Err(e) => e,
+    };
+    if let Some(full) = expand_short_id(backend, provider, id).await? {
+        return Ok(full);
+    }
+    Err(CliError::usage(
+        refused.to_string(),
+        format!(
+            "{} ids ({}) are {form}",
+            crate::output::terminal_safe(backend),
+            config.backend(backend).map_or("", |b| b.kind())
+        ),
+    ))
+}
+
+/// Tasks one listing reads when a short id is looked up.
+const SHORT_ID_LOOKUP: usize = 500;
+
+async fn expand_short_id(
+    backend: &str,
+    provider: &Arc<dyn DynTaskProvider>,
+    short: &str,
+) -> Result<Option<String>, CliError> {
+    let short = short.replace("...", "\u{2026}");
+    if short.is_empty() || !provider.provider_capabilities().list {
+        return Ok(None);
+    }
+    let filter = tasktrack_core::TaskFilter {
+        limit: Some(SHORT_ID_LOOKUP),
+        ..tasktrack_core::TaskFilter::default()
+    };
+    // A listing that fails leaves the id's own error to be said.
+    let Ok(page) = provider.list_snapshots(&filter).await else {
+        return Ok(None);
+    };
+    let mut found: Vec<String> = page
+        .items
+        .into_iter()
+        .map(|s| s.id)
+        .filter(|id| crate::table::short_id(id) == short)
+        .collect();
+    found.sort();
+    found.dedup();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        n => Err(CliError::usage(
             format!(
-                "{} ids ({}) are {form}",
-                crate::output::terminal_safe(backend),
-                config.backend(backend).map_or("", |b| b.kind())
+                "{} names {n} {} tasks",
+                crate::output::terminal_safe(&short),
+                crate::output::terminal_safe(backend)
             ),
-        )
-    })
+            format!(
+                "give the full id (tasktrack list {} --ids)",
+                crate::output::terminal_safe(backend)
+            ),
+        )),
+    }
 }
 
 /// How far past `--timeout` the log read after a failure may go.
@@ -102,7 +154,7 @@ pub async fn wait(
 ) -> Result<(), CliError> {
     let timeout = poll.timeout;
     let provider = config.provider(backend)?;
-    let id = task_id(config, backend, &provider, id)?;
+    let id = task_id(config, backend, &provider, id).await?;
     let policy = poll.policy();
     let poller = Poller::new(ErasedProvider(provider.clone()), policy);
     let bar = if json || !std::io::stderr().is_terminal() {
@@ -180,7 +232,7 @@ pub async fn wait(
 /// `tasktrack status`.
 pub async fn status(config: &Config, backend: &str, id: &str, json: bool) -> Result<(), CliError> {
     let provider = config.provider(backend)?;
-    let id = task_id(config, backend, &provider, id)?;
+    let id = task_id(config, backend, &provider, id).await?;
     let s = provider.snapshot(&id).await?;
     if json {
         return output::json(&s);
@@ -231,7 +283,7 @@ pub async fn logs(
     tail: Option<usize>,
     json: bool,
 ) -> Result<(), CliError> {
-    let (provider, id) = log_source(config, backend, id)?;
+    let (provider, id) = log_source(config, backend, id).await?;
     let range = tail.map_or(LogRange::All, LogRange::Tail);
     for line in provider.log_lines(&id, range).await? {
         if json {
@@ -334,7 +386,7 @@ pub async fn act(
             },
         ));
     }
-    let id = task_id(config, backend, &provider, id)?;
+    let id = task_id(config, backend, &provider, id).await?;
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(CliError::usage(
