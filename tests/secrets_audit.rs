@@ -97,6 +97,7 @@ async fn no_secret_anywhere() {
     let writer = capture.clone();
     tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
         .with_writer(move || writer.clone())
         .init();
     let ms = Duration::from_millis;
@@ -189,6 +190,16 @@ async fn no_secret_anywhere() {
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "the capture works"
     );
+    // HTTP client spans carry OpenTelemetry's semantic-convention names.
+    for attribute in [
+        "http.request.method=GET",
+        "server.address=",
+        "url.path=",
+        "http.response.status_code=",
+        "otel.kind=\"client\"",
+    ] {
+        assert!(logs.contains(attribute), "no {attribute} in the HTTP spans");
+    }
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{OCP_PASSWORD}"));
     let secrets = [
         PVE_TOKEN_SECRET,

@@ -213,16 +213,39 @@ impl HttpClient {
     /// Sends a request; a non-2xx answer becomes an error (retried first
     /// when the request is idempotent and the error transient).
     pub async fn send(&self, req: HttpRequest) -> Result<HttpResponse> {
+        // OpenTelemetry's HTTP client conventions: the span is named by the
+        // method, the attributes carry their semantic-convention names
+        // (`url.path` rather than `url.full`, whose query may carry
+        // credentials).
         let span = tracing::debug_span!(
             "http",
-            provider = %self.provider,
-            method = %req.method,
-            path = %req.path,
-            status_code = tracing::field::Empty,
-            request_id = tracing::field::Empty,
-            attempts = tracing::field::Empty,
+            otel.name = %req.method,
+            otel.kind = "client",
+            "http.request.method" = %req.method,
+            "server.address" = self.origin_host(),
+            "server.port" = self.origin_port(),
+            "url.path" = %req.path,
+            "http.response.status_code" = tracing::field::Empty,
+            "http.request.resend_count" = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+            "tasktrack.backend" = %self.provider,
+            "tasktrack.request_id" = tracing::field::Empty,
         );
         self.send_inner(req).instrument(span).await
+    }
+
+    fn origin_host(&self) -> String {
+        match &self.origin {
+            url::Origin::Tuple(_, host, _) => host.to_string(),
+            url::Origin::Opaque(_) => String::new(),
+        }
+    }
+
+    fn origin_port(&self) -> u16 {
+        match &self.origin {
+            url::Origin::Tuple(_, _, port) => *port,
+            url::Origin::Opaque(_) => 0,
+        }
     }
 
     pub(crate) fn operation(&self, req: &HttpRequest) -> String {
@@ -355,7 +378,9 @@ impl HttpClient {
         let mut hops = 0;
         loop {
             attempt += 1;
-            span.record("attempts", attempt);
+            if attempt > 1 {
+                span.record("http.request.resend_count", attempt - 1);
+            }
             if let Some(budget) = &self.budget {
                 if !budget.take() {
                     return Err(Error::limit(
@@ -379,7 +404,7 @@ impl HttpClient {
                 Err(e) => self.transport_error(&req, e),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    span.record("status_code", status);
+                    span.record("http.response.status_code", status);
                     let headers = resp.headers().clone();
                     if (300..400).contains(&status) && status != 304 {
                         url = self.redirect_target(&req, &url, status, &headers, hops)?;
@@ -394,7 +419,7 @@ impl HttpClient {
                         .map(|r| String::from_utf8_lossy(r.as_bytes()).trim().to_owned())
                         .filter(|r| !r.is_empty());
                     if let Some(id) = request_id_header(&headers) {
-                        span.record("request_id", id.as_str());
+                        span.record("tasktrack.request_id", id.as_str());
                     }
                     match self.read_body(&req, resp).await {
                         Err(e @ Error::Limit { .. }) => return Err(e),
@@ -439,6 +464,7 @@ impl HttpClient {
                 }
             }
             if !req.idempotent || !error.is_retryable() || attempt > self.retry.max_retries {
+                span.record("error.type", error.kind());
                 tracing::debug!(error = %error, attempt, "http request failed");
                 return Err(error);
             }
