@@ -53,6 +53,27 @@ pub fn short_id(id: &str) -> String {
     format!("{head}…{tail}")
 }
 
+/// True when `text` has the shape [`short_id`] gives a long id
+/// (`node:PID`, or `head…tail`): only such text is looked up in a listing,
+/// so a mistyped or hostile id costs no request.
+pub fn is_short_form(text: &str) -> bool {
+    let word = |w: &str, max: usize| {
+        !w.is_empty()
+            && w.len() <= max
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if let Some((head, tail)) = text.split_once('\u{2026}') {
+        return word(head, 6) && word(tail, 7);
+    }
+    match text.split_once(':') {
+        Some((node, pid)) => {
+            word(node, 64) && pid.len() == 8 && pid.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        None => false,
+    }
+}
+
 fn message_of(s: &TaskSnapshot) -> String {
     if let Some(f) = &s.failure {
         return f.to_string();
@@ -346,6 +367,21 @@ mod tests {
             "8abf6e…0000001"
         );
         assert_eq!(bar(Some(50.0)), "[##########----------]  50%");
+        for short in ["pve1:001001F3", "8abf6e…0000001"] {
+            assert!(is_short_form(short), "{short}");
+        }
+        for other in [
+            "..",
+            "../..",
+            "inst/.",
+            "a/b",
+            "pve1:zz",
+            "UPID:..:0",
+            "x…",
+            "<b>…x",
+        ] {
+            assert!(!is_short_form(other), "{other}");
+        }
     }
 
     fn snapshot(state: TaskState, started: Option<i64>, finished: Option<i64>) -> TaskSnapshot {

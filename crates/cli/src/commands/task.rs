@@ -75,7 +75,7 @@ async fn expand_short_id(
     short: &str,
 ) -> Result<Option<String>, CliError> {
     let short = short.replace("...", "\u{2026}");
-    if short.is_empty() || !provider.provider_capabilities().list {
+    if !crate::table::is_short_form(&short) || !provider.provider_capabilities().list {
         return Ok(None);
     }
     let filter = tasktrack_core::TaskFilter {
