@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use console::style;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tasktrack_core::{TaskEvent, TaskEventKind, TaskSnapshot, TaskState};
 
 use crate::output::terminal_safe;
@@ -95,6 +95,12 @@ fn message_of(s: &TaskSnapshot) -> String {
         .map(|st| st.name.as_str())
         .collect();
     running.join(", ")
+}
+
+fn spinner(since: Instant) -> String {
+    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    let frame = (since.elapsed().as_millis() / 120) as usize % FRAMES.len();
+    format!("{:<27}", FRAMES[frame])
 }
 
 fn bar(percent: Option<f32>) -> String {
@@ -215,7 +221,11 @@ impl Row {
             terminal_safe(&short_id(&self.id)),
             terminal_safe(&kind),
             state_text(self.state, colour),
-            bar(self.percent),
+            match (self.percent, self.state) {
+                // No percent to show: a spinner says it is alive.
+                (None, Some(TaskState::Running)) => spinner(self.first_seen),
+                (percent, _) => bar(percent),
+            },
             took,
             terminal_safe(&self.message)
         )
@@ -230,13 +240,108 @@ pub fn header() -> String {
     )
 }
 
-/// Rows drawn on the terminal (stderr) with indicatif; invisible when stderr
-/// is not a terminal, in which case only the final table is printed.
+/// Finished rows stay this long before they fold into the summary line.
+const FOLD_AFTER: Duration = Duration::from_secs(30);
+
+/// Where a row sorts: failed first, then running, pending, unknown, and the
+/// finished ones last.
+fn rank(state: Option<TaskState>) -> u8 {
+    match state {
+        Some(TaskState::Failed) => 0,
+        Some(TaskState::Running) => 1,
+        Some(TaskState::Pending) | None => 2,
+        Some(TaskState::Cancelled) => 4,
+        Some(TaskState::Succeeded) => 5,
+        Some(_) => 3,
+    }
+}
+
+/// The table as lines, sorted failed and running first (newest first
+/// within a state), finished successes and cancellations folded into one
+/// summary line once they have been shown for [`FOLD_AFTER`], cut to
+/// `height` lines and `width` columns.
+fn layout(rows: &[Row], colour: bool, height: usize, width: usize) -> Vec<String> {
+    let mut order: Vec<&Row> = rows.iter().collect();
+    order.sort_by(|a, b| {
+        rank(a.state)
+            .cmp(&rank(b.state))
+            .then(b.started_at.cmp(&a.started_at))
+            .then(b.first_seen.cmp(&a.first_seen))
+    });
+    let folds = |r: &Row| {
+        matches!(r.state, Some(TaskState::Succeeded | TaskState::Cancelled))
+            && r.finished.is_some_and(|f| f.elapsed() >= FOLD_AFTER)
+    };
+    let (folded, shown): (Vec<&Row>, Vec<&Row>) = order.into_iter().partition(|r| folds(r));
+    let mut lines = vec![if colour {
+        style(header()).bold().to_string()
+    } else {
+        header()
+    }];
+    // The header, the rows, and a line for what is left out.
+    let room = height.saturating_sub(2).max(1);
+    let cut = shown.len() > room;
+    let visible = if cut {
+        room.saturating_sub(1).max(1)
+    } else {
+        shown.len()
+    };
+    lines.extend(
+        shown
+            .iter()
+            .take(visible)
+            .map(|r| r.render(colour).trim_end().to_owned()),
+    );
+    let mut left = Vec::new();
+    if cut {
+        let hidden = &shown[visible..];
+        left.push(format!("{} more ({})", hidden.len(), count_states(hidden)));
+    }
+    if !folded.is_empty() {
+        left.push(format!(
+            "{} done earlier ({})",
+            folded.len(),
+            count_states(&folded)
+        ));
+    }
+    if !left.is_empty() {
+        let line = format!("… {}", left.join("; "));
+        lines.push(if colour {
+            style(line).dim().to_string()
+        } else {
+            line
+        });
+    }
+    lines
+        .into_iter()
+        .map(|l| console::truncate_str(&l, width, "…").into_owned())
+        .collect()
+}
+
+fn count_states(rows: &[&Row]) -> String {
+    let mut counts: Vec<(u8, &'static str, usize)> = Vec::new();
+    for r in rows {
+        let name = r.state.map_or("pending", TaskState::as_str);
+        match counts.iter_mut().find(|(_, n, _)| *n == name) {
+            Some(c) => c.2 += 1,
+            None => counts.push((rank(r.state), name, 1)),
+        }
+    }
+    counts.sort();
+    counts
+        .iter()
+        .map(|(_, name, n)| format!("{n} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The live table on the terminal (stderr), redrawn as one screen with
+/// indicatif: sorted, folded and fitted to the terminal's size. Invisible
+/// when stderr is not a terminal, in which case only the final table is
+/// printed.
 pub struct LiveTable {
-    multi: MultiProgress,
-    /// Kept alive: indicatif removes a bar once it is dropped.
-    header: ProgressBar,
-    rows: Vec<(Row, ProgressBar)>,
+    screen: ProgressBar,
+    rows: Vec<Row>,
     index: HashMap<(String, String), usize>,
     colour: bool,
 }
@@ -249,22 +354,27 @@ impl LiveTable {
         } else {
             ProgressDrawTarget::hidden()
         };
-        let multi = MultiProgress::with_draw_target(target);
         let colour = visible && console::Term::stderr().is_term();
-        let head = multi.add(
-            ProgressBar::new(1).with_style(
-                ProgressStyle::with_template("{wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            ),
+        let screen = ProgressBar::with_draw_target(Some(1), target).with_style(
+            ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        head.set_message(style(header()).bold().to_string());
-        LiveTable {
-            multi,
-            header: head,
+        let table = LiveTable {
+            screen,
             rows: Vec::new(),
             index: HashMap::new(),
             colour,
+        };
+        table.redraw();
+        table
+    }
+
+    fn redraw(&self) {
+        if self.screen.is_hidden() {
+            return;
         }
+        let (height, width) = console::Term::stderr().size();
+        let lines = layout(&self.rows, self.colour, height.into(), width.into());
+        self.screen.set_message(lines.join("\n"));
     }
 
     /// Adds a row for a task not seen yet.
@@ -273,24 +383,16 @@ impl LiveTable {
         if let Some(&i) = self.index.get(&key) {
             return i;
         }
-        let bar = self.multi.add(
-            ProgressBar::new(1).with_style(
-                ProgressStyle::with_template("{wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            ),
-        );
-        let row = Row::new(backend, id);
-        bar.set_message(row.render(self.colour));
-        self.rows.push((row, bar));
+        self.rows.push(Row::new(backend, id));
         self.index.insert(key, self.rows.len() - 1);
+        self.redraw();
         self.rows.len() - 1
     }
 
     /// Applies an event to its row.
     pub fn apply(&mut self, event: &TaskEvent) {
         let i = self.ensure(&event.provider, &event.id);
-        let colour = self.colour;
-        let (row, bar) = &mut self.rows[i];
+        let row = &mut self.rows[i];
         match &event.kind {
             TaskEventKind::Changed { snapshot } => row.apply(snapshot),
             TaskEventKind::GaveUp { message, .. } => {
@@ -305,49 +407,35 @@ impl LiveTable {
                 );
             }
         }
-        bar.set_message(row.render(colour));
+        self.redraw();
     }
 
     /// Shows a snapshot (e.g. from a listing) without an event.
     pub fn show(&mut self, snapshot: &TaskSnapshot) {
         let i = self.ensure(&snapshot.provider, &snapshot.id);
-        let colour = self.colour;
-        let (row, bar) = &mut self.rows[i];
-        row.apply(snapshot);
-        bar.set_message(row.render(colour));
+        self.rows[i].apply(snapshot);
+        self.redraw();
     }
 
-    /// Redraws elapsed times of unfinished rows.
+    /// Redraws: elapsed times, spinners, folding.
     pub fn tick(&mut self) {
-        for (row, bar) in &self.rows {
-            if row.finished.is_none() {
-                bar.set_message(row.render(self.colour));
-            }
-        }
+        self.redraw();
     }
 
     /// Prints a line above the table.
     pub fn note(&self, line: &str) {
-        if self.multi.is_hidden() {
+        if self.screen.is_hidden() {
             crate::output::note!("{line}");
         } else {
-            let _ = self.multi.println(terminal_safe(line));
+            self.screen.println(terminal_safe(line));
         }
     }
 
-    /// Clears the live drawing and returns the final table as plain text.
+    /// Clears the live drawing and returns the final table as plain text:
+    /// every row, sorted as on screen.
     pub fn finish(self) -> String {
-        self.header.finish_and_clear();
-        for (_, bar) in &self.rows {
-            bar.finish_and_clear();
-        }
-        let _ = self.multi.clear();
-        let mut out = header();
-        for (row, _) in &self.rows {
-            out.push('\n');
-            out.push_str(row.render(false).trim_end());
-        }
-        out
+        self.screen.finish_and_clear();
+        layout(&self.rows, false, usize::MAX, usize::MAX).join("\n")
     }
 }
 
@@ -402,6 +490,51 @@ mod tests {
             poll_hint: None,
             attributes: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_screen_sorts_folds_and_fits() {
+        let mut rows: Vec<Row> = Vec::new();
+        for (i, state) in [
+            TaskState::Succeeded,
+            TaskState::Running,
+            TaskState::Failed,
+            TaskState::Pending,
+            TaskState::Running,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut s = snapshot(state, Some(100 - i as i64), None);
+            s.id = format!("t{i}");
+            rows.push(Row::from_snapshot(&s));
+        }
+        let ids = |lines: &[String]| -> Vec<String> {
+            lines[1..]
+                .iter()
+                .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+                .collect()
+        };
+        let all = layout(&rows, false, 100, 200);
+        assert_eq!(
+            ids(&all),
+            ["t2", "t4", "t1", "t3", "t0"],
+            "failed, running (newest first), pending, done"
+        );
+        // A success shown long enough folds into the summary.
+        rows[0].finished = Instant::now().checked_sub(FOLD_AFTER + Duration::from_secs(1));
+        let folded = layout(&rows, false, 100, 200);
+        assert_eq!(folded.len(), 1 + 4 + 1);
+        assert_eq!(folded.last().unwrap(), "… 1 done earlier (1 succeeded)");
+        // Five lines of terminal: the header, two rows, what is left out.
+        let fitted = layout(&rows, false, 5, 200);
+        assert_eq!(fitted.len(), 4, "{fitted:?}");
+        assert!(
+            fitted[3].starts_with("… 2 more (1 running, 1 pending); 1 done earlier"),
+            "{fitted:?}"
+        );
+        let narrow = layout(&rows, false, 100, 40);
+        assert!(narrow.iter().all(|l| l.chars().count() <= 40), "{narrow:?}");
     }
 
     #[test]
