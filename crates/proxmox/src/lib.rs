@@ -30,6 +30,7 @@ mod auth;
 mod client;
 mod config;
 mod model;
+pub mod progress;
 mod provider;
 mod upid;
 

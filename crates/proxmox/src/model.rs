@@ -144,6 +144,10 @@ pub struct ProxmoxTask {
     /// Fields this crate does not model, kept.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// Percent done, read from the task's log by the provider (the status
+    /// answer has none).
+    #[serde(skip)]
+    pub log_percent: Option<f32>,
 }
 
 /// One entry of `GET /nodes/{node}/tasks` or `GET /cluster/tasks`.
@@ -249,6 +253,7 @@ impl TaskListEntry {
             status,
             exitstatus,
             extra,
+            log_percent: None,
         }
     }
 }
@@ -287,6 +292,9 @@ impl ProxmoxTask {
 }
 
 impl TaskStatus for ProxmoxTask {
+    fn progress(&self) -> Option<tasktrack_core::Progress> {
+        self.log_percent.map(tasktrack_core::Progress::percent)
+    }
     fn state(&self) -> TaskState {
         match (&self.status, self.exit_kind()) {
             (RunState::Running, _) => TaskState::Running,

@@ -34,7 +34,19 @@ const FALLBACK_CONCURRENCY: usize = 8;
 pub struct ProxmoxProvider {
     name: String,
     client: ProxmoxClient,
+    /// Per running task waited on one by one: the next log line to read
+    /// and the last percent seen, so each poll reads only what is new.
+    log_progress: std::sync::Arc<std::sync::Mutex<LogPositions>>,
 }
+
+/// By UPID: the next log line to read, and the last percent seen.
+type LogPositions = HashMap<String, (u64, Option<f32>)>;
+
+/// Log lines read per request for progress, and requests per poll at most.
+const PROGRESS_PAGE: u64 = 500;
+const PROGRESS_PAGES: usize = 4;
+/// Tasks whose log position is remembered at once.
+const PROGRESS_TASKS: usize = 10_000;
 
 impl ProxmoxProvider {
     /// A provider named `proxmox` over `client`.
@@ -42,6 +54,7 @@ impl ProxmoxProvider {
         ProxmoxProvider {
             name: "proxmox".into(),
             client,
+            log_progress: Default::default(),
         }
     }
 
@@ -145,6 +158,51 @@ impl ProxmoxProvider {
     }
 }
 
+impl ProxmoxProvider {
+    fn lock_progress(&self) -> std::sync::MutexGuard<'_, LogPositions> {
+        // Plain numbers: a panic elsewhere cannot leave them half-written.
+        self.log_progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the log lines written since the last poll and returns the
+    /// newest percent among them (or the last one known). A log that
+    /// cannot be read leaves the last percent: progress is advice, the
+    /// status is what counts.
+    async fn read_progress(&self, id: &Upid) -> Option<f32> {
+        let key = id.to_string();
+        let (mut next, mut percent) = self.lock_progress().get(&key).copied().unwrap_or((0, None));
+        for _ in 0..PROGRESS_PAGES {
+            let Ok(page) = self.client.task_log(id, next, PROGRESS_PAGE).await else {
+                break;
+            };
+            if page.missing_file() || page.is_placeholder() {
+                break;
+            }
+            if let Some(p) = crate::progress::last_percent(page.lines.iter().map(|l| l.t.as_str()))
+            {
+                percent = Some(p);
+            }
+            let read = page.lines.len() as u64;
+            next = page
+                .lines
+                .iter()
+                .map(|l| l.n)
+                .max()
+                .unwrap_or(next)
+                .max(next);
+            if read < PROGRESS_PAGE {
+                break;
+            }
+        }
+        let mut known = self.lock_progress();
+        if known.len() >= PROGRESS_TASKS && !known.contains_key(&key) {
+            known.clear();
+        }
+        known.insert(key, (next, percent));
+        percent
+    }
+}
+
 #[async_trait]
 impl TaskProvider for ProxmoxProvider {
     type Id = Upid;
@@ -164,8 +222,18 @@ impl TaskProvider for ProxmoxProvider {
         }
     }
 
+    /// The status, with the percent its log reports while it runs (read
+    /// incrementally: one request per poll once caught up). A batch of
+    /// statuses ([`status_many`](Self::status_many)) reads no logs: the
+    /// tracker's one list request per node stays one.
     async fn status(&self, id: &Upid) -> Result<ProxmoxTask> {
-        self.client.task_status(id).await
+        let mut status = self.client.task_status(id).await?;
+        if status.status == crate::RunState::Running {
+            status.log_percent = self.read_progress(id).await;
+        } else {
+            self.lock_progress().remove(&id.to_string());
+        }
+        Ok(status)
     }
 
     async fn status_many(&self, ids: &[Upid]) -> Vec<Result<ProxmoxTask>> {

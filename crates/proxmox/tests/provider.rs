@@ -504,3 +504,81 @@ async fn tls_with_the_cluster_ca_or_the_explicit_danger_option() {
         TaskState::Running
     );
 }
+
+/// The golden logs of each task type end at the percent PVE's UI shows.
+#[test]
+fn each_task_types_golden_log_ends_at_its_percent() {
+    for (file, expected) in [
+        ("vzdump", 41.0),
+        ("qmclone", 79.22),
+        ("qmigrate", 63.44),
+        ("qmrestore", 27.0),
+        ("imgcopy", 88.5),
+    ] {
+        let text = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/logs/{file}.log",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert_eq!(
+            tasktrack_proxmox::progress::last_percent(text.lines()),
+            Some(expected),
+            "{file}"
+        );
+    }
+}
+
+/// A task waited on alone shows the percent its log reports, read a little
+/// at a time; a batch of statuses reads no log.
+#[tokio::test]
+async fn a_running_tasks_percent_comes_from_its_log() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let p = provider(&sim, token());
+    let lines = [
+        "INFO: starting new backup job: vzdump 100",
+        "INFO:  10% (3.2 GiB of 32.0 GiB) in 10s, read: 320 MiB/s",
+        "INFO:  50% (16.0 GiB of 32.0 GiB) in 50s, read: 320 MiB/s",
+        "INFO:  90% (28.8 GiB of 32.0 GiB) in 90s, read: 320 MiB/s",
+        "INFO: backup finished",
+    ];
+    let upid = task(
+        &sim,
+        TaskSpec::new("vzdump", Duration::from_secs(100))
+            .with_attr("id", "100")
+            .with_log(lines),
+    );
+    let percent = |s: &tasktrack_proxmox::ProxmoxTask| {
+        tasktrack_core::TaskStatus::progress(s).and_then(|p| p.percent)
+    };
+    assert_eq!(
+        percent(&p.status(&upid).await.unwrap()),
+        None,
+        "no percent written yet"
+    );
+    clock.advance(Duration::from_secs(25));
+    assert_eq!(percent(&p.status(&upid).await.unwrap()), Some(10.0));
+    clock.advance(Duration::from_secs(20));
+    let before = sim
+        .requests()
+        .count("GET /api2/json/nodes/{node}/tasks/{upid}/log");
+    assert_eq!(percent(&p.status(&upid).await.unwrap()), Some(50.0));
+    let after = sim
+        .requests()
+        .count("GET /api2/json/nodes/{node}/tasks/{upid}/log");
+    assert_eq!(after - before, 1, "one log request per poll once caught up");
+    // Nothing new: the last percent stays.
+    assert_eq!(percent(&p.status(&upid).await.unwrap()), Some(50.0));
+    let batch = p.status_many(std::slice::from_ref(&upid)).await;
+    assert_eq!(
+        percent(batch[0].as_ref().unwrap()),
+        None,
+        "batches read no log"
+    );
+    clock.advance(Duration::from_secs(100));
+    assert_eq!(
+        percent(&p.status(&upid).await.unwrap()),
+        None,
+        "stopped: the status says it all"
+    );
+}
