@@ -461,4 +461,14 @@ async fn hostile_vendor_text_renders_literally_in_a_real_browser() {
         )
         .await;
     assert_eq!(shown, json!("Plain backup"));
+    let counts = browser
+        .script("return document.getElementById('count').textContent;")
+        .await;
+    assert!(
+        counts
+            .as_str()
+            .unwrap()
+            .contains("1 / 2 tasks · 1 failed · 1 running (ocp 2)"),
+        "{counts}"
+    );
 }
