@@ -472,3 +472,48 @@ async fn hostile_vendor_text_renders_literally_in_a_real_browser() {
         "{counts}"
     );
 }
+
+/// The open task's log pane follows a running task whose status does not
+/// change (no event would refresh it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_pane_follows_a_running_task() {
+    let pve = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token("root@pam!web", PVE_SECRET))
+        .start()
+        .await
+        .unwrap();
+    let lines: Vec<String> = (0..30).map(|i| format!("copy step {i}")).collect();
+    let upid = pve.create_task(
+        TaskSpec::new("vzdump", Duration::from_secs(30))
+            .with_attr("id", "100")
+            .with_log(lines),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[backends.pve]\nkind = \"proxmox\"\nurl = \"{}\"\ntoken = \"root@pam!web={PVE_SECRET}\"\n",
+            pve.base_url()
+        ),
+    )
+    .unwrap();
+    let (_server, url) = start_dashboard(&["serve", "--listen", "127.0.0.1:0"], Some(&config), &[]);
+    let browser = Browser::start().await;
+    let link = url::form_urlencoded::byte_serialize(upid.as_bytes()).collect::<String>();
+    browser.goto(&format!("{url}/#pve/{link}")).await;
+    let first = browser
+        .until("the log pane", "const p = document.getElementById('log'); return p && p.textContent.includes('copy step') ? p.textContent : null;")
+        .await;
+    let shown = first.as_str().unwrap().lines().count();
+    let grown = browser
+        .until(
+            "more lines in the same pane",
+            &format!("const p = document.getElementById('log'); return p && p.textContent.split('\\n').length > {shown} + 1 ? p.textContent.split('\\n').length : null;"),
+        )
+        .await;
+    assert!(grown.as_u64().unwrap() as usize > shown, "{grown}");
+    let state = browser
+        .script("const r = document.querySelector('tbody tr'); return r && r.dataset.state;")
+        .await;
+    assert_eq!(state, json!("running"), "it grew while the task ran");
+}
