@@ -368,3 +368,69 @@ async fn a_task_running_past_running_for_is_given_up_naming_the_limit() {
     );
     assert!(err.to_string().contains("running_for is 10s"), "{err}");
 }
+
+/// A provider that answers any number of ids with one request, counting
+/// requests and ids.
+#[derive(Default)]
+struct Gathering {
+    requests: AtomicUsize,
+    answered: AtomicUsize,
+}
+
+#[async_trait]
+impl TaskProvider for Gathering {
+    type Id = u64;
+    type Status = Stuck;
+    fn name(&self) -> &str {
+        "gathering"
+    }
+    fn capabilities(&self) -> tasktrack_core::Capabilities {
+        tasktrack_core::Capabilities {
+            batch_status: true,
+            ..tasktrack_core::Capabilities::NONE
+        }
+    }
+    async fn status(&self, _id: &u64) -> Result<Stuck> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.answered.fetch_add(1, Ordering::SeqCst);
+        Ok(Stuck)
+    }
+    async fn status_many(&self, ids: &[u64]) -> Vec<Result<Stuck>> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.answered.fetch_add(ids.len(), Ordering::SeqCst);
+        ids.iter().map(|_| Ok(Stuck)).collect()
+    }
+}
+
+/// With the default (jittered) policy every task has its own due time;
+/// a batching provider still gets its due tasks in few requests, over
+/// many ticks, not only the first.
+#[tokio::test(start_paused = true)]
+async fn due_tasks_of_a_batching_provider_are_gathered_with_the_default_policy() {
+    let provider = Arc::new(Gathering::default());
+    let (tracker, _events) = Tracker::builder()
+        .with_provider("gathering", provider.clone())
+        .with_policy(PollPolicy::default().with_deadline(None))
+        .build();
+    for id in 0..300 {
+        tracker.track("gathering", &id.to_string()).unwrap();
+    }
+    // Past the first minute, once intervals have spread apart.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (r0, a0) = (
+        provider.requests.load(Ordering::SeqCst),
+        provider.answered.load(Ordering::SeqCst),
+    );
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let requests = provider.requests.load(Ordering::SeqCst) - r0;
+    let answered = provider.answered.load(Ordering::SeqCst) - a0;
+    println!("{answered} statuses in {requests} requests over 10 minutes");
+    assert!(
+        answered >= 300 * 15,
+        "every task polled about every 30 s: {answered}"
+    );
+    assert!(
+        answered >= requests * 30,
+        "{answered} statuses in {requests} requests: batches fell apart"
+    );
+}

@@ -168,6 +168,7 @@ impl TrackerBuilder {
             .map(|slot| ProviderRuntime {
                 policy: slot.policy.unwrap_or_else(|| self.default_policy.clone()),
                 name: Arc::from(slot.name.as_str()),
+                batches: slot.provider.provider_capabilities().batch_status,
                 provider: slot.provider,
                 permits: Arc::new(Semaphore::new(self.concurrency)),
             })

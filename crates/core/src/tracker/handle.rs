@@ -44,6 +44,9 @@ pub(super) struct ProviderRuntime {
     pub(super) provider: Arc<dyn DynTaskProvider>,
     pub(super) policy: PollPolicy,
     pub(super) permits: Arc<Semaphore>,
+    /// The provider answers many ids with one request (its due tasks are
+    /// gathered into one batch; see `Scheduler::dispatch_due`).
+    pub(super) batches: bool,
 }
 
 pub(super) enum Command {

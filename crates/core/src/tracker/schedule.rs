@@ -207,14 +207,43 @@ impl Scheduler {
         let now = self.clock.now();
         let mut due: Vec<Vec<(Slot, u32)>> = vec![Vec::new(); self.providers.len()];
         let mut expired = Vec::new();
+        // Coalescing: with jittered intervals every task gets its own due
+        // time, and a batching provider would be asked about one task per
+        // request. So when a batch of a provider goes now, its tasks due
+        // within a quarter of their own interval (at most COALESCE_MAX)
+        // go with it, a little early.
+        let mut candidates = Vec::new();
+        let horizon = crate::time::after(now, COALESCE_MAX);
         while let Some(Reverse((at, slot, generation))) = self.heap.peek().copied() {
-            if at > now {
+            if at > horizon {
                 break;
             }
             self.heap.pop();
+            candidates.push((at, slot, generation));
+        }
+        let mut triggered = vec![false; self.providers.len()];
+        for &(at, slot, generation) in &candidates {
+            if at <= now {
+                if let Some(e) = live(&mut self.entries, &self.generations, slot, generation) {
+                    triggered[e.provider] = true;
+                }
+            }
+        }
+        let mut later = Vec::new();
+        for (at, slot, generation) in candidates {
             let Some(entry) = live(&mut self.entries, &self.generations, slot, generation) else {
                 continue;
             };
+            if at > now {
+                let window = (entry.cursor.interval() / 4).min(COALESCE_MAX);
+                let joins = self.providers[entry.provider].batches
+                    && triggered[entry.provider]
+                    && at <= crate::time::after(now, window);
+                if !joins {
+                    later.push(Reverse((at, slot, generation)));
+                    continue;
+                }
+            }
             if entry.in_flight {
                 continue;
             }
@@ -234,6 +263,7 @@ impl Scheduler {
             tracing::trace!(task = %entry.id, "dispatching");
             due[entry.provider].push((slot, generation));
         }
+        self.heap.extend(later);
         for slot in expired {
             self.give_up_deadline(slot, now).await;
         }
@@ -277,6 +307,9 @@ impl Scheduler {
         }
     }
 }
+
+/// How early a task may join a batch of its provider going now, at most.
+const COALESCE_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// When a task polled at `dispatched` is due again: one (jittered)
 /// interval after the poll was sent, so slow answers do not make the
