@@ -474,22 +474,11 @@ mod tests {
 
     fn snapshot(state: TaskState, started: Option<i64>, finished: Option<i64>) -> TaskSnapshot {
         let at = |secs_ago: i64| chrono::Utc::now() - chrono::Duration::seconds(secs_ago);
-        TaskSnapshot {
-            provider: "pve".into(),
-            id: "1".into(),
-            state,
-            vendor_state: state.to_string(),
-            kind: Some("vzdump".into()),
-            title: None,
-            progress: None,
-            failure: None,
-            warnings: None,
-            started_at: started.map(at),
-            finished_at: finished.map(at),
-            steps: Vec::new(),
-            poll_hint: None,
-            attributes: Default::default(),
-        }
+        let mut s = TaskSnapshot::new("pve", "1", state);
+        s.kind = Some("vzdump".into());
+        s.started_at = started.map(at);
+        s.finished_at = finished.map(at);
+        s
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tasktrack_core::{FileStore, TaskEvent, TrackStore, TrackedEntry};
 use tasktrack_redis::testing::{free_port, RedisServer};
-use tasktrack_redis::{RedisOptions, RedisStore};
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, SimHandle, TaskSpec};
 
@@ -212,12 +211,9 @@ async fn two_workers_share_one_redis() {
 }
 
 async fn lease_holders(url: &str) -> std::collections::BTreeMap<u32, String> {
-    let options = RedisOptions {
-        prefix: "tasktrack".into(),
-        ..RedisOptions::default()
-    };
-    let store = RedisStore::connect_with(url, options).await.unwrap();
-    store.lease_holders().await.unwrap()
+    tasktrack_redis::testing::lease_holders(url, "tasktrack")
+        .await
+        .unwrap()
 }
 
 /// SIGTERM is a clean shutdown: the worker exits 0 having given its leases

@@ -260,22 +260,9 @@ mod tests {
     }
 
     fn snap(state: TaskState, title: &str) -> TaskSnapshot {
-        TaskSnapshot {
-            provider: "p".into(),
-            id: "1".into(),
-            state,
-            vendor_state: state.as_str().into(),
-            kind: None,
-            title: Some(title.into()),
-            progress: None,
-            failure: None,
-            warnings: None,
-            started_at: None,
-            finished_at: None,
-            steps: Vec::new(),
-            poll_hint: None,
-            attributes: Default::default(),
-        }
+        let mut s = TaskSnapshot::new("p", "1", state);
+        s.title = Some(title.into());
+        s
     }
 
     fn transient() -> Error {

@@ -257,6 +257,38 @@ pub struct TaskSnapshot {
     pub attributes: BTreeMap<String, String>,
 }
 
+impl TaskSnapshot {
+    /// A snapshot of `provider`'s task `id` in `state` (its vendor state
+    /// the state's name), nothing else reported: a start for providers of
+    /// your own and for tests.
+    ///
+    /// ```
+    /// use tasktrack_core::{TaskSnapshot, TaskState};
+    ///
+    /// let mut s = TaskSnapshot::new("backups", "42", TaskState::Running);
+    /// s.kind = Some("vzdump".into());
+    /// assert_eq!(s.vendor_state, "running");
+    /// ```
+    pub fn new(provider: impl Into<String>, id: impl Into<String>, state: TaskState) -> Self {
+        TaskSnapshot {
+            provider: provider.into(),
+            id: id.into(),
+            state,
+            vendor_state: state.as_str().to_owned(),
+            kind: None,
+            title: None,
+            progress: None,
+            failure: None,
+            warnings: None,
+            started_at: None,
+            finished_at: None,
+            steps: Vec::new(),
+            poll_hint: None,
+            attributes: BTreeMap::new(),
+        }
+    }
+}
+
 /// A vendor's typed task status. Implement the three required methods; the
 /// rest default to "not reported".
 pub trait TaskStatus: fmt::Debug + Clone + Send + Sync + 'static {

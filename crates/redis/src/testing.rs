@@ -169,3 +169,19 @@ async fn delay_line(
     };
     tokio::join!(reader, writer);
 }
+
+/// Which replica holds each shard's lease now, for the store under
+/// `prefix` at `url`: what the fleet tests assert the split with.
+pub async fn lease_holders(
+    url: &str,
+    prefix: &str,
+) -> tasktrack_core::Result<std::collections::BTreeMap<u32, String>> {
+    let options = crate::RedisOptions {
+        prefix: prefix.into(),
+        ..crate::RedisOptions::default()
+    };
+    crate::RedisStore::connect_with(url, options)
+        .await?
+        .lease_holders()
+        .await
+}

@@ -128,12 +128,9 @@ async fn finals(url: &str) -> HashMap<String, usize> {
 }
 
 async fn lease_holders(url: &str) -> std::collections::BTreeMap<u32, String> {
-    let options = RedisOptions {
-        prefix: "t".into(),
-        ..RedisOptions::default()
-    };
-    let store = RedisStore::connect_with(url, options).await.unwrap();
-    store.lease_holders().await.unwrap()
+    tasktrack_redis::testing::lease_holders(url, "t")
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -233,17 +233,13 @@ pub async fn worker(
     store: Arc<dyn TrackStore>,
     opts: WorkerOptions,
 ) -> Result<(), CliError> {
-    let owner = opts.owner.clone().unwrap_or_else(|| {
-        format!(
-            "worker-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        )
-    });
     let mut builder = Tracker::builder()
         .with_store(store.clone())
-        .with_lease_ttl(opts.lease_ttl)
-        .with_owner(owner.clone());
+        .with_lease_ttl(opts.lease_ttl);
+    if let Some(owner) = &opts.owner {
+        builder = builder.with_owner(owner.clone());
+    }
+    let owner = builder.owner().to_owned();
     for name in config.backends.keys() {
         builder = builder.with_provider(name.clone(), config.provider(name)?);
     }

@@ -29,8 +29,8 @@ pub struct ServeOptions {
 /// `tasktrack serve`: the web dashboard over every configured backend.
 pub async fn serve(config: &Config, options: ServeOptions) -> Result<(), CliError> {
     let mut named = Vec::new();
-    let owner = format!("serve-{}-{:08x}", std::process::id(), rand::random::<u32>());
-    let mut builder = Tracker::builder().with_owner(owner.clone());
+    let mut builder = Tracker::builder();
+    let owner = builder.owner().to_owned();
     if let Some(s) = &options.store {
         builder = builder.with_store(s.clone());
     }

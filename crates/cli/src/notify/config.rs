@@ -142,7 +142,7 @@ const BACKFILL: DurationBounds = DurationBounds {
 impl Sink {
     /// The `index`-th `[[notify]]` table (`${NAME}`s already expanded).
     pub fn parse(index: usize, table: toml::Table) -> Result<Sink, String> {
-        let mut filters = table.clone();
+        let mut filters = table;
         let mut target = toml::Table::new();
         for key in ["kind", "url", "secret", "program", "args"] {
             if let Some(v) = filters.remove(key) {
@@ -246,22 +246,8 @@ mod tests {
     }
 
     fn event(provider: &str, state: TaskState, kind: &str) -> TaskEvent {
-        let snapshot = TaskSnapshot {
-            provider: provider.into(),
-            id: "42".into(),
-            state,
-            vendor_state: state.to_string(),
-            kind: Some(kind.to_owned()),
-            title: None,
-            progress: None,
-            failure: None,
-            warnings: None,
-            started_at: None,
-            finished_at: None,
-            steps: Vec::new(),
-            poll_hint: None,
-            attributes: Default::default(),
-        };
+        let mut snapshot = TaskSnapshot::new(provider, "42", state);
+        snapshot.kind = Some(kind.to_owned());
         TaskEvent {
             provider: provider.into(),
             id: "42".into(),

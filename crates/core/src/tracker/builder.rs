@@ -139,6 +139,11 @@ impl TrackerBuilder {
         self.owner = owner.into();
         self
     }
+    /// This replica's name in the store (given, or unique per process by
+    /// default): what other store roles it takes are held under.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
 
     /// How long a lease lasts without renewal (default 15 s): a replica that
     /// dies has its tasks taken over after at most this long. Leases are
