@@ -2,7 +2,11 @@
 //! poll 150 running OCP tasks that would cost ~100 requests a second, and
 //! together stay under the backend's `max_requests_per_second`.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::Worker;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tasktrack_core::{TrackStore, TrackedEntry};
@@ -12,28 +16,6 @@ use tasktrack_sim::ocp::{Ocp, OcpSubtaskSpec, OcpTaskSpec};
 use tasktrack_sim::SimBuilder;
 
 const BUDGET: f64 = 20.0;
-
-/// A worker process that is killed if the test ends early (a failed
-/// assertion must not leave workers polling behind it).
-struct Worker(Option<Child>);
-
-impl Worker {
-    fn id(&self) -> u32 {
-        self.0.as_ref().map_or(0, Child::id)
-    }
-    fn wait(mut self) -> std::process::ExitStatus {
-        self.0.take().unwrap().wait().unwrap()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_together_stay_under_the_shared_budget() {
@@ -62,25 +44,10 @@ async fn three_workers_together_stay_under_the_shared_budget() {
         ),
     )
     .unwrap();
-    let spawn = |owner: &str| -> Worker {
-        Command::new(env!("CARGO_BIN_EXE_tasktrack"))
-            .arg("--config")
-            .arg(&cfg)
-            .args([
-                "worker",
-                "--store",
-                &redis.url(),
-                "--lease-ttl",
-                "1s",
-                "--owner",
-                owner,
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .map(|c| Worker(Some(c)))
-            .unwrap()
-    };
-    let workers: Vec<Worker> = ["w1", "w2", "w3"].into_iter().map(spawn).collect();
+    let workers: Vec<Worker> = ["w1", "w2", "w3"]
+        .into_iter()
+        .map(|o| Worker::spawn(&cfg, &redis.url(), o, &[]))
+        .collect();
 
     // Measured once all three poll (each holds leases), over 6 s.
     let client = redis::Client::open(redis.url()).unwrap();

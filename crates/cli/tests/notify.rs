@@ -3,8 +3,12 @@
 //! worker delivering for a sink killed with SIGKILL during that outage.
 //! Every terminal event reaches each sink exactly once, signed.
 
+mod common;
+
+use common::Worker;
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,33 +28,6 @@ use tasktrack_sim::{SimBuilder, TaskSpec};
 
 const SECRET: &str = "hook-signing-key";
 const TASKS: usize = 60;
-
-/// A worker process that is killed if the test ends early (a failed
-/// assertion must not leave workers polling behind it).
-struct Worker(Option<Child>);
-
-impl Worker {
-    fn id(&self) -> u32 {
-        self.0.as_ref().map_or(0, Child::id)
-    }
-    fn wait(mut self) -> std::process::ExitStatus {
-        self.0.take().unwrap().wait().unwrap()
-    }
-    fn kill(mut self) {
-        let mut child = self.0.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 #[derive(Default)]
 struct Receiver {
@@ -135,9 +112,7 @@ async fn each_terminal_event_reaches_each_sink_once_through_a_kill_and_an_outage
     let app = Router::new()
         .route("/{sink}", post(hook))
         .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hooks = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let hooks = common::serve(app).await;
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("tasktrack.toml");
@@ -192,28 +167,14 @@ max_backoff = "100ms"
             .await
             .unwrap();
     }
-    let spawn = |owner: &str| -> Worker {
-        Command::new(env!("CARGO_BIN_EXE_tasktrack"))
-            .arg("--config")
-            .arg(&cfg)
-            .args([
-                "worker",
-                "--store",
-                &redis.url(),
-                "--lease-ttl",
-                "1s",
-                "--owner",
-                owner,
-            ])
-            .env("HOOK_SECRET", SECRET)
-            .stdout(Stdio::null())
-            .spawn()
-            .map(|c| Worker(Some(c)))
-            .unwrap()
-    };
     let mut workers: HashMap<String, Worker> = ["w1", "w2", "w3"]
         .into_iter()
-        .map(|o| (o.to_owned(), spawn(o)))
+        .map(|o| {
+            (
+                o.to_owned(),
+                Worker::spawn(&cfg, &redis.url(), o, &[("HOOK_SECRET", SECRET)]),
+            )
+        })
         .collect();
 
     // The outage: sink a's deliverer is retrying a notification nobody
@@ -323,9 +284,7 @@ async fn command_and_slack_sinks_get_every_end_before_an_idle_worker_exits() {
     let app = Router::new()
         .route("/services/T0/B0/X", post(slack))
         .with_state(texts.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hooks = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let hooks = common::serve(app).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("notes.jsonl");
     let cfg = dir.path().join("tasktrack.toml");
