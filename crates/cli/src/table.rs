@@ -79,7 +79,10 @@ fn message_of(s: &TaskSnapshot) -> String {
         return f.to_string();
     }
     if let Some(w) = s.warnings.filter(|w| *w > 0) {
-        return format!("{w} warning(s)");
+        return match s.warning_messages.first() {
+            Some(first) => format!("{w} warning(s), first: {first}"),
+            None => format!("{w} warning(s)"),
+        };
     }
     if let Some(op) = s
         .attributes
@@ -479,6 +482,18 @@ mod tests {
         s.started_at = started.map(at);
         s.finished_at = finished.map(at);
         s
+    }
+
+    #[test]
+    fn a_warned_tasks_message_gives_the_first_warning() {
+        let mut s = snapshot(TaskState::Succeeded, Some(10), Some(1));
+        s.warnings = Some(2);
+        assert_eq!(message_of(&s), "2 warning(s)");
+        s.warning_messages = vec!["storage local is 95% full".into(), "second".into()];
+        assert_eq!(
+            message_of(&s),
+            "2 warning(s), first: storage local is 95% full"
+        );
     }
 
     #[test]

@@ -240,6 +240,10 @@ pub struct TaskSnapshot {
     /// Warnings counted by a task that still succeeded (Proxmox `WARNINGS: N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warnings: Option<u32>,
+    /// What those warnings said, in the order written (Proxmox's `WARN:`
+    /// log lines), as many as the provider keeps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warning_messages: Vec<String>,
     /// When the task started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -280,6 +284,7 @@ impl TaskSnapshot {
             progress: None,
             failure: None,
             warnings: None,
+            warning_messages: Vec::new(),
             started_at: None,
             finished_at: None,
             steps: Vec::new(),
@@ -333,6 +338,10 @@ pub trait TaskStatus: fmt::Debug + Clone + Send + Sync + 'static {
     fn warnings(&self) -> Option<u32> {
         None
     }
+    /// What the warnings said, when the backend tells.
+    fn warning_messages(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Vendor extras worth showing.
     fn attributes(&self) -> BTreeMap<String, String> {
         BTreeMap::new()
@@ -349,6 +358,7 @@ pub trait TaskStatus: fmt::Debug + Clone + Send + Sync + 'static {
             progress: self.progress(),
             failure: self.failure(),
             warnings: self.warnings(),
+            warning_messages: self.warning_messages(),
             started_at: self.started_at(),
             finished_at: self.finished_at(),
             steps: self.steps(),
@@ -391,6 +401,9 @@ impl TaskStatus for TaskSnapshot {
     }
     fn warnings(&self) -> Option<u32> {
         self.warnings
+    }
+    fn warning_messages(&self) -> Vec<String> {
+        self.warning_messages.clone()
     }
     fn attributes(&self) -> BTreeMap<String, String> {
         self.attributes.clone()
@@ -485,6 +498,7 @@ mod tests {
             }),
             failure: Some(Failure::new("subtask 3 failed")),
             warnings: Some(2),
+            warning_messages: vec!["storage local is 95% full".into()],
             started_at: Some("2024-05-01T10:00:00Z".parse().unwrap()),
             finished_at: Some("2024-05-01T10:05:00Z".parse().unwrap()),
             steps: vec![step],

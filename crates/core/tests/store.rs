@@ -168,22 +168,7 @@ async fn the_file_store_keeps_entries_events_and_exactly_once_finals() {
         id: id.into(),
         previous: None,
         kind: TaskEventKind::Changed {
-            snapshot: Box::new(TaskSnapshot {
-                provider: "memory".into(),
-                id: id.into(),
-                state,
-                vendor_state: state.to_string(),
-                kind: None,
-                title: None,
-                progress: None,
-                failure: None,
-                warnings: None,
-                started_at: None,
-                finished_at: None,
-                steps: vec![],
-                poll_hint: None,
-                attributes: Default::default(),
-            }),
+            snapshot: Box::new(TaskSnapshot::new("memory", id, state)),
         },
         at: chrono::Utc::now(),
     };

@@ -44,6 +44,6 @@ pub use model::{
     decode_log, ExitKind, ExitStatus, ListedState, ProxmoxLogLine, ProxmoxTask, RunState,
     TaskListEntry,
 };
-pub use provider::ProxmoxProvider;
+pub use provider::{ProxmoxProvider, WARNINGS_KEPT};
 pub use tasktrack_core::http::ConfigureHttp;
 pub use upid::Upid;

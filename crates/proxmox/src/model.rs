@@ -148,6 +148,11 @@ pub struct ProxmoxTask {
     /// answer has none).
     #[serde(skip)]
     pub log_percent: Option<f32>,
+    /// The `WARN:` lines of the task's log, message only, read by the
+    /// provider while it runs and when it ends with `WARNINGS: N` (the
+    /// first [`WARNINGS_KEPT`](crate::WARNINGS_KEPT)).
+    #[serde(skip)]
+    pub log_warnings: Vec<String>,
 }
 
 /// One entry of `GET /nodes/{node}/tasks` or `GET /cluster/tasks`.
@@ -254,6 +259,7 @@ impl TaskListEntry {
             exitstatus,
             extra,
             log_percent: None,
+            log_warnings: Vec::new(),
         }
     }
 }
@@ -320,6 +326,9 @@ impl TaskStatus for ProxmoxTask {
         }
     }
 
+    fn warning_messages(&self) -> Vec<String> {
+        self.log_warnings.clone()
+    }
     fn warnings(&self) -> Option<u32> {
         match self.exit_kind() {
             Some(ExitKind::Warnings(n)) => Some(n),

@@ -47,6 +47,15 @@ fn parse(number: &str) -> Option<f32> {
     (n.is_finite() && (0.0..=100.0).contains(&n)).then_some(n)
 }
 
+/// The message of a warning line: `PVE::RESTEnvironment::warn` prints
+/// each warning a worker counts as `WARN: <message>` (vzdump's
+/// `debugmsg('warn', …)` goes through it, one line per line of the
+/// message), so these lines are what `WARNINGS: N` counts.
+pub fn warning_of(line: &str) -> Option<&str> {
+    let message = line.strip_prefix("WARN: ")?.trim_end();
+    (!message.is_empty()).then_some(message)
+}
+
 /// The last percent reported in `lines`, if any.
 pub fn last_percent<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<f32> {
     lines.into_iter().filter_map(percent_of).last()
@@ -55,6 +64,17 @@ pub fn last_percent<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<f32>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warning_lines_give_their_message() {
+        assert_eq!(
+            warning_of("WARN: storage local is 100% full"),
+            Some("storage local is 100% full")
+        );
+        assert_eq!(warning_of("WARN: "), None);
+        assert_eq!(warning_of("INFO: WARN: nested"), None);
+        assert_eq!(warning_of("WARNINGS: 2"), None);
+    }
 
     #[test]
     fn each_task_types_progress_line_is_read() {

@@ -34,17 +34,34 @@ const FALLBACK_CONCURRENCY: usize = 8;
 pub struct ProxmoxProvider {
     name: String,
     client: ProxmoxClient,
-    /// Per running task waited on one by one: the next log line to read
-    /// and the last percent seen, so each poll reads only what is new.
+    /// Per running task waited on one by one: how far its log is read
+    /// and what it said, so each poll reads only what is new.
     log_progress: std::sync::Arc<std::sync::Mutex<LogPositions>>,
 }
 
-/// By UPID: the next log line to read, and the last percent seen.
-type LogPositions = HashMap<String, (u64, Option<f32>)>;
+/// By UPID: how far its log is read and what it said.
+type LogPositions = HashMap<String, LogRead>;
 
-/// Log lines read per request for progress, and requests per poll at most.
+/// What a task's log said up to line `next`.
+#[derive(Debug, Clone, Default)]
+struct LogRead {
+    next: u64,
+    percent: Option<f32>,
+    warnings: Vec<String>,
+}
+
+/// Warning messages kept per task (the count, `WARNINGS: N`, is always
+/// exact), and characters kept per message: a log is vendor text of any
+/// size.
+pub const WARNINGS_KEPT: usize = 50;
+const WARNING_CHARS: usize = 1_000;
+
+/// Log lines read per request, and requests per poll at most while a task
+/// runs; once it ends with warnings, up to `FINAL_PAGES` more are read for
+/// the rest of them.
 const PROGRESS_PAGE: u64 = 500;
 const PROGRESS_PAGES: usize = 4;
+const FINAL_PAGES: usize = 20;
 /// Tasks whose log position is remembered at once.
 const PROGRESS_TASKS: usize = 10_000;
 
@@ -164,33 +181,35 @@ impl ProxmoxProvider {
         self.log_progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reads the log lines written since the last poll and returns the
-    /// newest percent among them (or the last one known). A log that
-    /// cannot be read leaves the last percent: progress is advice, the
-    /// status is what counts.
-    async fn read_progress(&self, id: &Upid) -> Option<f32> {
+    /// Reads the log lines written since the last poll, at most `pages`
+    /// requests, and returns what the log has said so far. A log that
+    /// cannot be read leaves what was known: progress and warning texts
+    /// are advice, the status is what counts.
+    async fn read_log(&self, id: &Upid, pages: usize) -> LogRead {
         let key = id.to_string();
-        let (mut next, mut percent) = self.lock_progress().get(&key).copied().unwrap_or((0, None));
-        for _ in 0..PROGRESS_PAGES {
-            let Ok(page) = self.client.task_log(id, next, PROGRESS_PAGE).await else {
+        let mut read = self.lock_progress().get(&key).cloned().unwrap_or_default();
+        for _ in 0..pages {
+            let Ok(page) = self.client.task_log(id, read.next, PROGRESS_PAGE).await else {
                 break;
             };
             if page.missing_file() || page.is_placeholder() {
                 break;
             }
-            if let Some(p) = crate::progress::last_percent(page.lines.iter().map(|l| l.t.as_str()))
-            {
-                percent = Some(p);
+            for line in &page.lines {
+                let text = line.t.as_str();
+                if let Some(p) = crate::progress::percent_of(text) {
+                    read.percent = Some(p);
+                } else if let Some(w) = crate::progress::warning_of(text) {
+                    if read.warnings.len() < WARNINGS_KEPT {
+                        read.warnings.push(w.chars().take(WARNING_CHARS).collect());
+                    }
+                }
             }
-            let read = page.lines.len() as u64;
-            next = page
-                .lines
-                .iter()
-                .map(|l| l.n)
-                .max()
-                .unwrap_or(next)
-                .max(next);
-            if read < PROGRESS_PAGE {
+            let last = page.lines.iter().map(|l| l.n).max();
+            // `n` counts from 1 and `start` from 0: the next start is the
+            // last line's number.
+            read.next = last.unwrap_or(read.next).max(read.next);
+            if (page.lines.len() as u64) < PROGRESS_PAGE {
                 break;
             }
         }
@@ -198,8 +217,24 @@ impl ProxmoxProvider {
         if known.len() >= PROGRESS_TASKS && !known.contains_key(&key) {
             known.clear();
         }
-        known.insert(key, (next, percent));
-        percent
+        known.insert(key, read.clone());
+        read
+    }
+
+    /// Fills in what the log says: percent while running, the warning
+    /// texts once ended with warnings. Other ended tasks read nothing
+    /// (a failure's tail is the poller's to read).
+    async fn add_log_facts(&self, id: &Upid, status: &mut ProxmoxTask) {
+        if status.status == crate::RunState::Running {
+            let read = self.read_log(id, PROGRESS_PAGES).await;
+            status.log_percent = read.percent;
+            status.log_warnings = read.warnings;
+            return;
+        }
+        if status.warnings().is_some_and(|n| n > 0) {
+            status.log_warnings = self.read_log(id, FINAL_PAGES).await.warnings;
+        }
+        self.lock_progress().remove(&id.to_string());
     }
 }
 
@@ -224,15 +259,13 @@ impl TaskProvider for ProxmoxProvider {
 
     /// The status, with the percent its log reports while it runs (read
     /// incrementally: one request per poll once caught up). A batch of
-    /// statuses ([`status_many`](Self::status_many)) reads no logs: the
-    /// tracker's one list request per node stays one.
+    /// statuses ([`status_many`](Self::status_many)) reads no logs of
+    /// running tasks: the tracker's one list request per node stays one.
+    /// A task that ended with `WARNINGS: N` has its log read once, either
+    /// way, for what the warnings said ([`TaskStatus::warning_messages`]).
     async fn status(&self, id: &Upid) -> Result<ProxmoxTask> {
         let mut status = self.client.task_status(id).await?;
-        if status.status == crate::RunState::Running {
-            status.log_percent = self.read_progress(id).await;
-        } else {
-            self.lock_progress().remove(&id.to_string());
-        }
+        self.add_log_facts(id, &mut status).await;
         Ok(status)
     }
 
@@ -283,6 +316,32 @@ impl TaskProvider for ProxmoxProvider {
             .await;
         for (i, r) in fallbacks {
             answers[i] = Some(r);
+        }
+        // A task that ended with warnings is seen ended once; what the
+        // warnings said is read then (its log only, once per such task).
+        let warned: Vec<usize> = answers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a {
+                Some(Ok(s)) if s.warnings().is_some_and(|n| n > 0) && s.log_warnings.is_empty() => {
+                    Some(i)
+                }
+                _ => None,
+            })
+            .collect();
+        let reads: Vec<(usize, Vec<String>)> = futures::stream::iter(
+            warned
+                .into_iter()
+                .map(|i| async move { (i, self.read_log(&ids[i], FINAL_PAGES).await.warnings) }),
+        )
+        .buffer_unordered(FALLBACK_CONCURRENCY)
+        .collect()
+        .await;
+        for (i, warnings) in reads {
+            self.lock_progress().remove(&ids[i].to_string());
+            if let Some(Ok(s)) = &mut answers[i] {
+                s.log_warnings = warnings;
+            }
         }
         answers
             .into_iter()

@@ -582,3 +582,57 @@ async fn a_running_tasks_percent_comes_from_its_log() {
         "stopped: the status says it all"
     );
 }
+
+/// What a task's warnings said comes with its `WARNINGS: N`: the `WARN:`
+/// lines of its log, read while it runs and once it ends, alone or in a
+/// batch.
+#[tokio::test]
+async fn warnings_come_with_what_they_said() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let p = provider(&sim, token());
+    let spec = || {
+        TaskSpec::new("vzdump", Duration::from_secs(100))
+            .with_attr("id", "100")
+            .with_log([
+                "INFO: starting new backup job: vzdump 100",
+                "WARN: storage local is 95% full",
+                "INFO: backup finished",
+            ])
+            .with_outcome(SimOutcome::Warnings { count: 2 })
+    };
+    let alone = task(&sim, spec());
+    let batched = task(&sim, spec());
+    clock.advance(Duration::from_secs(70));
+    let running = p.status(&alone).await.unwrap();
+    assert_eq!(running.state(), TaskState::Running);
+    assert_eq!(
+        running.warning_messages(),
+        ["storage local is 95% full"],
+        "read while it runs"
+    );
+    clock.advance(Duration::from_secs(60));
+    // The second warning is one the script counted without writing it: the
+    // simulator writes it, as a real worker's count is of lines it wrote.
+    let expected = ["storage local is 95% full", "simulated warning 2"];
+    let done = p.status(&alone).await.unwrap();
+    assert_eq!(
+        (done.state(), done.warnings()),
+        (TaskState::Succeeded, Some(2))
+    );
+    assert_eq!(done.warning_messages(), expected);
+    let snapshot = done.snapshot("pve", &alone.to_string());
+    assert_eq!(snapshot.warning_messages, expected);
+
+    let before = sim
+        .requests()
+        .count("GET /api2/json/nodes/{node}/tasks/{upid}/log");
+    let batch = p.status_many(std::slice::from_ref(&batched)).await;
+    let after = sim
+        .requests()
+        .count("GET /api2/json/nodes/{node}/tasks/{upid}/log");
+    let ended = batch[0].as_ref().unwrap();
+    assert_eq!(ended.warnings(), Some(2));
+    assert_eq!(ended.warning_messages(), expected);
+    assert_eq!(after - before, 1, "one log read for the ended task");
+}

@@ -263,6 +263,9 @@ pub async fn status(config: &Config, backend: &str, id: &str, json: bool) -> Res
     if let Some(w) = s.warnings {
         out!("warnings: {w}")?;
     }
+    for message in &s.warning_messages {
+        out!("  WARN: {message}")?;
+    }
     for (k, v) in &s.attributes {
         out!("{:<9} {v}", format!("{k}:"))?;
     }

@@ -107,6 +107,20 @@ fn final_line(v: &TaskView) -> Option<String> {
     })
 }
 
+/// `WARN:` lines for the warnings the script counted but did not write:
+/// a worker's `WARNINGS: N` counts the lines `PVE::RESTEnvironment::warn`
+/// printed, so a log with fewer would be one no real node writes.
+fn missing_warnings(v: &TaskView) -> Vec<String> {
+    if v.state != SimState::Succeeded || v.attrs.contains_key("final_line") {
+        return Vec::new();
+    }
+    let written = v.log.iter().filter(|l| l.starts_with("WARN: ")).count();
+    // A script may count more warnings than a log file is worth writing.
+    (written..(v.warnings as usize).min(10_000))
+        .map(|i| format!("WARN: simulated warning {}", i + 1))
+        .collect()
+}
+
 /// `PVE::UPID::read_status` over the last line of the log.
 pub(crate) fn read_status(last: Option<&str>) -> String {
     match last {
@@ -149,6 +163,7 @@ impl NodeTask {
         let running = !view.state.is_finished();
         let mut log = view.log.clone();
         if !running {
+            log.extend(missing_warnings(view));
             log.extend(final_line(view));
         }
         let ended = if running { None } else { view.finished_at };
