@@ -344,6 +344,24 @@ impl TrackStore for FileStore {
         Ok(())
     }
 
+    async fn take_slot(
+        &self,
+        bucket: &str,
+        token: &str,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let now = tokio::time::Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(buckets.take_slot(bucket, token, limit, ttl, now))
+    }
+
+    async fn release_slot(&self, bucket: &str, token: &str) -> Result<()> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets.release_slot(bucket, token);
+        Ok(())
+    }
+
     /// The process holding the file holds every role.
     async fn acquire_role(&self, _owner: &str, _role: &str, _ttl: Duration) -> Result<bool> {
         Ok(true)

@@ -1,7 +1,8 @@
 //! Request-rate buckets: the generic cell-rate algorithm (GCRA), one
 //! "theoretical arrival time" per bucket, so a budget of `per_second`
 //! requests with `burst` allowed at once costs one number to keep, here or
-//! in a shared store.
+//! in a shared store. Concurrency slots sit beside them: a bucket's
+//! holders, each with the instant its slot lapses.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -35,6 +36,7 @@ impl RateLimit {
 #[derive(Debug, Default)]
 pub struct LocalBuckets {
     arrival: HashMap<String, Instant>,
+    slots: HashMap<String, HashMap<String, Instant>>,
 }
 
 impl LocalBuckets {
@@ -57,6 +59,36 @@ impl LocalBuckets {
         let until = now + pause;
         let tat = self.arrival.entry(bucket.to_owned()).or_insert(until);
         *tat = (*tat).max(until);
+    }
+
+    /// Takes one of `limit` slots of `bucket` for `token` until it is
+    /// released or `ttl` from `now` lapses: true when taken (or already
+    /// held, which renews it).
+    pub fn take_slot(
+        &mut self,
+        bucket: &str,
+        token: &str,
+        limit: usize,
+        ttl: Duration,
+        now: Instant,
+    ) -> bool {
+        let holders = self.slots.entry(bucket.to_owned()).or_default();
+        holders.retain(|_, until| *until > now);
+        if holders.len() >= limit && !holders.contains_key(token) {
+            return false;
+        }
+        holders.insert(token.to_owned(), now + ttl);
+        true
+    }
+
+    /// Gives `token`'s slot of `bucket` back.
+    pub fn release_slot(&mut self, bucket: &str, token: &str) {
+        if let Some(holders) = self.slots.get_mut(bucket) {
+            holders.remove(token);
+            if holders.is_empty() {
+                self.slots.remove(bucket);
+            }
+        }
     }
 }
 

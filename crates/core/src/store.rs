@@ -224,6 +224,29 @@ pub trait TrackStore: Send + Sync + 'static {
         let _ = (bucket, pause);
         Ok(())
     }
+    /// Takes one of the `limit` concurrency slots of `bucket` for `token`
+    /// (unique per request), shared by every replica: true when taken. A
+    /// slot is held until [`release_slot`](Self::release_slot) or for
+    /// `ttl`, so a replica that dies gives its slots back. The default says
+    /// the store has no shared slots.
+    async fn take_slot(
+        &self,
+        bucket: &str,
+        token: &str,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let _ = (bucket, token, limit, ttl);
+        Err(crate::Error::unsupported(
+            "store",
+            "shared concurrency slots",
+        ))
+    }
+    /// Gives a slot taken with [`take_slot`](Self::take_slot) back.
+    async fn release_slot(&self, bucket: &str, token: &str) -> Result<()> {
+        let _ = (bucket, token);
+        Ok(())
+    }
     /// The cursor of the newest event (`"0"` when the log is empty): where
     /// a reader that wants only new events starts. The default reads the
     /// log to its end; the bundled stores look it up directly.
@@ -429,6 +452,25 @@ impl TrackStore for MemoryStore {
     async fn hold_requests(&self, bucket: &str, pause: Duration) -> Result<()> {
         let now = tokio::time::Instant::now();
         self.lock().buckets.hold(bucket, pause, now);
+        Ok(())
+    }
+
+    async fn take_slot(
+        &self,
+        bucket: &str,
+        token: &str,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let now = tokio::time::Instant::now();
+        Ok(self
+            .lock()
+            .buckets
+            .take_slot(bucket, token, limit, ttl, now))
+    }
+
+    async fn release_slot(&self, bucket: &str, token: &str) -> Result<()> {
+        self.lock().buckets.release_slot(bucket, token);
         Ok(())
     }
 

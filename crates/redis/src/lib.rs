@@ -38,6 +38,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod budget;
 mod options;
 mod scripts;
 pub mod testing;
@@ -55,7 +56,7 @@ use tasktrack_core::{
 pub use options::RedisOptions;
 use scripts::{
     ACQUIRE, ACQUIRE_MANY, APPEND_FINAL, HOLD_REQUESTS, RELEASE, RELEASE_MANY, SAVE_CHECKPOINT,
-    TAKE_REQUEST, UPDATE,
+    TAKE_REQUEST, TAKE_SLOT, UPDATE,
 };
 
 /// A tracked set, leases and event stream in Redis.
@@ -70,6 +71,7 @@ pub struct RedisStore {
     save_checkpoint: Script,
     take_request: Script,
     hold_requests: Script,
+    take_slot: Script,
     release_many: Script,
     update: Script,
     append_final: Script,
@@ -156,6 +158,7 @@ impl RedisStore {
             save_checkpoint: Script::new(SAVE_CHECKPOINT),
             take_request: Script::new(TAKE_REQUEST),
             hold_requests: Script::new(HOLD_REQUESTS),
+            take_slot: Script::new(TAKE_SLOT),
             release_many: Script::new(RELEASE_MANY),
             update: Script::new(UPDATE),
             append_final: Script::new(APPEND_FINAL),
@@ -427,28 +430,25 @@ impl TrackStore for RedisStore {
         bucket: &str,
         limit: tasktrack_core::rate::RateLimit,
     ) -> Result<Duration> {
-        let mut conn = self.conn.clone();
-        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
-        let wait: i64 = self
-            .take_request
-            .key(self.key(&format!("rate:{bucket}")))
-            .arg(micros(limit.interval()))
-            .arg(u64::try_from(limit.tolerance().as_micros()).unwrap_or(u64::MAX))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| failed("take a request from the shared budget", e))?;
-        Ok(Duration::from_micros(wait.max(0) as u64))
+        self.shared_take_request(bucket, limit).await
     }
 
     async fn hold_requests(&self, bucket: &str, pause: Duration) -> Result<()> {
-        let mut conn = self.conn.clone();
-        self.hold_requests
-            .key(self.key(&format!("rate:{bucket}")))
-            .arg(u64::try_from(pause.as_micros()).unwrap_or(u64::MAX))
-            .invoke_async::<i64>(&mut conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| failed("hold the shared budget", e))
+        self.shared_hold_requests(bucket, pause).await
+    }
+
+    async fn take_slot(
+        &self,
+        bucket: &str,
+        token: &str,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.shared_take_slot(bucket, token, limit, ttl).await
+    }
+
+    async fn release_slot(&self, bucket: &str, token: &str) -> Result<()> {
+        self.shared_release_slot(bucket, token).await
     }
 
     async fn release_many(&self, owner: &str, shards: &[u32]) -> Result<()> {

@@ -73,6 +73,21 @@ if tat < until_ then tat = until_ end
 redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 return 0";
 
+/// Concurrency slots on the server's clock: KEYS[1] is a sorted set of
+/// holders scored by the ms their slot lapses; ARGV[1] = token, ARGV[2] =
+/// limit, ARGV[3] = TTL ms. Lapsed holders are dropped first; returns 1 when
+/// ARGV[1] holds a slot after the call.
+pub(crate) const TAKE_SLOT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not held and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])) + 1000)
+return 1";
+
 /// Saves ARGV[2] in KEYS[2] only while ARGV[1] holds the role KEYS[1].
 pub(crate) const SAVE_CHECKPOINT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -152,3 +152,10 @@ async fn request_budgets_are_shared_through_redis() {
     let s = store(&redis.url()).await;
     tasktrack_testkit::store::check_shared_budget(&s, "pve").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_slots_are_shared_through_redis() {
+    let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
+    let s = store(&redis.url()).await;
+    tasktrack_testkit::store::check_shared_slots(&s, "pve").await;
+}

@@ -105,3 +105,42 @@ pub async fn check_shared_budget(store: &dyn TrackStore, bucket: &str) {
         "a throttled bucket waits: {held:?}"
     );
 }
+
+/// Panics unless `store`'s concurrency bucket `bucket` (unused before)
+/// gives at most `limit` slots at once, renews a held slot, gives a slot
+/// back on release, and lets a dead holder's slot lapse by its TTL.
+pub async fn check_shared_slots(store: &dyn TrackStore, bucket: &str) {
+    let long = Duration::from_secs(60);
+    assert!(store.take_slot(bucket, "a", 2, long).await.unwrap());
+    assert!(store.take_slot(bucket, "b", 2, long).await.unwrap());
+    assert!(
+        !store.take_slot(bucket, "c", 2, long).await.unwrap(),
+        "a full bucket refuses a third holder"
+    );
+    assert!(
+        store.take_slot(bucket, "a", 2, long).await.unwrap(),
+        "a holder renews its own slot"
+    );
+    store.release_slot(bucket, "a").await.unwrap();
+    assert!(
+        store.take_slot(bucket, "c", 2, long).await.unwrap(),
+        "a released slot is free"
+    );
+    store.release_slot(bucket, "never-held").await.unwrap();
+    assert!(!store.take_slot(bucket, "d", 2, long).await.unwrap());
+
+    let lapsing = format!("{bucket}-lapse");
+    assert!(store
+        .take_slot(&lapsing, "dead", 1, Duration::from_millis(1))
+        .await
+        .unwrap());
+    // The holder never releases: the slot comes back once its TTL passes.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !store.take_slot(&lapsing, "next", 1, long).await.unwrap() {
+        assert!(
+            std::time::Instant::now() < until,
+            "a dead holder's slot never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -2,7 +2,9 @@
 //! store must (Redis runs the same check in its own crate).
 
 use tasktrack_core::{FileStore, MemoryStore, TrackStore};
-use tasktrack_testkit::store::{check_roles_and_checkpoints, check_shared_budget};
+use tasktrack_testkit::store::{
+    check_roles_and_checkpoints, check_shared_budget, check_shared_slots,
+};
 
 #[tokio::test]
 async fn the_memory_store_keeps_roles_and_checkpoints() {
@@ -14,6 +16,13 @@ async fn the_in_process_stores_keep_request_budgets() {
     check_shared_budget(&MemoryStore::new(), "pve").await;
     let dir = tempfile::tempdir().unwrap();
     check_shared_budget(&FileStore::open(dir.path().join("t.db")).unwrap(), "pve").await;
+}
+
+#[tokio::test]
+async fn the_in_process_stores_keep_concurrency_slots() {
+    check_shared_slots(&MemoryStore::new(), "pve").await;
+    let dir = tempfile::tempdir().unwrap();
+    check_shared_slots(&FileStore::open(dir.path().join("t.db")).unwrap(), "pve").await;
 }
 
 #[tokio::test]

@@ -22,6 +22,10 @@ use crate::clock::{SharedClock, TokioClock};
 use crate::error::{truncate, Error, HttpError, Result};
 use crate::policy::{random_jitter, JitterSource};
 
+/// How long a shared concurrency slot outlasts one attempt's timeout before
+/// it lapses (its holder died without giving it back).
+const SLOT_MARGIN: Duration = Duration::from_secs(5);
+
 /// Builds an [`HttpClient`].
 pub struct HttpClientBuilder {
     provider: String,
@@ -138,10 +142,15 @@ impl HttpClientBuilder {
             redirects: o.redirects,
             max_body_bytes: o.max_body_bytes,
             budget: o.max_requests.map(|n| Arc::new(Budget::new(n))),
-            gate: o.request_gate.clone(),
+            gate: o
+                .request_gate
+                .clone()
+                .map(|g| g.with_clock(self.clock.clone())),
             in_flight: o
-                .max_concurrency
-                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
+                .concurrency
+                .clone()
+                .map(|g| g.with_clock(self.clock.clone())),
+            slot_ttl: o.timeout.saturating_add(SLOT_MARGIN),
             clock: self.clock,
             jitter: self.jitter,
         })
@@ -162,7 +171,8 @@ pub struct HttpClient {
     pub(crate) max_body_bytes: usize,
     pub(crate) budget: Option<Arc<Budget>>,
     pub(crate) gate: Option<super::RequestGate>,
-    pub(crate) in_flight: Option<Arc<tokio::sync::Semaphore>>,
+    pub(crate) in_flight: Option<super::ConcurrencyGate>,
+    pub(crate) slot_ttl: Duration,
     pub(crate) clock: SharedClock,
     pub(crate) jitter: JitterSource,
 }
@@ -366,11 +376,6 @@ impl HttpClient {
     }
 
     async fn send_inner(&self, req: HttpRequest) -> Result<HttpResponse> {
-        // Held for the whole exchange, retries included.
-        let _slot = match &self.in_flight {
-            Some(s) => s.clone().acquire_owned().await.ok(),
-            None => None,
-        };
         let span = tracing::Span::current();
         let mut attempt: u32 = 0;
         let mut refreshed = false;
@@ -400,8 +405,19 @@ impl HttpClient {
             if let (Some(auth), false) = (&self.auth, req.skip_auth) {
                 auth.authenticate(&mut request).await?;
             }
-            let error = match self.inner.execute(request).await {
-                Err(e) => self.transport_error(&req, e),
+            // A slot covers one attempt: not the credential renewal or the
+            // backoff around it, which would hold it idle (or, with one
+            // slot, wait on itself).
+            let slot = match &self.in_flight {
+                Some(gate) => Some(gate.acquire(self.slot_ttl).await),
+                None => None,
+            };
+            let sent = self.inner.execute(request).await;
+            let error = match sent {
+                Err(e) => {
+                    drop(slot);
+                    self.transport_error(&req, e)
+                }
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     span.record("http.response.status_code", status);
@@ -421,7 +437,9 @@ impl HttpClient {
                     if let Some(id) = request_id_header(&headers) {
                         span.record("tasktrack.request_id", id.as_str());
                     }
-                    match self.read_body(&req, resp).await {
+                    let body = self.read_body(&req, resp).await;
+                    drop(slot);
+                    match body {
                         Err(e @ Error::Limit { .. }) => return Err(e),
                         Err(e) => e,
                         Ok(body) if (200..300).contains(&status) => {

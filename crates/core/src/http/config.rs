@@ -22,7 +22,7 @@ use crate::{Error, Result};
 /// max_requests = 10000          # over the client's life
 /// max_requests_per_second = 20  # a budget, shared by every replica on one store
 /// burst = 5                     # requests at once after a quiet spell (default 1)
-/// max_concurrency = 8           # in flight at once, per process
+/// max_concurrency = 8           # in flight at once, across every replica on one store
 /// rate_bucket = "pve-cluster-a" # backends naming one bucket share one budget
 /// ```
 #[derive(Clone, Default, Deserialize)]
@@ -47,7 +47,8 @@ pub struct HttpConfig {
     pub max_requests_per_second: Option<f64>,
     /// Requests that may go at once after a quiet spell (default 1).
     pub burst: Option<u32>,
-    /// Requests in flight at once, in this process.
+    /// Requests in flight at once, across every replica sharing a store
+    /// (else in this process).
     pub max_concurrency: Option<usize>,
     /// The budget's name (default: the backend's): backends that reach one
     /// server or account under one name share one budget.
@@ -144,6 +145,21 @@ impl HttpConfig {
             return Err(bad("max_requests", "must be at least 1".into()));
         }
         options.max_requests = self.max_requests;
+        let bucket = self
+            .rate_bucket
+            .clone()
+            .unwrap_or_else(|| backend.to_owned());
+        let valid = !bucket.is_empty()
+            && bucket.len() <= 64
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid {
+            return Err(bad(
+                "rate_bucket",
+                "must be 1 to 64 letters, digits, -, _ or .".into(),
+            ));
+        }
         if let Some(rate) = self.max_requests_per_second {
             if !(rate.is_finite() && (0.01..=100_000.0).contains(&rate)) {
                 return Err(bad(
@@ -155,40 +171,34 @@ impl HttpConfig {
             if !(1..=10_000).contains(&burst) {
                 return Err(bad("burst", "must be between 1 and 10000".into()));
             }
-            let bucket = self
-                .rate_bucket
-                .clone()
-                .unwrap_or_else(|| backend.to_owned());
-            let valid = !bucket.is_empty()
-                && bucket.len() <= 64
-                && bucket
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if !valid {
-                return Err(bad(
-                    "rate_bucket",
-                    "must be 1 to 64 letters, digits, -, _ or .".into(),
-                ));
-            }
             let limit = crate::rate::RateLimit {
                 per_second: rate,
                 burst,
             };
             options.request_gate = Some(match &self.shared_budget {
-                Some(store) => super::RequestGate::shared(bucket, limit, store.clone()),
-                None => super::RequestGate::local(bucket, limit),
+                Some(store) => super::RequestGate::shared(bucket.clone(), limit, store.clone()),
+                None => super::RequestGate::local(bucket.clone(), limit),
             });
-        } else if self.burst.is_some() || self.rate_bucket.is_some() {
-            return Err(bad(
-                "burst",
-                "and rate_bucket need max_requests_per_second".into(),
-            ));
+        } else if self.burst.is_some() {
+            return Err(bad("burst", "needs max_requests_per_second".into()));
         }
         if let Some(n) = self.max_concurrency {
             if !(1..=10_000).contains(&n) {
                 return Err(bad("max_concurrency", "must be between 1 and 10000".into()));
             }
-            options.max_concurrency = Some(n);
+            options.concurrency = Some(match &self.shared_budget {
+                Some(store) => super::ConcurrencyGate::shared(n, bucket, store.clone()),
+                None => super::ConcurrencyGate::local(n),
+            });
+        }
+        if self.rate_bucket.is_some()
+            && self.max_requests_per_second.is_none()
+            && self.max_concurrency.is_none()
+        {
+            return Err(bad(
+                "rate_bucket",
+                "needs max_requests_per_second or max_concurrency".into(),
+            ));
         }
         Ok(options)
     }

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::clock::{SharedClock, TokioClock};
 use crate::rate::{LocalBuckets, RateLimit};
 use crate::TrackStore;
 
@@ -20,6 +21,7 @@ pub struct RequestGate {
     limit: RateLimit,
     shared: Option<Arc<dyn TrackStore>>,
     local: Arc<Mutex<LocalBuckets>>,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for RequestGate {
@@ -40,6 +42,7 @@ impl RequestGate {
             limit,
             shared: None,
             local: Arc::default(),
+            clock: Arc::new(TokioClock),
         }
     }
 
@@ -51,13 +54,21 @@ impl RequestGate {
         }
     }
 
+    /// Reads the time and waits for the budget through `clock` (a client
+    /// built with [`HttpClientBuilder::with_clock`](super::HttpClientBuilder::with_clock)
+    /// gives its gate its own clock).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The rate.
     pub fn limit(&self) -> RateLimit {
         self.limit
     }
 
     fn take_local(&self) -> Duration {
-        let now = tokio::time::Instant::now();
+        let now = self.clock.now();
         let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
         local.take(&self.bucket, self.limit, now)
     }
@@ -81,13 +92,13 @@ impl RequestGate {
             if wait.is_zero() {
                 return;
             }
-            tokio::time::sleep(wait.min(MAX_WAIT)).await;
+            self.clock.sleep(wait.min(MAX_WAIT)).await;
         }
     }
 
     /// The server throttled: every user of the bucket waits `pause`.
     pub async fn throttled(&self, pause: Duration) {
-        let now = tokio::time::Instant::now();
+        let now = self.clock.now();
         self.local
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -97,5 +108,35 @@ impl RequestGate {
                 tracing::debug!(bucket = %self.bucket, error = %e, "cannot hold the shared request budget");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[tokio::test]
+    async fn the_gate_reads_and_waits_on_its_clock() {
+        let clock = ManualClock::new();
+        let limit = RateLimit {
+            per_second: 2.0,
+            burst: 1,
+        };
+        let gate = RequestGate::local("pve", limit).with_clock(Arc::new(clock.clone()));
+        gate.admit().await;
+        gate.admit().await;
+        assert_eq!(
+            clock.elapsed(),
+            Duration::from_millis(500),
+            "one interval, on the manual clock"
+        );
+        gate.throttled(Duration::from_secs(3)).await;
+        gate.admit().await;
+        assert_eq!(
+            clock.elapsed(),
+            Duration::from_millis(3500),
+            "the throttle pause, on the manual clock"
+        );
     }
 }

@@ -13,6 +13,7 @@ mod gate;
 mod limits;
 mod options;
 mod request;
+mod slots;
 
 pub use answer::{
     decode_json, request_id_header, retry_after, ErrorAnswer, ErrorBodyParser, HeaderRequestId,
@@ -27,3 +28,4 @@ pub use options::{
 };
 pub use request::{encode_segment, path_segment, HttpRequest, HttpResponse, RFC3986};
 pub use reqwest::Method;
+pub use slots::{ConcurrencyGate, Slot};

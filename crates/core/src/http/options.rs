@@ -116,9 +116,9 @@ pub struct ClientOptions {
     /// A request budget every attempt (retries included) is admitted by
     /// (default none).
     pub request_gate: Option<super::RequestGate>,
-    /// At most this many requests of this client in flight at once
-    /// (default no bound).
-    pub max_concurrency: Option<usize>,
+    /// A bound on this client's requests in flight at once, in this
+    /// process or shared by a fleet (default no bound).
+    pub concurrency: Option<super::ConcurrencyGate>,
 }
 
 impl Default for ClientOptions {
@@ -136,7 +136,7 @@ impl Default for ClientOptions {
             max_requests: None,
             client: None,
             request_gate: None,
-            max_concurrency: None,
+            concurrency: None,
         }
     }
 }
@@ -160,7 +160,7 @@ impl fmt::Debug for ClientOptions {
             .field("max_requests", &self.max_requests)
             .field("client", &self.client.is_some())
             .field("request_gate", &self.request_gate)
-            .field("max_concurrency", &self.max_concurrency)
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
@@ -253,9 +253,14 @@ pub trait ConfigureHttp: Sized {
         self.client_options_mut().request_gate = Some(gate);
         self
     }
-    /// At most `n` requests in flight at once (at least 1).
-    fn with_max_concurrency(mut self, n: usize) -> Self {
-        self.client_options_mut().max_concurrency = Some(n.max(1));
+    /// At most `n` requests in flight at once (at least 1), in this process.
+    fn with_max_concurrency(self, n: usize) -> Self {
+        self.with_concurrency_gate(super::ConcurrencyGate::local(n))
+    }
+    /// Sends every attempt through `gate`, a concurrency bound that may be
+    /// shared by a fleet ([`ConcurrencyGate::shared`](super::ConcurrencyGate::shared)).
+    fn with_concurrency_gate(mut self, gate: super::ConcurrencyGate) -> Self {
+        self.client_options_mut().concurrency = Some(gate);
         self
     }
     /// Sends with a ready `reqwest::Client` (see [`ClientOptions::client`]).
