@@ -29,6 +29,54 @@ pub fn filter(quiet: bool, verbose: u8, service: bool) -> tracing_subscriber::En
     tracing_subscriber::EnvFilter::new(level)
 }
 
+/// What logging set up that must be finished before exit.
+pub struct Telemetry {
+    #[cfg(feature = "otel")]
+    export: Option<crate::telemetry::Export>,
+}
+
+impl Telemetry {
+    /// Flushes spans still waiting for export (a no-op without the `otel`
+    /// feature or an endpoint).
+    pub async fn shutdown(self) {
+        #[cfg(feature = "otel")]
+        if let Some(export) = self.export {
+            export.shutdown().await;
+        }
+    }
+}
+
+/// Installs the log writer on stderr (text or JSON, filtered by
+/// [`filter`]) and, with the `otel` feature and an OTLP endpoint in the
+/// environment, the span exporter, whose filter is its own: spans go to a
+/// collector even when no log line goes to stderr.
+pub fn init(format: LogFormat, quiet: bool, verbose: u8, service: bool) -> Telemetry {
+    use tracing_subscriber::prelude::*;
+    let writer = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let logs =
+        tracing_subscriber::registry().with(writer.with_filter(filter(quiet, verbose, service)));
+    #[cfg(feature = "otel")]
+    if let Some((export_layer, export)) = crate::telemetry::layer() {
+        logs.with(export_layer).init();
+        return Telemetry {
+            export: Some(export),
+        };
+    }
+    logs.init();
+    Telemetry {
+        #[cfg(feature = "otel")]
+        export: None,
+    }
+}
+
 /// One line instead of a panic's report: a person sees what happened and
 /// what to do, never a backtrace.
 pub fn quiet_panics() {

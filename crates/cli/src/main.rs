@@ -11,6 +11,8 @@ mod notify;
 mod output;
 mod store;
 mod table;
+#[cfg(feature = "otel")]
+mod telemetry;
 mod web;
 
 use std::path::PathBuf;
@@ -555,14 +557,10 @@ async fn main() -> ExitCode {
     logging::quiet_panics();
     let cli = Cli::parse();
     let service = matches!(cli.command, Command::Worker { .. } | Command::Serve { .. });
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(logging::filter(cli.quiet, cli.verbose, service))
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        logging::LogFormat::Text => logs.init(),
-        logging::LogFormat::Json => logs.json().init(),
-    }
-    match run(cli).await {
+    let telemetry = logging::init(cli.log_format, cli.quiet, cli.verbose, service);
+    let outcome = run(cli).await;
+    telemetry.shutdown().await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ (CliError::TaskFailed | CliError::Closed)) => e.exit_code(),
         Err(e) => {
