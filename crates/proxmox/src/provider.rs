@@ -187,7 +187,28 @@ impl ProxmoxProvider {
     /// are advice, the status is what counts.
     async fn read_log(&self, id: &Upid, pages: usize) -> LogRead {
         let key = id.to_string();
-        let mut read = self.lock_progress().get(&key).cloned().unwrap_or_default();
+        let known = self.lock_progress().get(&key).cloned().unwrap_or_default();
+        let read = self.read_log_from(id, known, pages).await;
+        let mut known = self.lock_progress();
+        if known.len() >= PROGRESS_TASKS && !known.contains_key(&key) {
+            known.clear();
+        }
+        known.insert(key, read.clone());
+        read
+    }
+
+    /// The last read of an ended task's log: from where the polls left
+    /// off, and nothing kept for it afterwards.
+    async fn read_final_log(&self, id: &Upid, pages: usize) -> LogRead {
+        let known = self.forget_log(id).unwrap_or_default();
+        self.read_log_from(id, known, pages).await
+    }
+
+    fn forget_log(&self, id: &Upid) -> Option<LogRead> {
+        self.lock_progress().remove(&id.to_string())
+    }
+
+    async fn read_log_from(&self, id: &Upid, mut read: LogRead, pages: usize) -> LogRead {
         for _ in 0..pages {
             let Ok(page) = self.client.task_log(id, read.next, PROGRESS_PAGE).await else {
                 break;
@@ -213,11 +234,6 @@ impl ProxmoxProvider {
                 break;
             }
         }
-        let mut known = self.lock_progress();
-        if known.len() >= PROGRESS_TASKS && !known.contains_key(&key) {
-            known.clear();
-        }
-        known.insert(key, read.clone());
         read
     }
 
@@ -232,9 +248,10 @@ impl ProxmoxProvider {
             return;
         }
         if status.warnings().is_some_and(|n| n > 0) {
-            status.log_warnings = self.read_log(id, FINAL_PAGES).await.warnings;
+            status.log_warnings = self.read_final_log(id, FINAL_PAGES).await.warnings;
+        } else {
+            self.forget_log(id);
         }
-        self.lock_progress().remove(&id.to_string());
     }
 }
 
@@ -329,16 +346,14 @@ impl TaskProvider for ProxmoxProvider {
                 _ => None,
             })
             .collect();
-        let reads: Vec<(usize, Vec<String>)> = futures::stream::iter(
-            warned
-                .into_iter()
-                .map(|i| async move { (i, self.read_log(&ids[i], FINAL_PAGES).await.warnings) }),
-        )
-        .buffer_unordered(FALLBACK_CONCURRENCY)
-        .collect()
-        .await;
+        let reads: Vec<(usize, Vec<String>)> =
+            futures::stream::iter(warned.into_iter().map(|i| async move {
+                (i, self.read_final_log(&ids[i], FINAL_PAGES).await.warnings)
+            }))
+            .buffer_unordered(FALLBACK_CONCURRENCY)
+            .collect()
+            .await;
         for (i, warnings) in reads {
-            self.lock_progress().remove(&ids[i].to_string());
             if let Some(Ok(s)) = &mut answers[i] {
                 s.log_warnings = warnings;
             }
