@@ -38,6 +38,27 @@ struct Cli {
     /// Only these scenarios (default: all).
     #[arg(long = "scenario", value_enum, global = true)]
     scenarios: Vec<Scenario>,
+    /// The Tracker's poll policy: `default` is `PollPolicy::default()` (1 s
+    /// growing to 30 s, ±20 % jitter) with its intervals scaled, what a
+    /// user gets; `fixed` polls every 2 s (scaled) like the naive loop.
+    #[arg(long, value_enum, default_value_t = Policy::Default)]
+    policy: Policy,
+    /// One shorter run (durations and intervals scaled by 0.25 unless
+    /// --scale is given): a few minutes for every scenario.
+    #[arg(long)]
+    quick: bool,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The Tracker's poll policy in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub(crate) enum Policy {
+    /// `PollPolicy::default()`, intervals scaled.
+    Default,
+    /// Every 2 s (scaled), as the naive loop.
+    Fixed,
 }
 
 #[derive(Subcommand)]
@@ -94,10 +115,16 @@ async fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    if !(cli.scale.is_finite() && cli.scale > 0.0) {
-        eprintln!("error: --scale must be a positive number");
+    if !(cli.scale.is_finite() && (0.01..=100.0).contains(&cli.scale)) {
+        eprintln!("error: --scale must be between 0.01 and 100");
         return ExitCode::from(2);
     }
+    let scale_given = std::env::args().any(|a| a == "--scale" || a.starts_with("--scale="));
+    let scale = if cli.quick && !scale_given {
+        0.25
+    } else {
+        cli.scale
+    };
     match cli.command {
         Some(Cmd::Sims) => return serve_sims().await,
         Some(Cmd::Client { plan }) => return client(&plan).await,
@@ -142,7 +169,7 @@ async fn main() -> ExitCode {
     for scenario in scenarios {
         for mode in [Mode::Naive, Mode::Tracker] {
             eprintln!("running {scenario:?} with the {mode:?} client...");
-            match measure(&sims, scenario, mode, cli.scale).await {
+            match measure(&sims, scenario, mode, scale, cli.policy).await {
                 Ok(row) => rows.push(row),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -151,6 +178,10 @@ async fn main() -> ExitCode {
             }
         }
     }
-    print_table(&rows, cli.scale);
+    if cli.json {
+        println!("{}", throughput::json_report(&rows, scale, cli.policy));
+    } else {
+        print_table(&rows, scale, cli.policy);
+    }
     ExitCode::SUCCESS
 }

@@ -45,6 +45,8 @@ pub(crate) struct Plan {
     pub(crate) urls: Urls,
     pub(crate) mode: Mode,
     pub(crate) interval_ms: u64,
+    pub(crate) policy: crate::Policy,
+    pub(crate) scale: f64,
     pub(crate) tasks: Vec<PlannedTask>,
 }
 
@@ -56,6 +58,8 @@ pub(crate) struct Report {
     pub(crate) updates: u64,
     pub(crate) rss_start: usize,
     pub(crate) rss_peak: usize,
+    /// The tracker's schedule lag p99 (a bucket bound), ms.
+    pub(crate) lag_p99_ms: Option<u64>,
 }
 
 pub(crate) fn rss() -> usize {
@@ -218,12 +222,18 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
             report.updates = updates.load(std::sync::atomic::Ordering::Relaxed);
         }
         Mode::Tracker => {
+            let policy = match plan.policy {
+                crate::Policy::Fixed => PollPolicy::fixed(interval).with_error_budget(20),
+                // What a user gets, its intervals scaled with the workload.
+                crate::Policy::Default => {
+                    let d = PollPolicy::default();
+                    PollPolicy::default()
+                        .with_initial_interval(d.initial_interval.mul_f64(plan.scale))
+                        .with_max_interval(d.max_interval.mul_f64(plan.scale))
+                }
+            };
             let mut builder = Tracker::builder()
-                .with_policy(
-                    PollPolicy::fixed(interval)
-                        .with_deadline(None)
-                        .with_error_budget(20),
-                )
+                .with_policy(policy.with_deadline(None))
                 .with_batch_size(5000);
             for (name, p) in &providers {
                 builder = builder.with_provider(*name, p.clone());
@@ -247,7 +257,12 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
                         .push(Utc::now().timestamp_millis() - due);
                 }
             }
-            report.updates = tracker.stats().status_updates;
+            let stats = tracker.stats();
+            report.updates = stats.status_updates;
+            report.lag_p99_ms = stats
+                .schedule_lag
+                .quantile(0.99)
+                .map(|d| d.as_millis() as u64);
         }
     }
     report.detected = report.latencies_ms.len();
@@ -386,6 +401,7 @@ pub(crate) async fn measure(
     scenario: Scenario,
     mode: Mode,
     scale: f64,
+    policy: crate::Policy,
 ) -> Result<Row, String> {
     let mix: Vec<(&str, usize)> = match scenario {
         Scenario::Proxmox => vec![("proxmox", 1000)],
@@ -426,6 +442,8 @@ pub(crate) async fn measure(
         urls: sims.urls.clone(),
         mode,
         interval_ms,
+        policy,
+        scale,
         tasks,
     };
     let path = std::env::temp_dir().join(format!(
@@ -464,22 +482,63 @@ pub(crate) async fn measure(
     })
 }
 
-pub(crate) fn print_table(rows: &[Row], scale: f64) {
+fn client_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Naive => "naive",
+        Mode::Tracker => "tracker",
+    }
+}
+
+/// One JSON object: per scenario and client, requests, CPU per update,
+/// memory per task, detection and schedule lag. No floor scenario is
+/// measured yet, so `floor_us_per_request` is null.
+pub(crate) fn json_report(rows: &[Row], scale: f64, policy: crate::Policy) -> serde_json::Value {
+    let scenarios: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let lat = &r.report.latencies_ms;
+            let growth = r.report.rss_peak.saturating_sub(r.report.rss_start);
+            serde_json::json!({
+                "scenario": r.scenario,
+                "client": client_name(r.mode),
+                "tasks": r.tasks,
+                "detected": r.report.detected,
+                "requests": r.requests,
+                "client_cpu_s": r.report.cpu_s,
+                "cpu_us_per_update": r.report.cpu_s * 1e6 / r.report.updates.max(1) as f64,
+                "rss_peak_bytes": r.report.rss_peak,
+                "rss_bytes_per_task": growth as f64 / r.tasks.max(1) as f64,
+                "detect_p50_ms": percentile(lat, 0.5),
+                "detect_p95_ms": percentile(lat, 0.95),
+                "lag_p99_ms": r.report.lag_p99_ms,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "scale": scale,
+        "policy": format!("{policy:?}").to_lowercase(),
+        "floor_us_per_request": null,
+        "scenarios": scenarios,
+    })
+}
+
+pub(crate) fn print_table(rows: &[Row], scale: f64, policy: crate::Policy) {
     println!(
-        "\ntasktrack-bench (durations {:.2}-{:.1} s, naive interval {:.2} s; client CPU and memory measured in its own process)\n",
+        "\ntasktrack-bench (durations {:.2}-{:.1} s, naive interval {:.2} s, Tracker policy {}; client CPU and memory measured in its own process)\n",
         scale,
         60.0 * scale,
-        2.0 * scale
+        2.0 * scale,
+        format!("{policy:?}").to_lowercase()
     );
     println!(
-        "| scenario | client | tasks | HTTP requests | detect p50 | p95 | max | client CPU | CPU / update | peak RSS | RSS / task |"
+        "| scenario | client | tasks | HTTP requests | detect p50 | p95 | max | client CPU | CPU / update | peak RSS | RSS / task | lag p99 |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let lat = &r.report.latencies_ms;
         let growth = r.report.rss_peak.saturating_sub(r.report.rss_start);
         println!(
-            "| {} | {} | {} | {} | {} ms | {} ms | {} ms | {:.2} s | {:.1} µs | {:.1} MiB | {:.0} B |",
+            "| {} | {} | {} | {} | {} ms | {} ms | {} ms | {:.2} s | {:.1} µs | {:.1} MiB | {:.0} B | {} |",
             r.scenario,
             if r.mode == Mode::Naive { "naive loop" } else { "Tracker" },
             r.tasks,
@@ -491,10 +550,15 @@ pub(crate) fn print_table(rows: &[Row], scale: f64) {
             r.report.cpu_s * 1e6 / r.report.updates.max(1) as f64,
             r.report.rss_peak as f64 / 1048576.0,
             growth as f64 / r.tasks.max(1) as f64,
+            match r.report.lag_p99_ms {
+                Some(ms) => format!("≤ {ms} ms"),
+                None if r.mode == Mode::Tracker => "> 10 s".to_owned(),
+                None => "-".to_owned(),
+            },
         );
         if r.report.detected != r.tasks {
             println!(
-                "|  | MISSING | {} of {} tasks detected | | | | | | | | |",
+                "|  | MISSING | {} of {} tasks detected | | | | | | | | | |",
                 r.report.detected, r.tasks
             );
         }

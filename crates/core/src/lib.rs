@@ -65,7 +65,10 @@ pub use store::{
     cursor_position, entry_key, numeric_cursor, shard_of, Cursor, MemoryStore, TrackStore,
     TrackedEntry, DEFAULT_SHARDS,
 };
-pub use tracker::{describe_metrics, TaskEvents, Tracker, TrackerBuilder, TrackerStats};
+pub use tracker::{
+    describe_metrics, LagHistogram, TaskEvents, Tracker, TrackerBuilder, TrackerStats,
+    LAG_BUCKETS_MS,
+};
 
 /// Re-exported so providers implement [`TaskProvider`] with the same macro.
 pub use async_trait::async_trait;

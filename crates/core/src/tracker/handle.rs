@@ -28,6 +28,8 @@ pub struct TrackerStats {
     pub batches: u64,
     /// Events emitted.
     pub events: u64,
+    /// How late polls ran against their due time.
+    pub schedule_lag: super::lag::LagHistogram,
 }
 
 #[derive(Default)]
@@ -36,6 +38,7 @@ pub(super) struct Counters {
     pub(super) status_updates: AtomicU64,
     pub(super) batches: AtomicU64,
     pub(super) events: AtomicU64,
+    pub(super) lag: super::lag::LagCounters,
 }
 
 #[derive(Clone)]
@@ -180,6 +183,7 @@ impl Tracker {
             status_updates: c.status_updates.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             events: c.events.load(Ordering::Relaxed),
+            schedule_lag: c.lag.snapshot(),
         }
     }
 

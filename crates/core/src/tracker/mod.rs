@@ -9,12 +9,14 @@
 mod builder;
 mod dispatch;
 mod handle;
+mod lag;
 mod leases;
 mod metrics;
 mod schedule;
 
 pub use builder::TrackerBuilder;
 pub use handle::{TaskEvents, Tracker, TrackerStats};
+pub use lag::{LagHistogram, LAG_BUCKETS_MS};
 pub use metrics::describe as describe_metrics;
 
 use handle::{Command, Counters, ProviderRuntime};

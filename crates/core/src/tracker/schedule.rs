@@ -255,10 +255,9 @@ impl Scheduler {
                 continue;
             }
             entry.cursor.begin_poll();
-            super::metrics::schedule_lag(
-                &self.providers[entry.provider].name,
-                now.saturating_duration_since(at),
-            );
+            let lag = now.saturating_duration_since(at);
+            super::metrics::schedule_lag(&self.providers[entry.provider].name, lag);
+            self.counters.lag.record(lag);
             entry.in_flight = true;
             tracing::trace!(task = %entry.id, "dispatching");
             due[entry.provider].push((slot, generation));
