@@ -60,6 +60,9 @@ pub(crate) struct Report {
     pub(crate) rss_peak: usize,
     /// The tracker's schedule lag p99 (a bucket bound), ms.
     pub(crate) lag_p99_ms: Option<u64>,
+    /// How far the tracker stretched intervals at the end (percent).
+    #[serde(default)]
+    pub(crate) stretch_percent: Option<u64>,
 }
 
 pub(crate) fn rss() -> usize {
@@ -259,6 +262,7 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
             }
             let stats = tracker.stats();
             report.updates = stats.status_updates;
+            report.stretch_percent = Some(stats.stretch_percent);
             report.lag_p99_ms = stats
                 .schedule_lag
                 .quantile(0.99)
@@ -465,6 +469,8 @@ pub(crate) async fn measure(
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    // What the client said on stderr (warnings, diagnostics) is passed on.
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     let mut report: Report =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("bad report: {e}"))?;
     report.latencies_ms.sort_unstable();
@@ -511,6 +517,7 @@ pub(crate) fn json_report(rows: &[Row], scale: f64, policy: crate::Policy) -> se
                 "detect_p50_ms": percentile(lat, 0.5),
                 "detect_p95_ms": percentile(lat, 0.95),
                 "lag_p99_ms": r.report.lag_p99_ms,
+                "stretch_percent": r.report.stretch_percent,
             })
         })
         .collect();

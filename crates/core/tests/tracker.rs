@@ -162,6 +162,12 @@ impl TaskProvider for Batching {
     fn name(&self) -> &str {
         "batching"
     }
+    fn capabilities(&self) -> tasktrack_core::Capabilities {
+        tasktrack_core::Capabilities {
+            batch_status: true,
+            ..tasktrack_core::Capabilities::NONE
+        }
+    }
     async fn status(&self, id: &u64) -> Result<MemoryTask> {
         self.inner.status(id).await
     }
@@ -441,5 +447,113 @@ async fn due_tasks_of_a_batching_provider_are_gathered_with_the_default_policy()
         lag.quantile(0.99),
         Some(Duration::from_millis(1)),
         "{lag:?}"
+    );
+}
+
+/// A provider without batch status whose task 0 never answers, counting
+/// the requests in flight.
+#[derive(Default)]
+struct Windowed {
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+}
+
+#[async_trait]
+impl TaskProvider for Windowed {
+    type Id = u64;
+    type Status = Stuck;
+    fn name(&self) -> &str {
+        "windowed"
+    }
+    async fn status(&self, id: &u64) -> Result<Stuck> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        if *id == 0 {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(ms(10)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(Stuck)
+    }
+}
+
+/// Tasks of a provider without batch status are asked one request each,
+/// at most the window in flight, and every answer is applied as it
+/// arrives: one that never comes holds up no other task.
+#[tokio::test(start_paused = true)]
+async fn single_requests_fill_a_window_and_one_slow_answer_holds_up_nothing() {
+    let provider = Arc::new(Windowed::default());
+    let (tracker, mut events) = Tracker::builder()
+        .with_provider("windowed", provider.clone())
+        .with_policy(PollPolicy::fixed(ms(100)))
+        .with_status_concurrency(8)
+        .build();
+    for id in 0..64 {
+        tracker.track("windowed", &id.to_string()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut seen = std::collections::HashSet::new();
+    while let Some(Some(ev)) = futures::FutureExt::now_or_never(events.next()) {
+        seen.insert(ev.id);
+    }
+    assert_eq!(seen.len(), 63, "every task but the silent one reported");
+    assert!(!seen.contains("0"));
+    assert_eq!(
+        provider.most.load(Ordering::SeqCst),
+        8,
+        "the window, filled"
+    );
+    let stats = tracker.stats();
+    assert!(
+        stats.status_updates >= 63 * 40,
+        "the others kept their 100 ms schedule: {stats:?}"
+    );
+}
+
+/// A provider that takes 50 ms an answer.
+struct Slow;
+
+#[async_trait]
+impl TaskProvider for Slow {
+    type Id = u64;
+    type Status = Stuck;
+    fn name(&self) -> &str {
+        "slow"
+    }
+    async fn status(&self, _id: &u64) -> Result<Stuck> {
+        tokio::time::sleep(ms(50)).await;
+        Ok(Stuck)
+    }
+}
+
+/// Asked for more polls than it answers, the tracker stretches every
+/// interval and says so, instead of letting polls run ever later.
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_cannot_keep_up_gets_stretched_intervals_in_stats() {
+    let (tracker, _events) = Tracker::builder()
+        .with_provider("slow", Arc::new(Slow))
+        .with_policy(PollPolicy::fixed(ms(100)))
+        .with_status_concurrency(2)
+        .build();
+    // 40 tasks every 100 ms is 400 answers a second; two at a time at
+    // 50 ms each answer 40.
+    for id in 0..40 {
+        tracker.track("slow", &id.to_string()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let stats = tracker.stats();
+    assert!(stats.stretched_polls > 0, "{stats:?}");
+    assert!(stats.stretch_percent >= 800, "{stats:?}");
+    assert_eq!(stats.first_poll_wait.total(), 40, "{stats:?}");
+    // Stretched, the line empties: in the next minute no poll ran more
+    // than 100 ms late (before the stretch, polls ran up to a second late).
+    let before = stats.schedule_lag;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let after = tracker.stats().schedule_lag;
+    assert!(after.total() > before.total() + 1000, "{after:?}");
+    assert_eq!(
+        after.counts[7..],
+        before.counts[7..],
+        "{after:?} after {before:?}"
     );
 }

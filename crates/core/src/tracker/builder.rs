@@ -19,6 +19,7 @@ pub struct TrackerBuilder {
     pub(super) clock: SharedClock,
     pub(super) jitter: JitterSource,
     pub(super) concurrency: usize,
+    pub(super) status_concurrency: usize,
     pub(super) batch_size: usize,
     pub(super) event_buffer: usize,
     pub(super) store: Option<Arc<dyn TrackStore>>,
@@ -40,6 +41,7 @@ impl Default for TrackerBuilder {
             clock: Arc::new(TokioClock),
             jitter: random_jitter(),
             concurrency: 4,
+            status_concurrency: 32,
             batch_size: 500,
             event_buffer: 1024,
             store: None,
@@ -107,9 +109,23 @@ impl TrackerBuilder {
         self
     }
 
-    /// At most this many `status_many` calls in flight per provider (default 4).
+    /// At most this many `status_many` calls in flight per provider that
+    /// answers many tasks in one request ([`Capabilities::batch_status`];
+    /// default 4).
+    ///
+    /// [`Capabilities::batch_status`]: crate::Capabilities::batch_status
     pub fn with_concurrency_per_provider(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self
+    }
+
+    /// At most this many status requests in flight per provider without
+    /// batch status (default 32). Each task is asked on its own and its
+    /// answer applied as it arrives, so one slow answer holds up nothing
+    /// else; the provider's HTTP client may bound requests further
+    /// (`ClientOptions::concurrency`).
+    pub fn with_status_concurrency(mut self, n: usize) -> Self {
+        self.status_concurrency = n.max(1);
         self
     }
 
@@ -183,6 +199,8 @@ impl TrackerBuilder {
             clock: self.clock,
             jitter: self.jitter,
             batch_size: self.batch_size,
+            status_concurrency: self.status_concurrency,
+            singles: providers.iter().map(|_| Default::default()).collect(),
             entries: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),

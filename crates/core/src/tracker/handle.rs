@@ -24,12 +24,23 @@ pub struct TrackerStats {
     pub tracked: u64,
     /// Status answers processed (one per task per poll).
     pub status_updates: u64,
-    /// `status_many` calls made.
+    /// Requests made: `status_many` calls, and single status requests to
+    /// providers without batch status.
     pub batches: u64,
     /// Events emitted.
     pub events: u64,
-    /// How late polls ran against their due time.
+    /// How late polls ran against their due time: every poll after a
+    /// task's first.
     pub schedule_lag: super::lag::LagHistogram,
+    /// How long first polls of newly tracked (or taken over) tasks waited
+    /// to be sent: a burst of new tasks waits for places in flight.
+    pub first_poll_wait: super::lag::LagHistogram,
+    /// Polls scheduled later than the policy says because their provider
+    /// could not answer as often as the policy asks (see `stretch_percent`).
+    pub stretched_polls: u64,
+    /// The most any provider's intervals are stretched now, in percent of
+    /// the policy's: 100 while every provider keeps up, up to 1600.
+    pub stretch_percent: u64,
 }
 
 #[derive(Default)]
@@ -39,6 +50,32 @@ pub(super) struct Counters {
     pub(super) batches: AtomicU64,
     pub(super) events: AtomicU64,
     pub(super) lag: super::lag::LagCounters,
+    pub(super) first_wait: super::lag::LagCounters,
+    pub(super) stretched: AtomicU64,
+    /// Per provider, in percent (0 before the first poll).
+    pub(super) stretches: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Counters {
+    pub(super) fn record_lag(&self, backend: &str, first: bool, lag: std::time::Duration) {
+        if first {
+            self.first_wait.record(lag);
+        } else {
+            super::metrics::schedule_lag(backend, lag);
+            self.lag.record(lag);
+        }
+    }
+
+    pub(super) fn stretch_percent(&self, provider: usize, percent: u64) {
+        let mut all = self
+            .stretches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if all.len() <= provider {
+            all.resize(provider + 1, 100);
+        }
+        all[provider] = percent;
+    }
 }
 
 #[derive(Clone)]
@@ -184,6 +221,16 @@ impl Tracker {
             batches: c.batches.load(Ordering::Relaxed),
             events: c.events.load(Ordering::Relaxed),
             schedule_lag: c.lag.snapshot(),
+            first_poll_wait: c.first_wait.snapshot(),
+            stretched_polls: c.stretched.load(Ordering::Relaxed),
+            stretch_percent: c
+                .stretches
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(100),
         }
     }
 
