@@ -41,7 +41,7 @@ impl Default for TrackerBuilder {
             clock: Arc::new(TokioClock),
             jitter: random_jitter(),
             concurrency: 4,
-            status_concurrency: 32,
+            status_concurrency: 64,
             batch_size: 500,
             event_buffer: 1024,
             store: None,
@@ -120,7 +120,7 @@ impl TrackerBuilder {
     }
 
     /// At most this many status requests in flight per provider without
-    /// batch status (default 32). Each task is asked on its own and its
+    /// batch status (default 64). Each task is asked on its own and its
     /// answer applied as it arrives, so one slow answer holds up nothing
     /// else; the provider's HTTP client may bound requests further
     /// (`ClientOptions::concurrency`).
