@@ -9,6 +9,7 @@
 //! `cargo run --release -p tasktrack-bench -- soak --minutes 30` is the long
 //! soak (not run in CI).
 
+mod floor;
 mod soak;
 mod store_bench;
 mod throughput;
@@ -103,6 +104,8 @@ pub(crate) enum Scenario {
 pub(crate) enum Mode {
     Naive,
     Tracker,
+    /// A bare hyper client asking OCP statuses (see `floor`).
+    Floor,
 }
 
 #[tokio::main]
@@ -178,10 +181,21 @@ async fn main() -> ExitCode {
             }
         }
     }
+    eprintln!("running the floor (a bare hyper client)...");
+    let floor = match measure(&sims, Scenario::Ocp, Mode::Floor, scale, cli.policy).await {
+        Ok(row) => row,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if cli.json {
-        println!("{}", throughput::json_report(&rows, scale, cli.policy));
+        println!(
+            "{}",
+            throughput::json_report(&rows, &floor, scale, cli.policy)
+        );
     } else {
-        print_table(&rows, scale, cli.policy);
+        print_table(&rows, &floor, scale, cli.policy);
     }
     ExitCode::SUCCESS
 }

@@ -192,6 +192,16 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
         ..Report::default()
     };
     match plan.mode {
+        Mode::Floor => {
+            let ids: Vec<String> = plan.tasks.iter().map(|t| t.id.clone()).collect();
+            match crate::floor::run(&plan.urls.ocp, &ids).await {
+                Ok(n) => report.updates = n,
+                Err(e) => {
+                    eprintln!("error: the floor failed: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         Mode::Naive => {
             // The PVE guide's wait_task: one task per tracked id, one status
             // GET every interval, until it ends.
@@ -492,13 +502,20 @@ fn client_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Naive => "naive",
         Mode::Tracker => "tracker",
+        Mode::Floor => "floor",
     }
 }
 
 /// One JSON object: per scenario and client, requests, CPU per update,
-/// memory per task, detection and schedule lag. No floor scenario is
-/// measured yet, so `floor_us_per_request` is null.
-pub(crate) fn json_report(rows: &[Row], scale: f64, policy: crate::Policy) -> serde_json::Value {
+/// memory per task, detection and schedule lag, and the floor's CPU per
+/// request measured in the same run.
+pub(crate) fn json_report(
+    rows: &[Row],
+    floor: &Row,
+    scale: f64,
+    policy: crate::Policy,
+) -> serde_json::Value {
+    let floor_us = per_update_us(floor);
     let scenarios: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
@@ -511,7 +528,8 @@ pub(crate) fn json_report(rows: &[Row], scale: f64, policy: crate::Policy) -> se
                 "detected": r.report.detected,
                 "requests": r.requests,
                 "client_cpu_s": r.report.cpu_s,
-                "cpu_us_per_update": r.report.cpu_s * 1e6 / r.report.updates.max(1) as f64,
+                "cpu_us_per_update": per_update_us(r),
+                "cpu_vs_floor": per_update_us(r) / floor_us.max(f64::MIN_POSITIVE),
                 "rss_peak_bytes": r.report.rss_peak,
                 "rss_bytes_per_task": growth as f64 / r.tasks.max(1) as f64,
                 "detect_p50_ms": percentile(lat, 0.5),
@@ -524,12 +542,18 @@ pub(crate) fn json_report(rows: &[Row], scale: f64, policy: crate::Policy) -> se
     serde_json::json!({
         "scale": scale,
         "policy": format!("{policy:?}").to_lowercase(),
-        "floor_us_per_request": null,
+        "floor_us_per_request": floor_us,
+        "floor_requests": floor.report.updates,
         "scenarios": scenarios,
     })
 }
 
-pub(crate) fn print_table(rows: &[Row], scale: f64, policy: crate::Policy) {
+/// Client CPU per status update (per request for the floor), µs.
+fn per_update_us(r: &Row) -> f64 {
+    r.report.cpu_s * 1e6 / r.report.updates.max(1) as f64
+}
+
+pub(crate) fn print_table(rows: &[Row], floor: &Row, scale: f64, policy: crate::Policy) {
     println!(
         "\ntasktrack-bench (durations {:.2}-{:.1} s, naive interval {:.2} s, Tracker policy {}; client CPU and memory measured in its own process)\n",
         scale,
@@ -580,5 +604,19 @@ pub(crate) fn print_table(rows: &[Row], scale: f64, policy: crate::Policy) {
                 percentile(&naive.report.latencies_ms, 0.95)
             );
         }
+    }
+    let floor_us = per_update_us(floor);
+    println!(
+        "floor: a bare hyper client, {} in flight, {} OCP status requests: {:.1} µs each",
+        crate::floor::IN_FLIGHT,
+        floor.report.updates,
+        floor_us
+    );
+    for r in rows.iter().filter(|r| r.mode == Mode::Tracker) {
+        println!(
+            "{}: the Tracker's CPU per update is {:.1}x the floor",
+            r.scenario,
+            per_update_us(r) / floor_us.max(f64::MIN_POSITIVE)
+        );
     }
 }
