@@ -450,28 +450,40 @@ async fn due_tasks_of_a_batching_provider_are_gathered_with_the_default_policy()
     );
 }
 
-/// A provider without batch status whose task 0 never answers, counting
-/// the requests in flight.
-#[derive(Default)]
-struct Windowed {
+/// A provider without batch status answering after `delay` (task 0 never,
+/// when `silent_zero`), counting the requests in flight.
+struct Paced {
+    delay: Duration,
+    silent_zero: bool,
     in_flight: AtomicUsize,
     most: AtomicUsize,
 }
 
+impl Paced {
+    fn new(delay: Duration, silent_zero: bool) -> Self {
+        Paced {
+            delay,
+            silent_zero,
+            in_flight: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+        }
+    }
+}
+
 #[async_trait]
-impl TaskProvider for Windowed {
+impl TaskProvider for Paced {
     type Id = u64;
     type Status = Stuck;
     fn name(&self) -> &str {
-        "windowed"
+        "paced"
     }
     async fn status(&self, id: &u64) -> Result<Stuck> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(now, Ordering::SeqCst);
-        if *id == 0 {
+        if self.silent_zero && *id == 0 {
             std::future::pending::<()>().await;
         }
-        tokio::time::sleep(ms(10)).await;
+        tokio::time::sleep(self.delay).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         Ok(Stuck)
     }
@@ -482,14 +494,14 @@ impl TaskProvider for Windowed {
 /// arrives: one that never comes holds up no other task.
 #[tokio::test(start_paused = true)]
 async fn single_requests_fill_a_window_and_one_slow_answer_holds_up_nothing() {
-    let provider = Arc::new(Windowed::default());
+    let provider = Arc::new(Paced::new(ms(10), true));
     let (tracker, mut events) = Tracker::builder()
-        .with_provider("windowed", provider.clone())
+        .with_provider("paced", provider.clone())
         .with_policy(PollPolicy::fixed(ms(100)))
         .with_status_concurrency(8)
         .build();
     for id in 0..64 {
-        tracker.track("windowed", &id.to_string()).unwrap();
+        tracker.track("paced", &id.to_string()).unwrap();
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut seen = std::collections::HashSet::new();
@@ -510,35 +522,19 @@ async fn single_requests_fill_a_window_and_one_slow_answer_holds_up_nothing() {
     );
 }
 
-/// A provider that takes 50 ms an answer.
-struct Slow;
-
-#[async_trait]
-impl TaskProvider for Slow {
-    type Id = u64;
-    type Status = Stuck;
-    fn name(&self) -> &str {
-        "slow"
-    }
-    async fn status(&self, _id: &u64) -> Result<Stuck> {
-        tokio::time::sleep(ms(50)).await;
-        Ok(Stuck)
-    }
-}
-
 /// Asked for more polls than it answers, the tracker stretches every
 /// interval and says so, instead of letting polls run ever later.
 #[tokio::test(start_paused = true)]
 async fn a_provider_that_cannot_keep_up_gets_stretched_intervals_in_stats() {
     let (tracker, _events) = Tracker::builder()
-        .with_provider("slow", Arc::new(Slow))
+        .with_provider("paced", Arc::new(Paced::new(ms(50), false)))
         .with_policy(PollPolicy::fixed(ms(100)))
         .with_status_concurrency(2)
         .build();
     // 40 tasks every 100 ms is 400 answers a second; two at a time at
     // 50 ms each answer 40.
     for id in 0..40 {
-        tracker.track("slow", &id.to_string()).unwrap();
+        tracker.track("paced", &id.to_string()).unwrap();
     }
     tokio::time::sleep(Duration::from_secs(60)).await;
     let stats = tracker.stats();

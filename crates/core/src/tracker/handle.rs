@@ -43,7 +43,6 @@ pub struct TrackerStats {
     pub stretch_percent: u64,
 }
 
-#[derive(Default)]
 pub(super) struct Counters {
     pub(super) tracked: AtomicU64,
     pub(super) status_updates: AtomicU64,
@@ -52,29 +51,22 @@ pub(super) struct Counters {
     pub(super) lag: super::lag::LagCounters,
     pub(super) first_wait: super::lag::LagCounters,
     pub(super) stretched: AtomicU64,
-    /// Per provider, in percent (0 before the first poll).
-    pub(super) stretches: std::sync::Mutex<Vec<u64>>,
+    /// The most any provider's intervals are stretched, in percent.
+    pub(super) stretch_percent: AtomicU64,
 }
 
-impl Counters {
-    pub(super) fn record_lag(&self, backend: &str, first: bool, lag: std::time::Duration) {
-        if first {
-            self.first_wait.record(lag);
-        } else {
-            super::metrics::schedule_lag(backend, lag);
-            self.lag.record(lag);
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            tracked: AtomicU64::default(),
+            status_updates: AtomicU64::default(),
+            batches: AtomicU64::default(),
+            events: AtomicU64::default(),
+            lag: Default::default(),
+            first_wait: Default::default(),
+            stretched: AtomicU64::default(),
+            stretch_percent: AtomicU64::new(100),
         }
-    }
-
-    pub(super) fn stretch_percent(&self, provider: usize, percent: u64) {
-        let mut all = self
-            .stretches
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if all.len() <= provider {
-            all.resize(provider + 1, 100);
-        }
-        all[provider] = percent;
     }
 }
 
@@ -223,14 +215,7 @@ impl Tracker {
             schedule_lag: c.lag.snapshot(),
             first_poll_wait: c.first_wait.snapshot(),
             stretched_polls: c.stretched.load(Ordering::Relaxed),
-            stretch_percent: c
-                .stretches
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .iter()
-                .copied()
-                .max()
-                .unwrap_or(100),
+            stretch_percent: c.stretch_percent.load(Ordering::Relaxed),
         }
     }
 

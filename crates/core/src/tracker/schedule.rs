@@ -34,6 +34,31 @@ pub(super) struct Entry {
     pub(super) final_unacked: bool,
 }
 
+impl Entry {
+    /// Marks the poll sent and counts how late it went against `due`: the
+    /// lag of a scheduled poll (returned), or the wait of a first poll.
+    fn begin_poll(
+        &mut self,
+        counters: &Counters,
+        backend: &str,
+        due: Instant,
+        now: Instant,
+    ) -> Option<Duration> {
+        let first = self.cursor.polls() == 0;
+        self.cursor.begin_poll();
+        let lag = now.saturating_duration_since(due);
+        tracing::trace!(task = %self.id, "dispatching");
+        if first {
+            counters.first_wait.record(lag);
+            None
+        } else {
+            super::metrics::schedule_lag(backend, lag);
+            counters.lag.record(lag);
+            Some(lag)
+        }
+    }
+}
+
 pub(super) type Slot = u32;
 
 pub(super) struct BatchResult {
@@ -44,9 +69,6 @@ pub(super) struct BatchResult {
     pub(super) dispatched: Instant,
     pub(super) slots: Vec<(Slot, u32)>,
     pub(super) answers: Vec<Result<TaskSnapshot>>,
-    /// One task's own request (a provider without batch status), which
-    /// frees a place in that provider's window of requests in flight.
-    pub(super) single: bool,
 }
 
 /// The future of one batch or one task's request.
@@ -211,23 +233,8 @@ impl Scheduler {
             tokio::select! {
                 biased;
                 cmd = commands.recv() => {
-                    // Commands come in bursts (a dashboard tracking a
-                    // thousand tasks): take what is queued in one go rather
-                    // than one per turn of the loop and its timers.
-                    let mut next = cmd;
-                    let mut taken = 0;
-                    let mut stop = false;
-                    while let Some(cmd) = next.take() {
-                        if !self.command(cmd).await {
-                            stop = true;
-                            break;
-                        }
-                        taken += 1;
-                        if taken < COMMAND_BURST {
-                            next = commands.try_recv().ok();
-                        }
-                    }
-                    if stop || (taken == 0) {
+                    let Some(cmd) = cmd else { break };
+                    if !self.command_burst(cmd, &mut commands).await {
                         break;
                     }
                 }
@@ -246,11 +253,13 @@ impl Scheduler {
                     }
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    let (provider, single) = (done.provider, done.single);
+                    let provider = done.provider;
                     if !self.apply(done).await {
                         break;
                     }
-                    if single {
+                    // A single request's answer frees a place in its
+                    // provider's window.
+                    if !self.providers[provider].batches {
                         self.singles[provider].in_flight -= 1;
                         in_flight.extend(self.start_singles(provider));
                     }
@@ -264,6 +273,27 @@ impl Scheduler {
                 tracing::warn!(shards = held.len(), error = %e, "could not release the leases at shutdown; they lapse by themselves");
             }
         }
+    }
+
+    /// Carries out `first` and what else is queued, up to [`COMMAND_BURST`]:
+    /// commands come in bursts (a dashboard tracking a thousand tasks),
+    /// and one per turn of the loop would re-arm its timers each time.
+    /// False when the scheduler should stop.
+    async fn command_burst(
+        &mut self,
+        first: Command,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> bool {
+        if !self.command(first).await {
+            return false;
+        }
+        for _ in 1..COMMAND_BURST {
+            let Ok(cmd) = commands.try_recv() else { break };
+            if !self.command(cmd).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Carries out one command; false when the scheduler should stop.
@@ -408,12 +438,12 @@ impl Scheduler {
                 line.push_back((slot, generation, at));
                 continue;
             }
-            let first = entry.cursor.polls() == 0;
-            entry.cursor.begin_poll();
-            let lag = now.saturating_duration_since(at);
-            self.counters
-                .record_lag(&self.providers[entry.provider].name, first, lag);
-            tracing::trace!(task = %entry.id, "dispatching");
+            entry.begin_poll(
+                &self.counters,
+                &self.providers[entry.provider].name,
+                at,
+                now,
+            );
             due[entry.provider].push((slot, generation));
         }
         self.heap.extend(later);
@@ -445,7 +475,6 @@ impl Scheduler {
                         dispatched: now,
                         slots,
                         answers,
-                        single: false,
                     }
                 }));
             }
@@ -467,14 +496,10 @@ impl Scheduler {
             let Some(entry) = live(&mut self.entries, &self.generations, slot, generation) else {
                 continue;
             };
-            let first = entry.cursor.polls() == 0;
-            entry.cursor.begin_poll();
-            let lag = now.saturating_duration_since(at);
             let rt = &self.providers[provider];
-            self.counters.record_lag(&rt.name, first, lag);
-            late |= !first && lag > SATURATED_WAIT;
+            let lag = entry.begin_poll(&self.counters, &rt.name, at, now);
+            late |= lag.is_some_and(|lag| lag > SATURATED_WAIT);
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(task = %entry.id, "dispatching");
             let id = entry.id.clone();
             let rt = rt.provider.clone();
             self.singles[provider].in_flight += 1;
@@ -485,7 +510,6 @@ impl Scheduler {
                     dispatched: now,
                     slots: vec![(slot, generation)],
                     answers: vec![answer],
-                    single: true,
                 }
             }) as Request);
         }
@@ -502,8 +526,10 @@ impl Scheduler {
         };
         if singles.adjust(now, load) {
             tracing::debug!(provider = %self.providers[provider].name, stretch = singles.stretch, "polls of this provider wait for places in flight; intervals stretched");
+            let most = self.singles.iter().map(|s| s.stretch).fold(1.0, f64::max);
             self.counters
-                .stretch_percent(provider, (singles.stretch * 100.0) as u64);
+                .stretch_percent
+                .store((most * 100.0) as u64, Ordering::Relaxed);
         }
         started
     }
