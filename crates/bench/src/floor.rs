@@ -7,11 +7,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
+
+use crate::throughput::{OCP_PASSWORD, OCP_USER};
 
 /// Requests the floor makes in all.
 pub(crate) const REQUESTS: usize = 20_000;
@@ -46,10 +49,15 @@ pub(crate) async fn run(base: &str, ids: &[String]) -> Result<u64, String> {
             })
             .collect::<Result<_, String>>()?,
     );
+    let authorization = Arc::new(format!(
+        "Basic {}",
+        BASE64_STANDARD.encode(format!("{OCP_USER}:{OCP_PASSWORD}"))
+    ));
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..IN_FLIGHT)
         .map(|_| {
             let (client, uris, next) = (client.clone(), uris.clone(), next.clone());
+            let authorization = authorization.clone();
             tokio::spawn(async move {
                 let mut done = 0u64;
                 loop {
@@ -58,8 +66,7 @@ pub(crate) async fn run(base: &str, ids: &[String]) -> Result<u64, String> {
                         return Ok(done);
                     }
                     let request = hyper::Request::get(uris[n % uris.len()].clone())
-                        // admin:bench, the simulator's account in the bench.
-                        .header("authorization", "Basic YWRtaW46YmVuY2g=")
+                        .header("authorization", authorization.as_str())
                         .body(Empty::new())
                         .map_err(|e| e.to_string())?;
                     let answer = client.request(request).await.map_err(|e| e.to_string())?;

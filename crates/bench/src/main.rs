@@ -33,9 +33,10 @@ pub(crate) const INSTANCE: &str = "bench-instance";
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
-    /// Multiplies task durations (1-60 s) and poll intervals (2 s).
-    #[arg(long, default_value_t = 1.0, global = true)]
-    scale: f64,
+    /// Multiplies task durations (1-60 s) and poll intervals (2 s)
+    /// [default: 1, or 0.25 with --quick].
+    #[arg(long, global = true)]
+    scale: Option<f64>,
     /// Only these scenarios (default: all).
     #[arg(long = "scenario", value_enum, global = true)]
     scenarios: Vec<Scenario>,
@@ -60,6 +61,16 @@ pub(crate) enum Policy {
     Default,
     /// Every 2 s (scaled), as the naive loop.
     Fixed,
+}
+
+impl Policy {
+    /// As `--policy` spells it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Policy::Default => "default",
+            Policy::Fixed => "fixed",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -118,21 +129,16 @@ async fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    if !(cli.scale.is_finite() && (0.01..=100.0).contains(&cli.scale)) {
+    let scale = cli.scale.unwrap_or(if cli.quick { 0.25 } else { 1.0 });
+    if !(scale.is_finite() && (0.01..=100.0).contains(&scale)) {
         eprintln!("error: --scale must be between 0.01 and 100");
         return ExitCode::from(2);
     }
-    let scale_given = std::env::args().any(|a| a == "--scale" || a.starts_with("--scale="));
-    let scale = if cli.quick && !scale_given {
-        0.25
-    } else {
-        cli.scale
-    };
     match cli.command {
         Some(Cmd::Sims) => return serve_sims().await,
         Some(Cmd::Client { plan }) => return client(&plan).await,
         Some(Cmd::Store { tasks }) => {
-            return match store_bench::store_bench(tasks, cli.scale).await {
+            return match store_bench::store_bench(tasks, scale).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -65,6 +65,11 @@ pub(crate) struct Report {
     pub(crate) stretch_percent: Option<u64>,
 }
 
+/// The OCP simulator's account in the bench.
+pub(crate) const OCP_USER: &str = "admin";
+/// Its password.
+pub(crate) const OCP_PASSWORD: &str = "bench";
+
 pub(crate) fn rss() -> usize {
     memory_stats::memory_stats().map_or(0, |m| m.physical_mem)
 }
@@ -109,7 +114,7 @@ pub(crate) fn providers(urls: &Urls) -> Vec<(&'static str, Arc<dyn DynTaskProvid
             (
                 "ocp",
                 Arc::new(OcpProvider::new(
-                    OcpClient::builder(&urls.ocp, "admin", &Secret::new("bench")).build()?,
+                    OcpClient::builder(&urls.ocp, OCP_USER, &Secret::new(OCP_PASSWORD)).build()?,
                 )),
             ),
         ])
@@ -139,7 +144,7 @@ pub(crate) async fn serve_sims() -> ExitCode {
                 .start()
                 .await
                 .map(leak)?,
-            ocp: SimBuilder::new(Ocp::new("admin", "bench"))
+            ocp: SimBuilder::new(Ocp::new(OCP_USER, OCP_PASSWORD))
                 .start()
                 .await
                 .map(leak)?,
@@ -240,7 +245,7 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
                 // What a user gets, its intervals scaled with the workload.
                 crate::Policy::Default => {
                     let d = PollPolicy::default();
-                    PollPolicy::default()
+                    d.clone()
                         .with_initial_interval(d.initial_interval.mul_f64(plan.scale))
                         .with_max_interval(d.max_interval.mul_f64(plan.scale))
                 }
@@ -520,7 +525,6 @@ pub(crate) fn json_report(
         .iter()
         .map(|r| {
             let lat = &r.report.latencies_ms;
-            let growth = r.report.rss_peak.saturating_sub(r.report.rss_start);
             serde_json::json!({
                 "scenario": r.scenario,
                 "client": client_name(r.mode),
@@ -531,7 +535,7 @@ pub(crate) fn json_report(
                 "cpu_us_per_update": per_update_us(r),
                 "cpu_vs_floor": per_update_us(r) / floor_us.max(f64::MIN_POSITIVE),
                 "rss_peak_bytes": r.report.rss_peak,
-                "rss_bytes_per_task": growth as f64 / r.tasks.max(1) as f64,
+                "rss_bytes_per_task": rss_per_task(r),
                 "detect_p50_ms": percentile(lat, 0.5),
                 "detect_p95_ms": percentile(lat, 0.95),
                 "lag_p99_ms": r.report.lag_p99_ms,
@@ -541,7 +545,7 @@ pub(crate) fn json_report(
         .collect();
     serde_json::json!({
         "scale": scale,
-        "policy": format!("{policy:?}").to_lowercase(),
+        "policy": policy.name(),
         "floor_us_per_request": floor_us,
         "floor_requests": floor.report.updates,
         "scenarios": scenarios,
@@ -553,13 +557,18 @@ fn per_update_us(r: &Row) -> f64 {
     r.report.cpu_s * 1e6 / r.report.updates.max(1) as f64
 }
 
+/// Peak RSS growth over the run per task, bytes.
+fn rss_per_task(r: &Row) -> f64 {
+    r.report.rss_peak.saturating_sub(r.report.rss_start) as f64 / r.tasks.max(1) as f64
+}
+
 pub(crate) fn print_table(rows: &[Row], floor: &Row, scale: f64, policy: crate::Policy) {
     println!(
         "\ntasktrack-bench (durations {:.2}-{:.1} s, naive interval {:.2} s, Tracker policy {}; client CPU and memory measured in its own process)\n",
         scale,
         60.0 * scale,
         2.0 * scale,
-        format!("{policy:?}").to_lowercase()
+        policy.name()
     );
     println!(
         "| scenario | client | tasks | HTTP requests | detect p50 | p95 | max | client CPU | CPU / update | peak RSS | RSS / task | lag p99 |"
@@ -567,7 +576,6 @@ pub(crate) fn print_table(rows: &[Row], floor: &Row, scale: f64, policy: crate::
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let lat = &r.report.latencies_ms;
-        let growth = r.report.rss_peak.saturating_sub(r.report.rss_start);
         println!(
             "| {} | {} | {} | {} | {} ms | {} ms | {} ms | {:.2} s | {:.1} µs | {:.1} MiB | {:.0} B | {} |",
             r.scenario,
@@ -578,9 +586,9 @@ pub(crate) fn print_table(rows: &[Row], floor: &Row, scale: f64, policy: crate::
             percentile(lat, 0.95),
             lat.last().copied().unwrap_or(0),
             r.report.cpu_s,
-            r.report.cpu_s * 1e6 / r.report.updates.max(1) as f64,
+            per_update_us(r),
             r.report.rss_peak as f64 / 1048576.0,
-            growth as f64 / r.tasks.max(1) as f64,
+            rss_per_task(r),
             match r.report.lag_p99_ms {
                 Some(ms) => format!("≤ {ms} ms"),
                 None if r.mode == Mode::Tracker => "> 10 s".to_owned(),
