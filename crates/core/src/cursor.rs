@@ -7,18 +7,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{Error, PollPolicy, Result, TaskSnapshot};
+use crate::{Error, PollPolicy, Result, TaskSnapshot, TaskState};
 
 /// What to do after an answer.
 #[derive(Debug)]
 pub enum Next {
-    /// The task changed, or is seen for the first time: report it and poll
-    /// again after [`PollCursor::interval`].
-    Changed,
-    /// The task is terminal (`changed`: unlike the last answer): report it
-    /// and stop. A front end that could not record it may poll again; the
-    /// answer is then terminal and unchanged.
+    /// The task changed, or is seen for the first time: report `0` (the
+    /// answer, its hint removed) and poll again after
+    /// [`PollCursor::interval`].
+    Changed(Box<TaskSnapshot>),
+    /// The task is terminal: report `snapshot` and stop. A front end that
+    /// could not record it may poll again; the answer is then terminal
+    /// and unchanged.
     Terminal {
+        /// The answer, its hint removed.
+        snapshot: Box<TaskSnapshot>,
         /// Whether it differs from the last answer.
         changed: bool,
     },
@@ -31,6 +34,24 @@ pub enum Next {
     Stop(Error),
 }
 
+/// What a cursor keeps of the last answer: its state, compared exactly,
+/// and a [fingerprint](TaskSnapshot::fingerprint) of the rest, so ten
+/// thousand tracked tasks do not hold ten thousand snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    state: TaskState,
+    fingerprint: u64,
+}
+
+impl Seen {
+    fn of(snapshot: &TaskSnapshot) -> Self {
+        Seen {
+            state: snapshot.state,
+            fingerprint: snapshot.fingerprint(),
+        }
+    }
+}
+
 /// One task's polling state under a [`PollPolicy`].
 #[derive(Debug, Clone)]
 pub struct PollCursor {
@@ -38,7 +59,7 @@ pub struct PollCursor {
     interval: Duration,
     polls: u64,
     errors: u32,
-    last: Option<TaskSnapshot>,
+    seen: Option<Seen>,
     last_error: Option<String>,
     /// When the task last changed (or tracking started).
     changed_at: Instant,
@@ -58,7 +79,7 @@ impl PollCursor {
             interval: policy.initial_interval,
             polls: 0,
             errors: 0,
-            last: None,
+            seen: None,
             last_error: None,
             changed_at: started,
             stall_reported: false,
@@ -68,9 +89,9 @@ impl PollCursor {
     }
 
     /// A cursor that already saw `last` (a task resumed from a store).
-    pub fn resumed(policy: &PollPolicy, started: Instant, last: Option<TaskSnapshot>) -> Self {
+    pub fn resumed(policy: &PollPolicy, started: Instant, last: Option<&TaskSnapshot>) -> Self {
         PollCursor {
-            last,
+            seen: last.map(Seen::of),
             ..PollCursor::new(policy, started)
         }
     }
@@ -107,35 +128,36 @@ impl PollCursor {
                 // The hint moves on every poll (a countdown); it is advice,
                 // not a change of the task.
                 let hint = snapshot.poll_hint.take();
-                let changed = self.last.as_ref() != Some(&snapshot);
+                let seen = Seen::of(&snapshot);
+                let changed = self.seen != Some(seen);
                 self.interval = policy.next_interval(self.interval, changed, hint);
-                let terminal = snapshot.state.is_terminal();
                 if changed {
-                    if self.last.as_ref().map(|l| l.state) != Some(snapshot.state) {
+                    if self.seen.map(|s| s.state) != Some(seen.state) {
                         self.state_since = now;
                     }
                     let running = snapshot
                         .steps
                         .iter()
-                        .find(|s| s.state == crate::TaskState::Running)
+                        .find(|s| s.state == TaskState::Running)
                         .map(|s| s.name.as_str());
                     if running != self.step_since.as_ref().map(|(n, _)| n.as_str()) {
                         self.step_since = running.map(|n| (n.to_owned(), now));
                     }
-                    self.last = Some(snapshot);
+                    self.seen = Some(seen);
                     self.changed_at = now;
                     self.stall_reported = false;
                 }
-                match (terminal, changed) {
-                    (true, changed) => Next::Terminal { changed },
-                    (false, true) => Next::Changed,
+                let snapshot = Box::new(snapshot);
+                match (seen.state.is_terminal(), changed) {
+                    (true, changed) => Next::Terminal { snapshot, changed },
+                    (false, true) => Next::Changed(snapshot),
                     (false, false) => Next::Unchanged,
                 }
             }
             // Not found before it was ever seen, soon after tracking began:
             // the backend may not know it yet.
             Err(e @ Error::NotFound { .. })
-                if self.last.is_none()
+                if self.seen.is_none()
                     && now.saturating_duration_since(self.started) < policy.not_found_grace =>
             {
                 self.interval = policy.interval_after_error(self.interval, None);
@@ -171,12 +193,12 @@ impl PollCursor {
     /// [`step_for`](PollPolicy::step_for)), if it has: the reason its
     /// timeout gives.
     pub fn overrun(&self, policy: &PollPolicy, now: Instant) -> Option<String> {
-        let last = self.last.as_ref()?;
+        let state = self.seen?.state;
         let human = crate::error::human_duration;
         let in_state = now.saturating_duration_since(self.state_since);
-        let limit = match last.state {
-            crate::TaskState::Pending => policy.pending_for.map(|l| (l, "pending", "pending_for")),
-            crate::TaskState::Running => policy.running_for.map(|l| (l, "running", "running_for")),
+        let limit = match state {
+            TaskState::Pending => policy.pending_for.map(|l| (l, "pending", "pending_for")),
+            TaskState::Running => policy.running_for.map(|l| (l, "running", "running_for")),
             _ => None,
         };
         if let Some((limit, state, name)) = limit {
@@ -205,9 +227,9 @@ impl PollCursor {
         self.interval
     }
 
-    /// The last answer seen (its hint removed).
-    pub fn last(&self) -> Option<&TaskSnapshot> {
-        self.last.as_ref()
+    /// The state of the last answer seen (`None` before the first).
+    pub fn last_state(&self) -> Option<TaskState> {
+        self.seen.map(|s| s.state)
     }
 
     /// Polls started so far.
@@ -241,7 +263,7 @@ impl PollCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{HttpError, TaskState};
+    use crate::HttpError;
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
@@ -275,7 +297,7 @@ mod tests {
         let mut c = PollCursor::new(&p, Instant::now());
         assert!(matches!(
             c.observe(&p, Instant::now(), Ok(snap(TaskState::Running, "a"))),
-            Next::Changed
+            Next::Changed(_)
         ));
         assert_eq!(c.interval(), secs(1), "a change keeps the interval");
         assert!(matches!(
@@ -283,11 +305,36 @@ mod tests {
             Next::Unchanged
         ));
         assert_eq!(c.interval(), secs(2), "no change backs off");
-        assert!(matches!(
-            c.observe(&p, Instant::now(), Ok(snap(TaskState::Running, "b"))),
-            Next::Changed
-        ));
-        assert_eq!(c.last().unwrap().title.as_deref(), Some("b"));
+        match c.observe(&p, Instant::now(), Ok(snap(TaskState::Running, "b"))) {
+            Next::Changed(s) => assert_eq!(s.title.as_deref(), Some("b")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.last_state(), Some(TaskState::Running));
+    }
+
+    #[test]
+    fn a_resumed_cursor_knows_the_last_answer_without_keeping_it() {
+        let p = policy();
+        let mut before = snap(TaskState::Running, "a");
+        before.steps = vec![
+            step("copy", TaskState::Running),
+            step("verify", TaskState::Pending),
+        ];
+        let mut c = PollCursor::resumed(&p, Instant::now(), Some(&before));
+        assert_eq!(c.last_state(), Some(TaskState::Running));
+        assert!(
+            matches!(
+                c.observe(&p, Instant::now(), Ok(before.clone())),
+                Next::Unchanged
+            ),
+            "the stored answer again is no change"
+        );
+        let mut after = before.clone();
+        after.steps[1].state = TaskState::Running;
+        assert!(
+            matches!(c.observe(&p, Instant::now(), Ok(after)), Next::Changed(_)),
+            "a nested step state is part of the fingerprint"
+        );
     }
 
     #[test]
@@ -296,10 +343,10 @@ mod tests {
         let mut c = PollCursor::new(&p, Instant::now());
         let mut s = snap(TaskState::Running, "a");
         s.poll_hint = Some(secs(5));
-        assert!(matches!(
-            c.observe(&p, Instant::now(), Ok(s.clone())),
-            Next::Changed
-        ));
+        match c.observe(&p, Instant::now(), Ok(s.clone())) {
+            Next::Changed(reported) => assert_eq!(reported.poll_hint, None, "hint removed"),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(c.interval(), secs(5));
         s.poll_hint = Some(secs(3));
         assert!(
@@ -307,7 +354,6 @@ mod tests {
             "only the hint moved"
         );
         assert_eq!(c.interval(), secs(3));
-        assert_eq!(c.last().unwrap().poll_hint, None);
     }
 
     #[test]
@@ -317,11 +363,11 @@ mod tests {
         let done = snap(TaskState::Succeeded, "a");
         assert!(matches!(
             c.observe(&p, Instant::now(), Ok(done.clone())),
-            Next::Terminal { changed: true }
+            Next::Terminal { changed: true, .. }
         ));
         assert!(matches!(
             c.observe(&p, Instant::now(), Ok(done)),
-            Next::Terminal { changed: false }
+            Next::Terminal { changed: false, .. }
         ));
     }
 
@@ -353,7 +399,7 @@ mod tests {
         ));
         assert!(matches!(
             c.observe(&p, Instant::now(), Ok(snap(TaskState::Running, "a"))),
-            Next::Changed
+            Next::Changed(_)
         ));
         assert_eq!(c.last_error(), None);
         assert!(matches!(
@@ -408,7 +454,7 @@ mod tests {
         let mut c = PollCursor::new(&p, t0);
         assert!(matches!(
             c.observe(&p, t0, Ok(snap(TaskState::Running, "a"))),
-            Next::Changed
+            Next::Changed(_)
         ));
         assert!(matches!(
             c.observe(&p, t0 + secs(1), missing()),
@@ -422,7 +468,7 @@ mod tests {
         let t0 = Instant::now();
         let mut c = PollCursor::new(&p, t0);
         let running = |title: &str| Ok(snap(TaskState::Running, title));
-        assert!(matches!(c.observe(&p, t0, running("a")), Next::Changed));
+        assert!(matches!(c.observe(&p, t0, running("a")), Next::Changed(_)));
         assert!(matches!(
             c.observe(&p, t0 + secs(20), running("a")),
             Next::Unchanged
@@ -432,7 +478,7 @@ mod tests {
         assert_eq!(c.stall(&p, t0 + secs(60)), None, "once per stall");
         assert!(matches!(
             c.observe(&p, t0 + secs(61), running("b")),
-            Next::Changed
+            Next::Changed(_)
         ));
         assert_eq!(c.stall(&p, t0 + secs(80)), None);
         assert_eq!(c.stall(&p, t0 + secs(91)), Some(secs(30)), "a new stall");

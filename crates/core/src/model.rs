@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -128,8 +129,20 @@ impl Progress {
     }
 }
 
+impl Hash for Progress {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        // `0.0 == -0.0`, so equal progress must hash equal: one zero.
+        self.percent
+            .map(|p| if p == 0.0 { 0 } else { p.to_bits() })
+            .hash(h);
+        self.remaining.hash(h);
+        self.steps_done.hash(h);
+        self.steps_total.hash(h);
+    }
+}
+
 /// Why a task failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Failure {
     /// The vendor's error code, if it gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,7 +178,7 @@ impl fmt::Display for Failure {
 
 /// A sub-step or subtask, seen uniformly. DCS has two levels of steps; OCP
 /// subtasks form a DAG, kept through `upstream` / `downstream` ids.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize)]
 pub struct Step {
     /// The vendor's step id.
     pub id: String,
@@ -291,6 +304,47 @@ impl TaskSnapshot {
             poll_hint: None,
             attributes: BTreeMap::new(),
         }
+    }
+
+    /// A 64-bit digest of everything but [`poll_hint`](Self::poll_hint):
+    /// snapshots equal but for their hint have the same fingerprint, so a
+    /// tracker can tell "changed" from "unchanged" without keeping the
+    /// last snapshot (its state is worth comparing exactly beside this).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasktrack_core::{TaskSnapshot, TaskState};
+    ///
+    /// let a = TaskSnapshot::new("p", "1", TaskState::Running);
+    /// let mut b = a.clone();
+    /// b.poll_hint = Some(Duration::from_secs(5));
+    /// assert_eq!(a.fingerprint(), b.fingerprint());
+    /// b.title = Some("resize".into());
+    /// assert_ne!(a.fingerprint(), b.fingerprint());
+    /// ```
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let TaskSnapshot {
+            provider,
+            id,
+            state,
+            vendor_state,
+            kind,
+            title,
+            progress,
+            failure,
+            warnings,
+            warning_messages,
+            started_at,
+            finished_at,
+            steps,
+            poll_hint: _,
+            attributes,
+        } = self;
+        (provider, id, state, vendor_state, kind, title).hash(&mut h);
+        (progress, failure, warnings, warning_messages).hash(&mut h);
+        (started_at, finished_at, steps, attributes).hash(&mut h);
+        h.finish()
     }
 }
 

@@ -396,7 +396,7 @@ impl<P: TaskProvider> WatchState<P> {
             };
             let policy = &self.poller.policy;
             match (self.cursor.observe(policy, clock.now(), snapshot), status) {
-                (crate::Next::Changed, Some(status)) => {
+                (crate::Next::Changed(_), Some(status)) => {
                     if let Some(e) = self.check_limits() {
                         return Err(e);
                     }

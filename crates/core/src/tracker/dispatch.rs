@@ -9,6 +9,7 @@ use super::{live, BatchResult, Entry, Scheduler, Slot};
 use crate::cursor::Next;
 use crate::error::Error;
 use crate::event::{TaskEvent, TaskEventKind};
+use crate::model::TaskSnapshot;
 
 impl Scheduler {
     pub(super) async fn give_up_deadline(&mut self, slot: Slot, now: Instant) {
@@ -57,39 +58,35 @@ impl Scheduler {
             self.counters.status_updates.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(provider = %provider_name, task = %entry.id, answer = ?answer.as_ref().map(|s| s.state), "status answer");
             super::metrics::answer(&provider_name, &answer);
-            let previous = entry.cursor.last().map(|s| s.state);
+            let previous = entry.cursor.last_state();
             let next = entry
                 .cursor
                 .observe(&self.providers[entry.provider].policy, now, answer);
-            // After a changed or terminal answer the cursor holds it.
-            let changed_event = |entry: &Entry| {
-                entry.cursor.last().map(|snapshot| TaskEvent {
-                    provider: provider_name.to_string(),
-                    id: entry.id.to_string(),
-                    previous,
-                    kind: TaskEventKind::Changed {
-                        snapshot: Box::new(snapshot.clone()),
-                    },
-                    at: Utc::now(),
-                })
+            let changed_event = |entry: &Entry, snapshot: Box<TaskSnapshot>| TaskEvent {
+                provider: provider_name.to_string(),
+                id: entry.id.to_string(),
+                previous,
+                kind: TaskEventKind::Changed { snapshot },
+                at: Utc::now(),
             };
-            if matches!(next, Next::Changed | Next::Terminal { changed: true }) {
-                if let Some(snapshot) = entry.cursor.last() {
-                    super::metrics::transition(
-                        &provider_name,
-                        snapshot,
-                        now.saturating_duration_since(entry.cursor.started()),
-                    );
-                }
+            if let Next::Changed(snapshot)
+            | Next::Terminal {
+                snapshot,
+                changed: true,
+            } = &next
+            {
+                super::metrics::transition(
+                    &provider_name,
+                    snapshot,
+                    now.saturating_duration_since(entry.cursor.started()),
+                );
             }
             match next {
-                Next::Terminal { .. } => {
+                Next::Terminal { snapshot, .. } => {
                     // With a store the terminal event is logged at most
                     // once across replicas; unlogged (store down), the
                     // task is polled again and the append retried.
-                    let Some(event) = changed_event(entry) else {
-                        continue;
-                    };
+                    let event = changed_event(entry, snapshot);
                     let unacked = entry.final_unacked;
                     match self.log_final(&event).await {
                         // Report it when logged now, or logged by an
@@ -109,10 +106,8 @@ impl Scheduler {
                         }
                     }
                 }
-                Next::Changed => {
-                    let Some(event) = changed_event(entry) else {
-                        continue;
-                    };
+                Next::Changed(snapshot) => {
+                    let event = changed_event(entry, snapshot);
                     self.log_change(&event, slot).await;
                     if !self.emit(event).await {
                         return false;
@@ -158,7 +153,7 @@ impl Scheduler {
                             let event = TaskEvent {
                                 provider: provider_name.to_string(),
                                 id: entry.id.to_string(),
-                                previous: entry.cursor.last().map(|s| s.state),
+                                previous: entry.cursor.last_state(),
                                 kind: TaskEventKind::Stalled {
                                     unchanged_for_secs: unchanged.as_secs(),
                                 },
@@ -190,7 +185,7 @@ impl Scheduler {
         let event = TaskEvent {
             provider: self.providers[entry.provider].name.to_string(),
             id: entry.id.to_string(),
-            previous: entry.cursor.last().map(|s| s.state),
+            previous: entry.cursor.last_state(),
             kind: TaskEventKind::GaveUp {
                 error_kind: err.kind().to_owned(),
                 message: err.to_string(),

@@ -226,7 +226,7 @@ impl Scheduler {
                 .ok()
                 .and_then(|age| Utc::now().checked_sub_signed(age))
                 .unwrap_or_else(Utc::now),
-                last: entry.cursor.last().cloned(),
+                last: event.snapshot().cloned(),
                 next_due: crate::time::wall_after(Utc::now(), entry.cursor.interval()),
             };
             if let Err(e) = st.store.update(&saved).await {

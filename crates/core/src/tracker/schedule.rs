@@ -345,7 +345,7 @@ impl Scheduler {
             cursor: PollCursor::resumed(
                 &self.providers[provider].policy,
                 now.checked_sub(age).unwrap_or(now),
-                last,
+                last.as_ref(),
             ),
             in_flight: false,
             final_unacked: false,
