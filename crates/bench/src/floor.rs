@@ -49,40 +49,65 @@ pub(crate) async fn run(base: &str, ids: &[String]) -> Result<u64, String> {
             })
             .collect::<Result<_, String>>()?,
     );
-    let authorization = Arc::new(format!(
+    let authorization = Arc::new(basic_authorization());
+    drive(REQUESTS, move |n| {
+        let (client, uris) = (client.clone(), uris.clone());
+        let authorization = authorization.clone();
+        async move {
+            let request = hyper::Request::get(uris[n % uris.len()].clone())
+                .header("authorization", authorization.as_str())
+                .body(Empty::new())
+                .map_err(|e| e.to_string())?;
+            let answer = client.request(request).await.map_err(|e| e.to_string())?;
+            if !answer.status().is_success() {
+                return Err(format!("status {}", answer.status()));
+            }
+            let body = answer
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            two_fields(&body)
+        }
+    })
+    .await
+}
+
+/// The OCP account's Basic authorization header value.
+pub(crate) fn basic_authorization() -> String {
+    format!(
         "Basic {}",
         BASE64_STANDARD.encode(format!("{OCP_USER}:{OCP_PASSWORD}"))
-    ));
+    )
+}
+
+/// Decodes what a change detector would compare, and nothing else.
+pub(crate) fn two_fields(body: &[u8]) -> Result<(), String> {
+    let decoded: Envelope = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    std::hint::black_box((decoded.data.id, decoded.data.status));
+    Ok(())
+}
+
+/// Runs `op(0..requests)` with [`IN_FLIGHT`] running at once; how many
+/// succeeded, or the first failure.
+pub(crate) async fn drive<F, Fut>(requests: usize, op: F) -> Result<u64, String>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..IN_FLIGHT)
         .map(|_| {
-            let (client, uris, next) = (client.clone(), uris.clone(), next.clone());
-            let authorization = authorization.clone();
+            let (op, next) = (op.clone(), next.clone());
             tokio::spawn(async move {
                 let mut done = 0u64;
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= REQUESTS {
-                        return Ok(done);
+                    if n >= requests {
+                        return Ok::<u64, String>(done);
                     }
-                    let request = hyper::Request::get(uris[n % uris.len()].clone())
-                        .header("authorization", authorization.as_str())
-                        .body(Empty::new())
-                        .map_err(|e| e.to_string())?;
-                    let answer = client.request(request).await.map_err(|e| e.to_string())?;
-                    if !answer.status().is_success() {
-                        return Err(format!("status {}", answer.status()));
-                    }
-                    let body = answer
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .to_bytes();
-                    let decoded: Envelope =
-                        serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-                    // What a change detector would compare.
-                    std::hint::black_box((decoded.data.id, decoded.data.status));
+                    op(n).await?;
                     done += 1;
                 }
             })

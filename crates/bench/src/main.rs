@@ -10,6 +10,7 @@
 //! soak (not run in CI).
 
 mod floor;
+mod layers;
 mod soak;
 mod store_bench;
 mod throughput;
@@ -52,6 +53,9 @@ struct Cli {
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
+    /// Leave out the proxmoxer peer (it needs python3 with proxmoxer).
+    #[arg(long)]
+    no_peer: bool,
 }
 
 /// The Tracker's poll policy in a run.
@@ -88,6 +92,13 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         tasks: usize,
     },
+    /// Client CPU per status request, one layer of the stack at a time,
+    /// from a bare hyper client to the provider's snapshot.
+    Layers {
+        /// Rounds of every layer; the table shows each layer's median.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+        rounds: u16,
+    },
     /// (internal) Serve the four simulators.
     #[command(hide = true)]
     Sims,
@@ -117,6 +128,12 @@ pub(crate) enum Mode {
     Tracker,
     /// A bare hyper client asking OCP statuses (see `floor`).
     Floor,
+    /// The peer Python users have: proxmoxer's `Tasks.blocking_status`, a
+    /// thread per task, polling as often as the naive loop (2 s, scaled).
+    Proxmoxer,
+    /// The same at proxmoxer's default `polling_interval` (1 s, scaled),
+    /// over 100 tasks.
+    ProxmoxerDefault,
 }
 
 #[tokio::main]
@@ -138,23 +155,12 @@ async fn main() -> ExitCode {
         Some(Cmd::Sims) => return serve_sims().await,
         Some(Cmd::Client { plan }) => return client(&plan).await,
         Some(Cmd::Store { tasks }) => {
-            return match store_bench::store_bench(tasks, scale).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            return exit_code(store_bench::store_bench(tasks, scale).await)
         }
-        Some(Cmd::Soak { minutes }) => {
-            return match soak::soak(minutes).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Some(Cmd::Layers { rounds }) => {
+            return exit_code(layers::layers(usize::from(rounds)).await)
         }
+        Some(Cmd::Soak { minutes }) => return exit_code(soak::soak(minutes).await),
         None => {}
     }
     let scenarios = if cli.scenarios.is_empty() {
@@ -176,10 +182,21 @@ async fn main() -> ExitCode {
     };
     let mut rows = Vec::new();
     for scenario in scenarios {
-        for mode in [Mode::Naive, Mode::Tracker] {
+        let peers: &[Mode] = if scenario == Scenario::Proxmox && !cli.no_peer {
+            &[Mode::Proxmoxer, Mode::ProxmoxerDefault]
+        } else {
+            &[]
+        };
+        for &mode in [Mode::Naive, Mode::Tracker].iter().chain(peers) {
             eprintln!("running {scenario:?} with the {mode:?} client...");
             match measure(&sims, scenario, mode, scale, cli.policy).await {
                 Ok(row) => rows.push(row),
+                // The peer is a comparison, not the subject: without
+                // python3 and proxmoxer the rest of the run still counts.
+                Err(e) if peers.contains(&mode) => {
+                    eprintln!("warning: no proxmoxer row: {e}");
+                    break;
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::FAILURE;
@@ -204,4 +221,15 @@ async fn main() -> ExitCode {
         print_table(&rows, &floor, scale, cli.policy);
     }
     ExitCode::SUCCESS
+}
+
+/// A subcommand's outcome as the process's exit: an error is one line.
+fn exit_code(outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -197,6 +197,10 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
         ..Report::default()
     };
     match plan.mode {
+        Mode::Proxmoxer | Mode::ProxmoxerDefault => {
+            eprintln!("error: the proxmoxer peer runs in python3, not in this client");
+            return ExitCode::from(2);
+        }
         Mode::Floor => {
             let ids: Vec<String> = plan.tasks.iter().map(|t| t.id.clone()).collect();
             match crate::floor::run(&plan.urls.ocp, &ids).await {
@@ -423,6 +427,7 @@ pub(crate) async fn measure(
     policy: crate::Policy,
 ) -> Result<Row, String> {
     let mix: Vec<(&str, usize)> = match scenario {
+        Scenario::Proxmox if mode == Mode::ProxmoxerDefault => vec![("proxmox", 100)],
         Scenario::Proxmox => vec![("proxmox", 1000)],
         Scenario::Ocp => vec![("ocp", 1000)],
         Scenario::Dcs => vec![("dcs", 200)],
@@ -456,7 +461,7 @@ pub(crate) async fn measure(
     for t in creation {
         tasks.push(t?);
     }
-    let interval_ms = (2000.0 * scale) as u64;
+    let interval_ms = client_interval_ms(mode, scale);
     let plan = Plan {
         urls: sims.urls.clone(),
         mode,
@@ -471,13 +476,12 @@ pub(crate) async fn measure(
     ));
     std::fs::write(&path, serde_json::to_vec(&plan).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
-        .arg("client")
-        .arg(&path)
-        .output()
-        .map_err(|e| e.to_string())?;
+    let out = client_command(mode, &path, interval_ms).and_then(|mut c| {
+        c.output()
+            .map_err(|e| format!("cannot start the client: {e}"))
+    });
     let _ = std::fs::remove_file(&path);
+    let out = out?;
     if !out.status.success() {
         return Err(format!(
             "client failed: {}",
@@ -503,11 +507,55 @@ pub(crate) async fn measure(
     })
 }
 
+/// The peer's script, written out next to the plan when it runs.
+const PROXMOXER_PEER: &str = include_str!("../proxmoxer_peer.py");
+
+/// How often a client polls: the naive loop and proxmoxer every 2 s,
+/// proxmoxer's default 1 s, both scaled.
+fn client_interval_ms(mode: Mode, scale: f64) -> u64 {
+    let secs = if mode == Mode::ProxmoxerDefault {
+        1.0
+    } else {
+        2.0
+    };
+    (secs * 1000.0 * scale) as u64
+}
+
+/// The measured client: this binary's `client`, or python3 running the
+/// proxmoxer peer.
+fn client_command(mode: Mode, plan: &std::path::Path, interval_ms: u64) -> Result<Command, String> {
+    if matches!(mode, Mode::Proxmoxer | Mode::ProxmoxerDefault) {
+        let script = plan.with_extension("py");
+        std::fs::write(&script, PROXMOXER_PEER).map_err(|e| e.to_string())?;
+        let mut c = Command::new("python3");
+        c.arg(script)
+            .arg(plan)
+            .arg(format!("{:.3}", interval_ms as f64 / 1000.0));
+        return Ok(c);
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut c = Command::new(exe);
+    c.arg("client").arg(plan);
+    Ok(c)
+}
+
 fn client_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Naive => "naive",
         Mode::Tracker => "tracker",
         Mode::Floor => "floor",
+        Mode::Proxmoxer | Mode::ProxmoxerDefault => "proxmoxer",
+    }
+}
+
+/// The client as the table names it.
+fn client_label(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Naive => "naive loop",
+        Mode::Tracker => "Tracker",
+        Mode::Floor => "floor",
+        Mode::Proxmoxer => "proxmoxer (2 s)",
+        Mode::ProxmoxerDefault => "proxmoxer (default 1 s)",
     }
 }
 
@@ -528,6 +576,7 @@ pub(crate) fn json_report(
             serde_json::json!({
                 "scenario": r.scenario,
                 "client": client_name(r.mode),
+                "poll_interval_ms": (r.mode != Mode::Tracker).then(|| client_interval_ms(r.mode, scale)),
                 "tasks": r.tasks,
                 "detected": r.report.detected,
                 "requests": r.requests,
@@ -579,7 +628,7 @@ pub(crate) fn print_table(rows: &[Row], floor: &Row, scale: f64, policy: crate::
         println!(
             "| {} | {} | {} | {} | {} ms | {} ms | {} ms | {:.2} s | {:.1} µs | {:.1} MiB | {:.0} B | {} |",
             r.scenario,
-            if r.mode == Mode::Naive { "naive loop" } else { "Tracker" },
+            client_label(r.mode),
             r.tasks,
             r.requests,
             percentile(lat, 0.5),
@@ -602,14 +651,23 @@ pub(crate) fn print_table(rows: &[Row], floor: &Row, scale: f64, policy: crate::
             );
         }
     }
-    for pair in rows.chunks(2) {
-        if let [naive, tracker] = pair {
+    for tracker in rows.iter().filter(|r| r.mode == Mode::Tracker) {
+        let p95 = |r: &Row| percentile(&r.report.latencies_ms, 0.95);
+        for other in rows
+            .iter()
+            .filter(|r| r.scenario == tracker.scenario && r.mode != Mode::Tracker)
+        {
+            let per_task = |r: &Row, v: f64| v / r.tasks.max(1) as f64;
             println!(
-                "{}: the Tracker made {:.0}x fewer requests; p95 detection {} ms vs {} ms",
+                "{}: {} per task: {:.1}x the Tracker's requests, {:.1}x its CPU; p95 detection {} ms vs the Tracker's {} ms",
                 tracker.scenario,
-                naive.requests as f64 / tracker.requests.max(1) as f64,
-                percentile(&tracker.report.latencies_ms, 0.95),
-                percentile(&naive.report.latencies_ms, 0.95)
+                client_label(other.mode),
+                per_task(other, other.requests as f64)
+                    / per_task(tracker, tracker.requests.max(1) as f64),
+                per_task(other, other.report.cpu_s)
+                    / per_task(tracker, tracker.report.cpu_s.max(f64::MIN_POSITIVE)),
+                p95(other),
+                p95(tracker)
             );
         }
     }
