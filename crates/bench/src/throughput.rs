@@ -54,6 +54,9 @@ pub(crate) struct Plan {
 pub(crate) struct Report {
     pub(crate) detected: usize,
     pub(crate) latencies_ms: Vec<i64>,
+    /// The same latencies by backend (mixed runs tell which one is late).
+    #[serde(default)]
+    pub(crate) by_backend: BTreeMap<String, Vec<i64>>,
     pub(crate) cpu_s: f64,
     pub(crate) updates: u64,
     pub(crate) rss_start: usize,
@@ -63,6 +66,14 @@ pub(crate) struct Report {
     /// How far the tracker stretched intervals at the end (percent).
     #[serde(default)]
     pub(crate) stretch_percent: Option<u64>,
+}
+
+impl Report {
+    /// A task of `backend` was seen to end `latency_ms` after it did.
+    fn detected_at(&mut self, backend: String, latency_ms: i64) {
+        self.latencies_ms.push(latency_ms);
+        self.by_backend.entry(backend).or_default().push(latency_ms);
+    }
 }
 
 /// The OCP simulator's account in the bench.
@@ -223,13 +234,13 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
                 .map(|t| {
                     let p = by_name[t.backend.as_str()].clone();
                     let (id, due) = (t.id.clone(), t.finish_ms);
-                    let updates = updates.clone();
+                    let (backend, updates) = (t.backend.clone(), updates.clone());
                     tokio::spawn(async move {
                         loop {
                             let answer = p.snapshot(&id).await;
                             updates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             if answer.as_ref().is_ok_and(|s| s.state.is_terminal()) {
-                                return Some(Utc::now().timestamp_millis() - due);
+                                return Some((backend, Utc::now().timestamp_millis() - due));
                             }
                             tokio::time::sleep(interval).await;
                         }
@@ -237,8 +248,8 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
                 })
                 .collect();
             for h in handles {
-                if let Ok(Some(latency)) = h.await {
-                    report.latencies_ms.push(latency);
+                if let Ok(Some((backend, latency))) = h.await {
+                    report.detected_at(backend, latency);
                 }
             }
             report.updates = updates.load(std::sync::atomic::Ordering::Relaxed);
@@ -274,9 +285,7 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
                         .get(&(ev.provider.clone(), ev.id.clone()))
                         .copied()
                         .unwrap_or_default();
-                    report
-                        .latencies_ms
-                        .push(Utc::now().timestamp_millis() - due);
+                    report.detected_at(ev.provider, Utc::now().timestamp_millis() - due);
                 }
             }
             let stats = tracker.stats();
@@ -493,6 +502,9 @@ pub(crate) async fn measure(
     let mut report: Report =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("bad report: {e}"))?;
     report.latencies_ms.sort_unstable();
+    for latencies in report.by_backend.values_mut() {
+        latencies.sort_unstable();
+    }
     let mut after = 0;
     for b in &backends {
         after += sims.requests(b).await;
@@ -588,6 +600,9 @@ pub(crate) fn json_report(
                 "detect_p50_ms": percentile(lat, 0.5),
                 "detect_p95_ms": percentile(lat, 0.95),
                 "lag_p99_ms": r.report.lag_p99_ms,
+                "detect_p95_ms_by_backend": r.report.by_backend.iter()
+                    .map(|(b, l)| (b.clone(), percentile(l, 0.95)))
+                    .collect::<BTreeMap<_, _>>(),
                 "stretch_percent": r.report.stretch_percent,
             })
         })

@@ -488,18 +488,7 @@ mod tests {
     }
 
     fn step(name: &str, state: TaskState) -> crate::Step {
-        crate::Step {
-            id: name.into(),
-            name: name.into(),
-            state,
-            vendor_state: state.as_str().into(),
-            started_at: None,
-            finished_at: None,
-            failure: None,
-            upstream: Vec::new(),
-            downstream: Vec::new(),
-            steps: Vec::new(),
-        }
+        crate::Step::new(name, name, state)
     }
 
     #[test]
