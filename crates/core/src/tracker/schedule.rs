@@ -304,8 +304,9 @@ impl Scheduler {
                     // A single request's answer frees a place in its
                     // provider's window.
                     if !self.providers[provider].batches {
-                        self.singles[provider].in_flight -= 1;
-                        self.singles[provider].answered += 1;
+                        let singles = &mut self.singles[provider];
+                        singles.in_flight -= 1;
+                        singles.answered = singles.answered.saturating_add(1);
                         in_flight.extend(self.start_singles(provider));
                     }
                 }
