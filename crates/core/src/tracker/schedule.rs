@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::{Command, Counters, ProviderRuntime};
 use crate::clock::SharedClock;
 use crate::cursor::PollCursor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::TaskEvent;
 use crate::model::TaskSnapshot;
 use crate::policy::JitterSource;
@@ -95,7 +95,8 @@ pub(super) struct Singles {
     /// Polls a second the provider's tasks ask for at their policy's
     /// intervals (the sum of their [`Entry::rate`]).
     pub(super) demand: f64,
-    /// Answers since the current window opened.
+    /// Answers since the current window opened (transport failures are
+    /// not answers: a provider timing out every request answers none).
     pub(super) answered: u32,
     /// Answers a second the provider gave while polls waited for places.
     capacity: Option<f64>,
@@ -298,6 +299,13 @@ impl Scheduler {
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     let provider = done.provider;
+                    // A request that timed out or never connected says
+                    // nothing of what the provider answers a second.
+                    let answered = done
+                        .answers
+                        .iter()
+                        .filter(|a| !matches!(a, Err(Error::Transport { .. })))
+                        .count();
                     if !self.apply(done).await {
                         break;
                     }
@@ -306,7 +314,7 @@ impl Scheduler {
                     if !self.providers[provider].batches {
                         let singles = &mut self.singles[provider];
                         singles.in_flight -= 1;
-                        singles.answered = singles.answered.saturating_add(1);
+                        singles.answered = singles.answered.saturating_add(answered as u32);
                         in_flight.extend(self.start_singles(provider));
                     }
                 }
