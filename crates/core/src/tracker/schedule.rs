@@ -98,6 +98,8 @@ pub(super) struct Singles {
     /// Answers since the current window opened (transport failures are
     /// not answers: a provider timing out every request answers none).
     pub(super) answered: u32,
+    /// Requests that timed out or never connected since the window opened.
+    pub(super) failed: u32,
     /// Answers a second the provider gave while polls waited for places.
     capacity: Option<f64>,
     /// When the current window opened.
@@ -116,6 +118,7 @@ impl Default for Singles {
             stretch: 1.0,
             demand: 0.0,
             answered: 0,
+            failed: 0,
             capacity: None,
             window: None,
             behind: false,
@@ -163,9 +166,11 @@ impl Singles {
     /// stretched by one factor (fair: FIFO order and the same factor for
     /// all), and by no more than the provider needs: the polls a second
     /// its tasks ask for over the answers a second it gave while polls
-    /// waited, with a tenth to spare. Set so while scheduled polls wait
-    /// more than [`SATURATED_WAIT`], never raised while they do not, and
-    /// shrunk back once the line is empty; at most once per 100 ms. (A
+    /// waited, with a tenth to spare. Raised to that while scheduled polls
+    /// wait more than [`SATURATED_WAIT`] (and never lowered while they
+    /// do), never raised while they do not, lowered toward it by a tenth
+    /// at most, and shrunk back once the line is empty; at most once per
+    /// 100 ms. (A
     /// factor grown step by step overshot: after a burst it held 16x the
     /// interval, and late answers, long after the provider had caught up.)
     /// First polls of newly tracked tasks wait in the same line but do not
@@ -185,6 +190,7 @@ impl Singles {
             return false;
         }
         let rate = f64::from(self.answered) / elapsed.as_secs_f64();
+        let congested = std::mem::take(&mut self.failed) > 0;
         self.answered = 0;
         self.window = Some(now);
         let load = if std::mem::take(&mut self.behind) {
@@ -202,9 +208,19 @@ impl Singles {
             _ => MAX_STRETCH,
         };
         let before = self.stretch;
+        // Polls late with more stretch than the estimate asks for mean the
+        // estimate is low (an overloaded provider answers in bursts): keep
+        // it. Coming down is a tenth per window at most, so one good window
+        // of a struggling provider does not bring its whole load back.
         self.stretch = match load {
-            Load::Behind => need,
-            Load::Steady => self.stretch.min(need),
+            // Requests timing out while polls wait: past saturation, where
+            // the answers that do come say little of what it can do. Back
+            // off by a quarter a window, as TCP does, until they stop.
+            Load::Behind | Load::Steady if congested => {
+                (self.stretch * 1.25).max(need).min(MAX_STRETCH)
+            }
+            Load::Behind => self.stretch.max(need),
+            Load::Steady => self.stretch.min(need).max(self.stretch * 0.9),
             Load::KeepingUp => (self.stretch * 0.9).max(1.0),
         };
         self.stretch != before
@@ -301,11 +317,12 @@ impl Scheduler {
                     let provider = done.provider;
                     // A request that timed out or never connected says
                     // nothing of what the provider answers a second.
-                    let answered = done
+                    let failed = done
                         .answers
                         .iter()
-                        .filter(|a| !matches!(a, Err(Error::Transport { .. })))
+                        .filter(|a| matches!(a, Err(Error::Transport { .. })))
                         .count();
+                    let answered = done.answers.len() - failed;
                     if !self.apply(done).await {
                         break;
                     }
@@ -315,6 +332,7 @@ impl Scheduler {
                         let singles = &mut self.singles[provider];
                         singles.in_flight -= 1;
                         singles.answered = singles.answered.saturating_add(answered as u32);
+                        singles.failed = singles.failed.saturating_add(failed as u32);
                         in_flight.extend(self.start_singles(provider));
                     }
                 }
@@ -681,17 +699,41 @@ mod tests {
             !singles.adjust(clock.now(), Load::Behind),
             "at most once per 100 ms"
         );
-        // The tasks' intervals grew: a line that waits, but not long, keeps
-        // no more stretch than it needs now, and never gains any.
+        // Late again though stretched more than the estimate says: the
+        // estimate is low, the stretch stays.
+        singles.demand = 200.0;
+        tick();
+        singles.answered = 4;
+        assert!(!singles.adjust(clock.now(), Load::Behind));
+        assert!((singles.stretch - 11.0).abs() < 1e-9, "{}", singles.stretch);
+        // The tasks' intervals grew: a line that waits, but not long, comes
+        // down to what it needs now, a tenth per window, and no further.
         singles.demand = 80.0;
         tick();
         singles.answered = 4;
         assert!(singles.adjust(clock.now(), Load::Steady));
+        assert!((singles.stretch - 9.9).abs() < 1e-9, "{}", singles.stretch);
+        for _ in 0..40 {
+            tick();
+            singles.answered = 4;
+            singles.adjust(clock.now(), Load::Steady);
+        }
         assert!((singles.stretch - 2.2).abs() < 1e-9, "{}", singles.stretch);
         singles.demand = 800.0;
         tick();
         singles.answered = 4;
-        assert!(!singles.adjust(clock.now(), Load::Steady));
+        assert!(
+            !singles.adjust(clock.now(), Load::Steady),
+            "never raised while on time"
+        );
+        // Requests time out while polls wait: a quarter more a window,
+        // whatever the estimate says, up to the bound.
+        singles.demand = 80.0;
+        tick();
+        singles.answered = 4;
+        singles.failed = 3;
+        assert!(singles.adjust(clock.now(), Load::Steady));
+        assert!((singles.stretch - 2.75).abs() < 1e-9, "{}", singles.stretch);
         // Bounded, also for a provider that answers nothing.
         tick();
         singles.answered = 0;
