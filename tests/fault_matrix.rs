@@ -99,7 +99,10 @@ fn retry() -> RetryPolicy {
     }
 }
 
-const TIMEOUT: Duration = Duration::from_millis(250);
+/// The request timeout: well above what ten loaded simulators on two
+/// cores take to answer (250 ms was not, on a slow day), well below the
+/// `slow` fault's latency, which must still time requests out.
+const TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn rig(kind: Kind) -> Rig {
     let ms = Duration::from_millis;
@@ -305,7 +308,7 @@ async fn scenario(kind: Kind, fault: FaultCase) -> Cell {
         FaultCase::S503 => faults.next(30, "*", Fault::status(503)),
         FaultCase::TooMany => faults.next(10, "*", Fault::too_many_requests(1)),
         FaultCase::Dropped => faults.next(30, "*", Fault::DropConnection),
-        FaultCase::Slow => faults.next(12, "*", Fault::latency(Duration::from_millis(600))),
+        FaultCase::Slow => faults.next(12, "*", Fault::latency(TIMEOUT * 3)),
         FaultCase::Truncated => faults.next(30, "*", Fault::Truncated),
         FaultCase::Html => faults.next(30, "*", Fault::Html { status: 502 }),
         FaultCase::Vanish => {
