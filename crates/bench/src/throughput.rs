@@ -490,6 +490,8 @@ pub(crate) async fn measure(
             .map_err(|e| format!("cannot start the client: {e}"))
     });
     let _ = std::fs::remove_file(&path);
+    // The peer's script, when one was written beside the plan.
+    let _ = std::fs::remove_file(path.with_extension("py"));
     let out = out?;
     if !out.status.success() {
         return Err(format!(
