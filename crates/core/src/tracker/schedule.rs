@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::{Command, Counters, ProviderRuntime};
 use crate::clock::SharedClock;
 use crate::cursor::PollCursor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::TaskEvent;
 use crate::model::TaskSnapshot;
 use crate::policy::JitterSource;
@@ -32,6 +32,9 @@ pub(super) struct Entry {
     pub(super) in_flight: bool,
     /// A final append failed without an answer: the store may have taken it.
     pub(super) final_unacked: bool,
+    /// Polls a second this task asks of its provider at its interval, as
+    /// counted in [`Singles::demand`].
+    pub(super) rate: f32,
 }
 
 impl Entry {
@@ -89,7 +92,20 @@ pub(super) struct Singles {
     /// How much longer than their policy says this provider's tasks wait
     /// between polls (1.0: not at all); see [`Singles::adjust`].
     pub(super) stretch: f64,
-    adjusted: Option<Instant>,
+    /// Polls a second the provider's tasks ask for at their policy's
+    /// intervals (the sum of their [`Entry::rate`]).
+    pub(super) demand: f64,
+    /// Answers since the current window opened (transport failures are
+    /// not answers: a provider timing out every request answers none).
+    pub(super) answered: u32,
+    /// Requests that timed out or never connected since the window opened.
+    pub(super) failed: u32,
+    /// Answers a second the provider gave while polls waited for places.
+    capacity: Option<f64>,
+    /// When the current window opened.
+    window: Option<Instant>,
+    /// A scheduled poll went late in the current window.
+    behind: bool,
 }
 
 impl Default for Singles {
@@ -100,7 +116,12 @@ impl Default for Singles {
             turn: 0,
             in_flight: 0,
             stretch: 1.0,
-            adjusted: None,
+            demand: 0.0,
+            answered: 0,
+            failed: 0,
+            capacity: None,
+            window: None,
+            behind: false,
         }
     }
 }
@@ -143,31 +164,71 @@ impl Singles {
     /// time, waiting in line would make every poll late and the schedule
     /// drift without anyone knowing. Instead every task's interval is
     /// stretched by one factor (fair: FIFO order and the same factor for
-    /// all), grown while scheduled polls wait more than [`SATURATED_WAIT`]
-    /// and shrunk back once the line is empty, at most once per 100 ms; the
-    /// factor is in `TrackerStats::stretch_percent`. First polls of newly
-    /// tracked tasks wait in the same line but do not stretch anything:
-    /// a burst of new tasks is not a schedule the provider cannot keep.
+    /// all), and by no more than the provider needs: the polls a second
+    /// its tasks ask for over the answers a second it gave while polls
+    /// waited, with a tenth to spare. Raised to that while scheduled polls
+    /// wait more than [`SATURATED_WAIT`] (and never lowered while they
+    /// do), never raised while they do not, lowered toward it by a tenth
+    /// at most, and shrunk back once the line is empty; at most once per
+    /// 100 ms. (A
+    /// factor grown step by step overshot: after a burst it held 16x the
+    /// interval, and late answers, long after the provider had caught up.)
+    /// First polls of newly tracked tasks wait in the same line but do not
+    /// stretch anything: a burst of new tasks is not a schedule the
+    /// provider cannot keep.
     fn adjust(&mut self, now: Instant, load: Load) -> bool {
-        if self
-            .adjusted
-            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_millis(100))
-        {
+        // Most looks send nothing (no place is free); a window in which
+        // any scheduled poll went late is a window behind.
+        self.behind |= matches!(load, Load::Behind);
+        let Some(opened) = self.window else {
+            self.window = Some(now);
+            self.answered = 0;
+            return false;
+        };
+        let elapsed = now.saturating_duration_since(opened);
+        if elapsed < ADJUST_EVERY {
             return false;
         }
+        let rate = f64::from(self.answered) / elapsed.as_secs_f64();
+        let congested = std::mem::take(&mut self.failed) > 0;
+        self.answered = 0;
+        self.window = Some(now);
+        let load = if std::mem::take(&mut self.behind) {
+            Load::Behind
+        } else {
+            load
+        };
+        // Answers only say what the provider can do while polls wait for
+        // places; keeping up, they say what was asked.
+        if !matches!(load, Load::KeepingUp) {
+            self.capacity = Some(self.capacity.map_or(rate, |c| (c + rate) / 2.0));
+        }
+        let need = match self.capacity {
+            Some(c) if c > 0.0 => (self.demand / c * 1.1).clamp(1.0, MAX_STRETCH),
+            _ => MAX_STRETCH,
+        };
         let before = self.stretch;
-        match load {
-            Load::Behind => self.stretch = (self.stretch * 1.25).min(MAX_STRETCH),
-            Load::KeepingUp => self.stretch = (self.stretch * 0.95).max(1.0),
-            Load::Steady => {}
-        }
-        if self.stretch == before {
-            return false;
-        }
-        self.adjusted = Some(now);
-        true
+        // Polls late with more stretch than the estimate asks for mean the
+        // estimate is low (an overloaded provider answers in bursts): keep
+        // it. Coming down is a tenth per window at most, so one good window
+        // of a struggling provider does not bring its whole load back.
+        self.stretch = match load {
+            // Requests timing out while polls wait: past saturation, where
+            // the answers that do come say little of what it can do. Back
+            // off by a quarter a window, as TCP does, until they stop.
+            Load::Behind | Load::Steady if congested => {
+                (self.stretch * 1.25).max(need).min(MAX_STRETCH)
+            }
+            Load::Behind => self.stretch.max(need),
+            Load::Steady => self.stretch.min(need).max(self.stretch * 0.9),
+            Load::KeepingUp => (self.stretch * 0.9).max(1.0),
+        };
+        self.stretch != before
     }
 }
+
+/// How often a provider's stretch is looked at, at most.
+const ADJUST_EVERY: Duration = Duration::from_millis(100);
 
 /// The entry in `slot` if it still belongs to `generation`. A free function
 /// over the two fields so the caller keeps access to the others.
@@ -254,13 +315,24 @@ impl Scheduler {
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     let provider = done.provider;
+                    // A request that timed out or never connected says
+                    // nothing of what the provider answers a second.
+                    let failed = done
+                        .answers
+                        .iter()
+                        .filter(|a| matches!(a, Err(Error::Transport { .. })))
+                        .count();
+                    let answered = done.answers.len() - failed;
                     if !self.apply(done).await {
                         break;
                     }
                     // A single request's answer frees a place in its
                     // provider's window.
                     if !self.providers[provider].batches {
-                        self.singles[provider].in_flight -= 1;
+                        let singles = &mut self.singles[provider];
+                        singles.in_flight -= 1;
+                        singles.answered = singles.answered.saturating_add(answered as u32);
+                        singles.failed = singles.failed.saturating_add(failed as u32);
                         in_flight.extend(self.start_singles(provider));
                     }
                 }
@@ -349,6 +421,7 @@ impl Scheduler {
             ),
             in_flight: false,
             final_unacked: false,
+            rate: 0.0,
         });
         self.index.insert((provider, id), slot);
         self.counters.tracked.fetch_add(1, Ordering::Relaxed);
@@ -370,6 +443,8 @@ impl Scheduler {
             // in-flight answers meant for the old task are ignored.
             self.generations[slot as usize] = self.generations[slot as usize].wrapping_add(1);
             self.free.push(slot);
+            let singles = &mut self.singles[entry.provider];
+            singles.demand = (singles.demand - f64::from(entry.rate)).max(0.0);
             self.counters.tracked.fetch_sub(1, Ordering::Relaxed);
             super::metrics::tracked(&self.providers[entry.provider].name, -1.0);
         }
@@ -535,12 +610,17 @@ impl Scheduler {
     }
 
     pub(super) fn reschedule(&mut self, slot: Slot, dispatched: Instant, now: Instant) {
-        if let Some(entry) = self.entries[slot as usize].as_ref() {
+        if let Some(entry) = self.entries[slot as usize].as_mut() {
             let policy = &self.providers[entry.provider].policy;
-            let mut delay = policy.jittered(entry.cursor.interval(), (self.jitter)());
-            let stretch = self.singles[entry.provider].stretch;
-            if stretch > 1.0 {
-                delay = delay.mul_f64(stretch);
+            let interval = entry.cursor.interval();
+            let mut delay = policy.jittered(interval, (self.jitter)());
+            let singles = &mut self.singles[entry.provider];
+            // Intervals under a millisecond count as a thousand a second.
+            let rate = 1.0 / interval.as_secs_f32().max(0.001);
+            singles.demand = (singles.demand + f64::from(rate - entry.rate)).max(0.0);
+            entry.rate = rate;
+            if singles.stretch > 1.0 {
+                delay = delay.mul_f64(singles.stretch);
                 self.counters.stretched.fetch_add(1, Ordering::Relaxed);
             }
             let due = next_due(dispatched, delay, now);
@@ -599,24 +679,69 @@ mod tests {
     }
 
     #[test]
-    fn intervals_stretch_while_behind_and_come_back_when_caught_up() {
+    fn intervals_stretch_to_what_the_provider_answers_and_come_back_when_caught_up() {
         let clock = ManualClock::new();
-        let mut singles = Singles::default();
+        let tick = || clock.advance(ADJUST_EVERY);
+        // 40 tasks every 100 ms against 40 answers a second.
+        let mut singles = Singles {
+            demand: 400.0,
+            ..Singles::default()
+        };
+        assert!(
+            !singles.adjust(clock.now(), Load::Behind),
+            "the first look opens a window"
+        );
+        tick();
+        singles.answered = 4;
         assert!(singles.adjust(clock.now(), Load::Behind));
-        assert_eq!(singles.stretch, 1.25);
+        assert!((singles.stretch - 11.0).abs() < 1e-9, "{}", singles.stretch);
         assert!(
             !singles.adjust(clock.now(), Load::Behind),
             "at most once per 100 ms"
         );
+        // Late again though stretched more than the estimate says: the
+        // estimate is low, the stretch stays.
+        singles.demand = 200.0;
+        tick();
+        singles.answered = 4;
+        assert!(!singles.adjust(clock.now(), Load::Behind));
+        assert!((singles.stretch - 11.0).abs() < 1e-9, "{}", singles.stretch);
+        // The tasks' intervals grew: a line that waits, but not long, comes
+        // down to what it needs now, a tenth per window, and no further.
+        singles.demand = 80.0;
+        tick();
+        singles.answered = 4;
+        assert!(singles.adjust(clock.now(), Load::Steady));
+        assert!((singles.stretch - 9.9).abs() < 1e-9, "{}", singles.stretch);
         for _ in 0..40 {
-            clock.advance(Duration::from_millis(100));
-            singles.adjust(clock.now(), Load::Behind);
+            tick();
+            singles.answered = 4;
+            singles.adjust(clock.now(), Load::Steady);
         }
+        assert!((singles.stretch - 2.2).abs() < 1e-9, "{}", singles.stretch);
+        singles.demand = 800.0;
+        tick();
+        singles.answered = 4;
+        assert!(
+            !singles.adjust(clock.now(), Load::Steady),
+            "never raised while on time"
+        );
+        // Requests time out while polls wait: a quarter more a window,
+        // whatever the estimate says, up to the bound.
+        singles.demand = 80.0;
+        tick();
+        singles.answered = 4;
+        singles.failed = 3;
+        assert!(singles.adjust(clock.now(), Load::Steady));
+        assert!((singles.stretch - 2.75).abs() < 1e-9, "{}", singles.stretch);
+        // Bounded, also for a provider that answers nothing.
+        tick();
+        singles.answered = 0;
+        singles.capacity = Some(0.0);
+        singles.adjust(clock.now(), Load::Behind);
         assert_eq!(singles.stretch, MAX_STRETCH, "bounded");
-        clock.advance(Duration::from_millis(100));
-        assert!(!singles.adjust(clock.now(), Load::Steady));
         for _ in 0..60 {
-            clock.advance(Duration::from_millis(100));
+            tick();
             singles.adjust(clock.now(), Load::KeepingUp);
         }
         assert_eq!(singles.stretch, 1.0, "back to the policy's intervals");
