@@ -13,6 +13,7 @@ mod lag;
 mod leases;
 mod metrics;
 mod schedule;
+mod singles;
 
 pub use builder::TrackerBuilder;
 pub use handle::{TaskEvents, Tracker, TrackerStats};
