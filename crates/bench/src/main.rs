@@ -11,11 +11,13 @@
 
 mod floor;
 mod layers;
+mod report;
 mod soak;
 mod store_bench;
 mod throughput;
 
-use throughput::{client, measure, print_table, serve_sims, start_sim_process};
+use report::print_table;
+use throughput::{client, measure, serve_sims, start_sim_process};
 
 use std::process::ExitCode;
 
@@ -213,10 +215,7 @@ async fn main() -> ExitCode {
         }
     };
     if cli.json {
-        println!(
-            "{}",
-            throughput::json_report(&rows, &floor, scale, cli.policy)
-        );
+        println!("{}", report::json_report(&rows, &floor, scale, cli.policy));
     } else {
         print_table(&rows, &floor, scale, cli.policy);
     }
