@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{
-    async_trait, Error, ManualClock, PollPolicy, Poller, TaskAction, TaskFilter, TaskProvider,
-    TaskState, TaskStatus,
+    Error, ManualClock, PollPolicy, Poller, TaskAction, TaskFilter, TaskProvider, TaskState,
+    TaskStatus,
 };
 use tasktrack_dcs::{
     BackgroundTaskList, DcsClient, DcsProvider, DcsStepStatus, DcsTask, DcsTaskId, DcsTaskProgress,
@@ -15,7 +15,8 @@ use tasktrack_huaweicloud::{Credentials, ServiceConfig};
 use tasktrack_sim::dcs::Dcs;
 use tasktrack_sim::huawei::HuaweiAuth;
 use tasktrack_sim::{SimBuilder, SimClock, SimHandle, StepSpec, TaskSpec};
-use tasktrack_testkit::{Expected, Harness, ScriptedTask};
+use tasktrack_testkit::sim::SimHarness;
+use tasktrack_testkit::Expected;
 
 const PROJECT: &str = "a4d31cb6-3d72-4fdc-8ec9-6e3a41e47f71";
 const INSTANCE: &str = "5560df16-cebf-4473-95c4-d1b573c16e79";
@@ -266,22 +267,16 @@ async fn background_tasks_are_listed() {
         .all(|(_, t)| t.kind().as_deref() == Some("BindEip")));
 }
 
-struct DcsHarness {
+/// The conformance run's harness: two-step spec changes (the scripted
+/// failure in the last step), faults on the progress route.
+fn harness(
     clock: ManualClock,
     sim: SimHandle,
     provider: Arc<DcsProvider>,
-}
-
-#[async_trait]
-impl Harness for DcsHarness {
-    type Provider = DcsProvider;
-    fn provider(&self) -> Arc<DcsProvider> {
-        self.provider.clone()
-    }
-    fn clock(&self) -> ManualClock {
-        self.clock.clone()
-    }
-    async fn create(&self, t: ScriptedTask) -> DcsTaskId {
+) -> SimHarness<DcsProvider> {
+    let route = "GET /v2/{project_id}/instances/{instance_id}/tasks/{task_id}/progress";
+    let unknown = DcsTaskId::new(INSTANCE, "ffffffffffffffffffffffffffffffff");
+    SimHarness::new(clock, sim, provider, route, unknown, |sim, t| {
         let half = t.duration / 2;
         let last = StepSpec::new("apply", t.duration - half).with_substeps(["resize", "verify"]);
         let last = match t.expected {
@@ -291,32 +286,17 @@ impl Harness for DcsHarness {
         let spec = TaskSpec::new("ChangeInstanceSpec", Duration::ZERO)
             .with_step(StepSpec::new("check", half))
             .with_step(last);
-        DcsTaskId::new(INSTANCE, self.sim.create_task(spec))
-    }
-    fn unknown_id(&self) -> DcsTaskId {
-        DcsTaskId::new(INSTANCE, "ffffffffffffffffffffffffffffffff")
-    }
-    async fn inject_transient_faults(&self, n: u32) {
-        self.sim.faults().next(
-            n,
-            "GET /v2/{project_id}/instances/{instance_id}/tasks/{task_id}/progress",
-            tasktrack_sim::Fault::status(503),
-        );
-    }
-    async fn clear_faults(&self) {
-        self.sim.faults().clear();
-    }
-    fn attempts_per_status(&self) -> u32 {
-        3
-    }
-    async fn prepare_action(&self, action: &TaskAction) -> Option<(DcsTaskId, TaskAction)> {
+        DcsTaskId::new(INSTANCE, sim.create_task(spec))
+    })
+    .with_attempts_per_status(3)
+    .with_prepared_actions(|sim, clock, action| {
         (*action == TaskAction::Delete).then(|| {
             let spec = TaskSpec::new("ChangeInstanceSpec", Duration::from_secs(1));
-            let id = DcsTaskId::new(INSTANCE, self.sim.create_task(spec));
-            self.clock.advance(Duration::from_secs(2));
+            let id = DcsTaskId::new(INSTANCE, sim.create_task(spec));
+            clock.advance(Duration::from_secs(2));
             (id, TaskAction::Delete)
         })
-    }
+    })
 }
 
 #[tokio::test]
@@ -354,12 +334,7 @@ async fn the_dcs_provider_conforms() {
     let clock = ManualClock::new();
     let sim = start(&clock).await;
     let provider = Arc::new(provider(&sim));
-    let report = tasktrack_testkit::run(&DcsHarness {
-        clock,
-        sim,
-        provider,
-    })
-    .await;
+    let report = tasktrack_testkit::run(&harness(clock, sim, provider)).await;
     println!("{report}");
     report.assert_passed();
 }

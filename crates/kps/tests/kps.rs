@@ -7,7 +7,7 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{
-    async_trait, Error, ManualClock, TaskAction, TaskFilter, TaskProvider, TaskState, TaskStatus,
+    Error, ManualClock, TaskAction, TaskFilter, TaskProvider, TaskState, TaskStatus,
 };
 use tasktrack_huaweicloud::{Credentials, ServiceConfig, Signer};
 use tasktrack_kps::{
@@ -16,7 +16,7 @@ use tasktrack_kps::{
 use tasktrack_sim::huawei::HuaweiAuth;
 use tasktrack_sim::kps::Kps;
 use tasktrack_sim::{SimBuilder, SimClock, SimHandle, TaskSpec};
-use tasktrack_testkit::{Expected, Harness, ScriptedTask};
+use tasktrack_testkit::sim::{scripted, SimHarness};
 
 const PROJECT: &str = "a4d31cb6-3d72-4fdc-8ec9-6e3a41e47f71";
 const AK: &str = "SIMAKEXAMPLE0001";
@@ -120,58 +120,35 @@ async fn paging_walks_2500_failed_tasks_with_limit_1000() {
     assert!(sim.requests().count("GET /v3/{project_id}/failed-tasks") <= 2);
 }
 
-struct KpsHarness {
+/// The conformance run's harness: KPS reset tasks, faults on the task route.
+fn harness(
     clock: ManualClock,
     sim: SimHandle,
     provider: Arc<KpsProvider>,
-}
-
-#[async_trait]
-impl Harness for KpsHarness {
-    type Provider = KpsProvider;
-    fn provider(&self) -> Arc<KpsProvider> {
-        self.provider.clone()
-    }
-    fn clock(&self) -> ManualClock {
-        self.clock.clone()
-    }
-    async fn create(&self, t: ScriptedTask) -> KpsTaskId {
-        let spec = TaskSpec::new("reset", t.duration).with_attr("operation", "RESET");
-        self.sim
-            .create_task(match t.expected {
-                Expected::Succeed => spec,
-                Expected::Fail { code, message } => spec.with_failure(code, message),
-            })
-            .parse()
-            .unwrap()
-    }
-    fn unknown_id(&self) -> KpsTaskId {
-        "00000000-0000-0000-0000-000000000000".parse().unwrap()
-    }
-    async fn inject_transient_faults(&self, n: u32) {
-        self.sim.faults().next(
-            n,
-            "GET /v3/{project_id}/tasks/{task_id}",
-            tasktrack_sim::Fault::status(503),
-        );
-    }
-    async fn clear_faults(&self) {
-        self.sim.faults().clear();
-    }
-    fn attempts_per_status(&self) -> u32 {
-        3
-    }
-    async fn prepare_action(&self, action: &TaskAction) -> Option<(KpsTaskId, TaskAction)> {
+) -> SimHarness<KpsProvider> {
+    let unknown = "00000000-0000-0000-0000-000000000000".parse().unwrap();
+    SimHarness::new(
+        clock,
+        sim,
+        provider,
+        "GET /v3/{project_id}/tasks/{task_id}",
+        unknown,
+        |sim, t| {
+            let spec = TaskSpec::new("reset", t.duration).with_attr("operation", "RESET");
+            sim.create_task(scripted(spec, t.expected)).parse().unwrap()
+        },
+    )
+    .with_attempts_per_status(3)
+    .with_prepared_actions(|sim, clock, action| {
         (*action == TaskAction::Delete).then(|| {
-            let id = self
-                .sim
+            let id = sim
                 .create_task(TaskSpec::new("reset", Duration::ZERO).with_failure("KPS.1", "failed"))
                 .parse()
                 .unwrap();
-            self.clock.advance(Duration::from_millis(1));
+            clock.advance(Duration::from_millis(1));
             (id, TaskAction::Delete)
         })
-    }
+    })
 }
 
 #[tokio::test]
@@ -182,12 +159,7 @@ async fn the_kps_provider_conforms_with_aksk_and_with_a_token() {
         let provider = Arc::new(KpsProvider::new(
             KpsClient::new(&config(&sim, creds)).unwrap(),
         ));
-        let report = tasktrack_testkit::run(&KpsHarness {
-            clock,
-            sim,
-            provider,
-        })
-        .await;
+        let report = tasktrack_testkit::run(&harness(clock, sim, provider)).await;
         println!("{report}");
         report.assert_passed();
     }

@@ -7,16 +7,16 @@ use tasktrack_ocp::ConfigureHttp;
 use futures::TryStreamExt;
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{
-    async_trait, Error, LogRange, ManualClock, PollPolicy, Poller, RemediationPolicy, Secret,
-    TaskAction, TaskFilter, TaskProvider, TaskState, TaskStatus,
+    Error, LogRange, ManualClock, PollPolicy, Poller, RemediationPolicy, Secret, TaskAction,
+    TaskFilter, TaskProvider, TaskState, TaskStatus,
 };
 use tasktrack_ocp::{
     BasicTaskInstance, Envelope, OcpClient, OcpProvider, OcpTaskStatus, Operation, Paged,
     SubtaskStatus, TaskQuery, TaskType, TenantMode, WrappedTaskInstance,
 };
 use tasktrack_sim::ocp::{Ocp, OcpSubtaskSpec, OcpTaskSpec};
-use tasktrack_sim::{Fault, SimBuilder, SimClock, SimHandle, TaskSpec};
-use tasktrack_testkit::{Expected, Harness, ScriptedTask};
+use tasktrack_sim::{SimBuilder, SimClock, SimHandle, TaskSpec};
+use tasktrack_testkit::sim::{scripted, SimHarness};
 
 const USER: &str = "admin";
 const PASSWORD: &str = "ocp-password-value";
@@ -118,48 +118,22 @@ fn documented_shapes_decode_with_every_field() {
     );
 }
 
-struct OcpHarness {
+/// The conformance run's harness: one-subtask tasks, faults on the detail
+/// route, DAG tasks prepared for the subtask actions.
+fn harness(
     clock: ManualClock,
     ocp: Ocp,
     sim: SimHandle,
     provider: Arc<OcpProvider>,
-}
-
-#[async_trait]
-impl Harness for OcpHarness {
-    type Provider = OcpProvider;
-    fn provider(&self) -> Arc<OcpProvider> {
-        self.provider.clone()
-    }
-    fn clock(&self) -> ManualClock {
-        self.clock.clone()
-    }
-    async fn create(&self, t: ScriptedTask) -> u64 {
-        let spec = TaskSpec::new("Run suite", t.duration);
-        let spec = match t.expected {
-            Expected::Succeed => spec,
-            Expected::Fail { code, message } => spec.with_failure(code, message),
-        };
-        self.sim.create_task(spec).parse().unwrap()
-    }
-    fn unknown_id(&self) -> u64 {
-        999_999
-    }
-    async fn inject_transient_faults(&self, n: u32) {
-        self.sim
-            .faults()
-            .next(n, "GET /api/v2/tasks/instances/{id}", Fault::status(503));
-    }
-    async fn clear_faults(&self) {
-        self.sim.faults().clear();
-    }
-    fn attempts_per_status(&self) -> u32 {
-        3
-    }
-    fn reports_failure_codes(&self) -> bool {
-        false
-    }
-    async fn prepare_action(&self, action: &TaskAction) -> Option<(u64, TaskAction)> {
+) -> SimHarness<OcpProvider> {
+    let route = "GET /api/v2/tasks/instances/{id}";
+    SimHarness::new(clock, sim, provider, route, 999_999, |sim, t| {
+        let spec = scripted(TaskSpec::new("Run suite", t.duration), t.expected);
+        sim.create_task(spec).parse().unwrap()
+    })
+    .with_attempts_per_status(3)
+    .without_failure_codes()
+    .with_prepared_actions(move |_, clock, action| {
         let failing = OcpSubtaskSpec::new("fails once", s(1), &[0]).with_fail_runs(1);
         let running = OcpSubtaskSpec::new("long", s(1000), &[0]);
         let sub = if matches!(action, TaskAction::CancelStep(_)) {
@@ -167,12 +141,12 @@ impl Harness for OcpHarness {
         } else {
             failing
         };
-        let id = self.ocp.create(OcpTaskSpec::new(
+        let id = ocp.create(OcpTaskSpec::new(
             "Prepared",
             vec![OcpSubtaskSpec::new("first", s(1), &[]), sub],
         ));
-        self.clock.advance(s(3));
-        let step = self.ocp.subtask_ids(id)[1].to_string();
+        clock.advance(s(3));
+        let step = ocp.subtask_ids(id)[1].to_string();
         let concrete = match action {
             TaskAction::RetryStep(_) => TaskAction::RetryStep(step),
             TaskAction::SkipStep(_) => TaskAction::SkipStep(step),
@@ -180,7 +154,7 @@ impl Harness for OcpHarness {
             other => other.clone(),
         };
         Some((id, concrete))
-    }
+    })
 }
 
 #[tokio::test]
@@ -188,13 +162,7 @@ async fn the_ocp_provider_conforms() {
     let clock = ManualClock::new();
     let (ocp, sim) = start(&clock).await;
     let provider = Arc::new(provider(&sim));
-    let report = tasktrack_testkit::run(&OcpHarness {
-        clock,
-        ocp,
-        sim,
-        provider,
-    })
-    .await;
+    let report = tasktrack_testkit::run(&harness(clock, ocp, sim, provider)).await;
     println!("{report}");
     report.assert_passed();
     let skipped = report

@@ -6,15 +6,15 @@ use tasktrack_proxmox::ConfigureHttp;
 
 use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{
-    async_trait, Error, LogRange, ManualClock, PollPolicy, Poller, TaskAction, TaskProvider,
-    TaskState, TaskStatus,
+    Error, LogRange, ManualClock, PollPolicy, Poller, TaskAction, TaskProvider, TaskState,
+    TaskStatus,
 };
 use tasktrack_proxmox::{
     decode_log, NodeTaskQuery, ProxmoxClient, ProxmoxCredentials, ProxmoxProvider, TaskSource, Upid,
 };
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{Fault, SimBuilder, SimClock, SimHandle, SimOutcome, TaskSpec};
-use tasktrack_testkit::{Expected, Harness, ScriptedTask};
+use tasktrack_testkit::sim::{scripted, SimHarness};
 
 const TOKEN_ID: &str = "root@pam!ci";
 const TOKEN_SECRET: &str = "6f1c0b1e-1111-2222-3333-token-secret";
@@ -58,46 +58,22 @@ fn task(sim: &SimHandle, spec: TaskSpec) -> Upid {
     sim.create_task(spec).parse().unwrap()
 }
 
-struct PveHarness {
+/// The conformance run's harness: vzdump tasks, faults on the status route.
+fn harness(
     clock: ManualClock,
     sim: SimHandle,
     provider: Arc<ProxmoxProvider>,
-}
-
-#[async_trait]
-impl Harness for PveHarness {
-    type Provider = ProxmoxProvider;
-    fn provider(&self) -> Arc<ProxmoxProvider> {
-        self.provider.clone()
-    }
-    fn clock(&self) -> ManualClock {
-        self.clock.clone()
-    }
-    async fn create(&self, t: ScriptedTask) -> Upid {
+) -> SimHarness<ProxmoxProvider> {
+    let unknown = "UPID:pve1:00000001:00000001:00000001:vzdump:999:root@pam:"
+        .parse()
+        .unwrap();
+    SimHarness::new(clock, sim, provider, STATUS_ROUTE, unknown, |sim, t| {
         let spec = TaskSpec::new("vzdump", t.duration).with_attr("id", "100");
-        let spec = match t.expected {
-            Expected::Succeed => spec,
-            Expected::Fail { code, message } => spec.with_failure(code, message),
-        };
-        task(&self.sim, spec)
-    }
-    fn unknown_id(&self) -> Upid {
-        "UPID:pve1:00000001:00000001:00000001:vzdump:999:root@pam:"
-            .parse()
-            .unwrap()
-    }
-    async fn inject_transient_faults(&self, n: u32) {
-        self.sim.faults().next(n, STATUS_ROUTE, Fault::status(503));
-    }
-    async fn clear_faults(&self) {
-        self.sim.faults().clear();
-    }
-    fn attempts_per_status(&self) -> u32 {
-        quick_retry().max_retries + 1
-    }
-    fn reports_failure_codes(&self) -> bool {
-        false // PVE reports an exit status text, no code
-    }
+        task(sim, scripted(spec, t.expected))
+    })
+    .with_attempts_per_status(quick_retry().max_retries + 1)
+    // PVE reports an exit status text, no code.
+    .without_failure_codes()
 }
 
 #[tokio::test]
@@ -105,12 +81,7 @@ async fn the_proxmox_provider_conforms() {
     let clock = ManualClock::new();
     let sim = start(&clock).await;
     let provider = Arc::new(provider(&sim, token()));
-    let report = tasktrack_testkit::run(&PveHarness {
-        clock,
-        sim,
-        provider,
-    })
-    .await;
+    let report = tasktrack_testkit::run(&harness(clock, sim, provider)).await;
     println!("{report}");
     report.assert_passed();
 }

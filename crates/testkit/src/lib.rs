@@ -29,6 +29,8 @@
 mod harness;
 mod memory;
 mod report;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod store;
 mod suite;
 
