@@ -47,6 +47,34 @@ async fn create(pve: &SimHandle, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// A Proxmox simulator with these nodes (token `root@pam!w=s`) and a
+/// config naming it as backend `pve`, in a fresh directory.
+async fn pve_and_config(nodes: &[&str]) -> (SimHandle, tempfile::TempDir, std::path::PathBuf) {
+    let pve =
+        SimBuilder::new(Proxmox::new(nodes.iter().copied()).with_api_token("root@pam!w", "s"))
+            .start()
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &pve);
+    (pve, dir, cfg)
+}
+
+/// `n` new tasks of `pve`, already in `redis`'s tracked set.
+async fn tracked_in_redis(redis: &RedisServer, pve: &SimHandle, n: usize) -> Vec<String> {
+    let ids = create(pve, n).await;
+    let store = tasktrack_redis::RedisStore::connect(&redis.url())
+        .await
+        .unwrap();
+    for id in &ids {
+        store
+            .put(&TrackedEntry::new("pve", id.clone()))
+            .await
+            .unwrap();
+    }
+    ids
+}
+
 fn finals_of(events: &[TaskEvent]) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     for e in events.iter().filter(|e| e.is_final()) {
@@ -57,12 +85,7 @@ fn finals_of(events: &[TaskEvent]) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_with_sigkill_resumes_from_the_file_store() {
-    let pve = SimBuilder::new(Proxmox::new(["pve1", "pve2"]).with_api_token("root@pam!w", "s"))
-        .start()
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &pve);
+    let (pve, dir, cfg) = pve_and_config(&["pve1", "pve2"]).await;
     let db = dir.path().join("t.db");
     let url = format!("file:{}", db.display());
     let ids = create(&pve, 500).await;
@@ -144,22 +167,8 @@ async fn a_worker_killed_with_sigkill_resumes_from_the_file_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_share_one_redis() {
     let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
-    let pve = SimBuilder::new(Proxmox::new(["pve1", "pve2"]).with_api_token("root@pam!w", "s"))
-        .start()
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &pve);
-    let ids = create(&pve, 200).await;
-    let store = tasktrack_redis::RedisStore::connect(&redis.url())
-        .await
-        .unwrap();
-    for id in &ids {
-        store
-            .put(&TrackedEntry::new("pve", id.clone()))
-            .await
-            .unwrap();
-    }
+    let (pve, _dir, cfg) = pve_and_config(&["pve1", "pve2"]).await;
+    tracked_in_redis(&redis, &pve, 200).await;
     let spawn = |owner: &str| {
         tasktrack(&cfg)
             .args([
@@ -198,6 +207,9 @@ async fn two_workers_share_one_redis() {
     let finals = finals_of(&all);
     assert_eq!(finals.len(), 200, "every end printed by one worker");
     assert!(finals.values().all(|n| *n == 1));
+    let store = tasktrack_redis::RedisStore::connect(&redis.url())
+        .await
+        .unwrap();
     let logged: Vec<TaskEvent> = store
         .read("0", 100_000)
         .await
@@ -221,12 +233,7 @@ async fn lease_holders(url: &str) -> std::collections::BTreeMap<u32, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_a_workers_leases_for_the_next_one() {
     let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
-    let pve = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token("root@pam!w", "s"))
-        .start()
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &pve);
+    let (_pve, _dir, cfg) = pve_and_config(&["pve1"]).await;
     let spawn = |owner: &str| {
         tasktrack(&cfg)
             .args([
@@ -298,22 +305,8 @@ fn metric(text: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_serves_metrics_health_and_readiness() {
     let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
-    let pve = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token("root@pam!w", "s"))
-        .start()
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &pve);
-    let ids = create(&pve, 20).await;
-    let store = tasktrack_redis::RedisStore::connect(&redis.url())
-        .await
-        .unwrap();
-    for id in &ids {
-        store
-            .put(&TrackedEntry::new("pve", id.clone()))
-            .await
-            .unwrap();
-    }
+    let (pve, _dir, cfg) = pve_and_config(&["pve1"]).await;
+    let ids = tracked_in_redis(&redis, &pve, 20).await;
     let mut worker = tasktrack(&cfg)
         .args([
             "worker",
