@@ -2,6 +2,7 @@
 //! headless Chromium (Debian's `chromium` and `chromium-driver`).
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,20 @@ struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// chromedriver in a process group of its own, killed with the browsers it
+/// started: killing chromedriver alone leaves every Chromium process of
+/// its session running after the test.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -215,7 +230,7 @@ fn a_public_address_needs_a_token() {
 struct Browser {
     http: reqwest::Client,
     base: String,
-    _driver: Proc,
+    _driver: Driver,
     _profile: tempfile::TempDir,
 }
 
@@ -228,6 +243,7 @@ impl Browser {
             .port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -267,7 +283,7 @@ impl Browser {
         Browser {
             http,
             base: format!("{driver_url}/session/{id}"),
-            _driver: Proc(driver),
+            _driver: Driver(driver),
             _profile: profile,
         }
     }
