@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-use tasktrack_core::http::HttpConfig;
-use tasktrack_core::{BackendConfig, DynTaskProvider, Result, Secret};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use tasktrack_core::{BackendConfig, DynTaskProvider, Result};
 use tasktrack_huaweicloud::HuaweiConfig;
 
 use crate::{DcsClient, DcsProvider};
@@ -21,37 +21,29 @@ use crate::{DcsClient, DcsProvider};
 /// sk = "${CLOUD_SDK_SK}"
 /// instances = ["5560df16-cebf-4473-95c4-d1b573c16e79"]
 /// ```
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct DcsConfig {
-    /// The service endpoint.
-    pub endpoint: String,
-    /// Project id.
-    pub project_id: String,
-    /// Access key.
-    pub ak: Option<Secret>,
-    /// Secret key.
-    pub sk: Option<Secret>,
-    /// An IAM token instead of AK/SK.
-    pub token: Option<Secret>,
+    /// The endpoint, project, credentials and HTTP settings, at the top
+    /// level of the backend's table.
+    pub service: HuaweiConfig,
     /// Instances whose task lists are read.
-    #[serde(default)]
     pub instances: Vec<String>,
-    /// Timeouts, limits, redirects, TLS.
-    #[serde(default)]
-    pub http: HttpConfig,
 }
 
-impl DcsConfig {
-    fn service(&self) -> HuaweiConfig {
-        HuaweiConfig {
-            endpoint: self.endpoint.clone(),
-            project_id: self.project_id.clone(),
-            ak: self.ak.clone(),
-            sk: self.sk.clone(),
-            token: self.token.clone(),
-            http: self.http.clone(),
-        }
+/// `instances` beside a [`HuaweiConfig`]'s fields, unknown fields still
+/// refused: `#[serde(flatten)]` would accept any field (serde cannot
+/// combine it with `deny_unknown_fields`).
+impl<'de> Deserialize<'de> for DcsConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let mut table = serde_json::Map::deserialize(deserializer)?;
+        let instances = match table.remove("instances") {
+            Some(v) => Vec::<String>::deserialize(v)
+                .map_err(|e| D::Error::custom(format_args!("instances: {e}")))?,
+            None => Vec::new(),
+        };
+        let service = HuaweiConfig::deserialize(serde_json::Value::Object(table))
+            .map_err(|e| D::Error::custom(format_args!("{e} (or `instances`)")))?;
+        Ok(DcsConfig { service, instances })
     }
 }
 
@@ -63,7 +55,6 @@ impl BackendConfig for DcsConfig {
     /// `HUAWEICLOUD_DCS_ENDPOINT`, `HUAWEICLOUD_PROJECT_ID`, the
     /// credentials' variables, and `DCS_INSTANCES` (comma-separated).
     fn from_env() -> Result<Self> {
-        let h = HuaweiConfig::from_env("dcs", "HUAWEICLOUD_DCS_ENDPOINT")?;
         let instances = std::env::var("DCS_INSTANCES")
             .map(|v| {
                 v.split(',')
@@ -74,30 +65,62 @@ impl BackendConfig for DcsConfig {
             })
             .unwrap_or_default();
         Ok(DcsConfig {
-            endpoint: h.endpoint,
-            project_id: h.project_id,
-            ak: h.ak,
-            sk: h.sk,
-            token: h.token,
+            service: HuaweiConfig::from_env("dcs", "HUAWEICLOUD_DCS_ENDPOINT")?,
             instances,
-            http: h.http,
         })
     }
 
     fn limit_requests(&mut self, max: u64) {
-        self.http.limit_requests(max);
+        self.service.http.limit_requests(max);
     }
 
     fn share_budget(&mut self, store: Arc<dyn tasktrack_core::TrackStore>) {
-        self.http.share_budget(store);
+        self.service.http.share_budget(store);
     }
 
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
-        let client = DcsClient::new(&self.service().service(name)?)?;
+        let client = DcsClient::new(&self.service.service(name)?)?;
         Ok(Arc::new(
             DcsProvider::new(client)
                 .with_instances(self.instances.clone())
                 .with_name(name),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: serde_json::Value) -> std::result::Result<DcsConfig, String> {
+        DcsConfig::deserialize(v).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn instances_sit_beside_the_service_fields_and_unknown_fields_are_refused() {
+        let c = parse(json!({
+            "endpoint": "https://dcs.example",
+            "project_id": "p",
+            "token": "t",
+            "instances": ["i1", "i2"],
+            "http": {"timeout": "5s"},
+        }))
+        .unwrap();
+        assert_eq!(c.instances, ["i1", "i2"]);
+        assert_eq!(c.service.endpoint, "https://dcs.example");
+        assert!(c.service.token.is_some());
+        let bare = parse(json!({"endpoint": "https://dcs.example", "project_id": "p"})).unwrap();
+        assert!(bare.instances.is_empty());
+
+        let err = parse(json!({"endpoint": "e", "project_id": "p", "instance": ["i1"]}));
+        assert!(err.as_ref().unwrap_err().contains("instance"), "{err:?}");
+        let err = parse(json!({"endpoint": "e", "project_id": "p", "instances": "i1"}));
+        assert!(
+            err.as_ref().unwrap_err().starts_with("instances:"),
+            "{err:?}"
+        );
+        let err = parse(json!({"project_id": "p"}));
+        assert!(err.as_ref().unwrap_err().contains("endpoint"), "{err:?}");
     }
 }
