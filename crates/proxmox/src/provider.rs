@@ -153,7 +153,7 @@ impl ProxmoxProvider {
         &self,
         node: &str,
         wanted: &[&Upid],
-    ) -> Result<HashMap<Upid, TaskListEntry>> {
+    ) -> Result<HashMap<String, TaskListEntry>> {
         let since = wanted
             .iter()
             .map(|u| u.starttime())
@@ -167,10 +167,17 @@ impl ProxmoxProvider {
             ..NodeTaskQuery::default()
         };
         let page = self.client.node_tasks(node, &query).await?;
+        // Only the wanted entries are kept, matched by their text as PVE
+        // prints it (the list carries every task of the node since the
+        // oldest wanted start, most of them not asked for). A wanted UPID
+        // written otherwise (lowercase hex) is not matched here and is
+        // asked about on its own.
+        let wanted: std::collections::HashSet<&str> = wanted.iter().map(|u| u.as_str()).collect();
         Ok(page
             .entries
-            .iter()
-            .filter_map(|e| Some((e.upid.parse::<Upid>().ok()?, e.clone())))
+            .into_iter()
+            .filter(|e| wanted.contains(e.upid.as_str()))
+            .map(|e| (e.upid.clone(), e))
             .collect())
     }
 }
@@ -297,7 +304,7 @@ impl TaskProvider for ProxmoxProvider {
                 .map(|(node, wanted)| async move { (*node, self.node_batch(node, wanted).await) }),
         )
         .await;
-        let lists: HashMap<&str, Result<HashMap<Upid, TaskListEntry>>> =
+        let lists: HashMap<&str, Result<HashMap<String, TaskListEntry>>> =
             lists.into_iter().collect();
         let mut answers: Vec<Option<Result<ProxmoxTask>>> = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
@@ -305,7 +312,7 @@ impl TaskProvider for ProxmoxProvider {
             match lists.get(id.node()) {
                 // An inconclusive entry (an end time without an exit
                 // status) is asked about directly, like a missing one.
-                Some(Ok(found)) => match found.get(id) {
+                Some(Ok(found)) => match found.get(id.as_str()) {
                     Some(entry) if entry.listed_state() != ListedState::Inconclusive => {
                         answers.push(Some(Ok(entry.to_status())))
                     }
