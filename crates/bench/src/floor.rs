@@ -18,7 +18,9 @@ use crate::throughput::{OCP_PASSWORD, OCP_USER};
 
 /// Requests the floor makes in all.
 pub(crate) const REQUESTS: usize = 20_000;
-/// Requests in flight, as the Tracker's default window per provider.
+/// Requests in flight: about what the Tracker has in flight at 10,000
+/// mixed tasks (32 per provider without batch status, three of them), and
+/// what earlier floors used, so floors compare across days.
 pub(crate) const IN_FLIGHT: usize = 64;
 
 #[derive(Deserialize)]
