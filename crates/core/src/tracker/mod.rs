@@ -1,10 +1,12 @@
 //! Tracking many tasks across many providers with one scheduler.
 //!
-//! A tracked task is plain data (provider, id string, last snapshot, next due
-//! time) kept in one table; one timer heap orders the due times. Each tick
-//! pops every due task, groups them per provider and asks
-//! [`DynTaskProvider::status_many`] once per batch, so a provider that can
-//! batch turns N polls into one request. No task spawns its own loop.
+//! A tracked task is plain data (provider, id string, the poll cursor with
+//! the last state and a fingerprint of the last answer, next due time) kept
+//! in one table; one timer heap orders the due times. A provider that
+//! batches gets its due tasks gathered into one
+//! [`DynTaskProvider::snapshot_many`] call; every other provider gets one
+//! request per due task, a bounded number in flight, each answer applied as
+//! it arrives. No task spawns its own loop.
 
 mod builder;
 mod dispatch;
@@ -21,4 +23,7 @@ pub use lag::{LagHistogram, LAG_BUCKETS_MS};
 pub use metrics::describe as describe_metrics;
 
 use handle::{Command, Counters, ProviderRuntime};
-use schedule::{live, BatchResult, Entry, Scheduler, Slot, StoreState};
+use schedule::{live, BatchResult, Entry, Scheduler, StoreState};
+
+/// A tracked task's place in the scheduler's table.
+type Slot = u32;

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::singles::{Load, Singles, SATURATED_WAIT};
-use super::{Command, Counters, ProviderRuntime};
+use super::{Command, Counters, ProviderRuntime, Slot};
 use crate::clock::SharedClock;
 use crate::cursor::PollCursor;
 use crate::error::{Error, Result};
@@ -62,8 +62,6 @@ impl Entry {
         }
     }
 }
-
-pub(super) type Slot = u32;
 
 pub(super) struct BatchResult {
     pub(super) provider: usize,

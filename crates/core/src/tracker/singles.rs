@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::schedule::Slot;
+use super::Slot;
 
 /// Tasks due at a provider without batch status, waiting for a place among
 /// its requests in flight: created as places free up, not all at once, so
