@@ -146,27 +146,9 @@ max_backoff = "100ms"
     )
     .unwrap();
 
+    let ids = common::pve_backups(&pve, TASKS, 4);
+    common::track_in_redis(&redis.url(), &ids).await;
     let store = RedisStore::connect(&redis.url()).await.unwrap();
-    let ids: Vec<String> = (0..TASKS)
-        .map(|i| {
-            let spec = TaskSpec::new(
-                "vzdump",
-                Duration::from_millis(200 + (i as u64 * 53) % 2500),
-            )
-            .with_attr("id", (100 + i).to_string());
-            pve.create_task(if i % 4 == 0 {
-                spec.with_failure("E", "disk full")
-            } else {
-                spec
-            })
-        })
-        .collect();
-    for id in &ids {
-        store
-            .put(&TrackedEntry::new("pve", id.clone()))
-            .await
-            .unwrap();
-    }
     let mut workers: HashMap<String, Worker> = ["w1", "w2", "w3"]
         .into_iter()
         .map(|o| {

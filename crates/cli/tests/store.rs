@@ -1,6 +1,8 @@
 //! Shared tracked sets through the CLI: a worker killed with SIGKILL resumes
 //! from the file store; two workers share one Redis.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -9,7 +11,7 @@ use std::time::Duration;
 use tasktrack_core::{FileStore, TaskEvent, TrackStore, TrackedEntry};
 use tasktrack_redis::testing::{free_port, RedisServer};
 use tasktrack_sim::proxmox::Proxmox;
-use tasktrack_sim::{SimBuilder, SimHandle, TaskSpec};
+use tasktrack_sim::{SimBuilder, SimHandle};
 
 fn config(dir: &std::path::Path, pve: &SimHandle) -> std::path::PathBuf {
     let path = dir.join("tasktrack.toml");
@@ -30,23 +32,6 @@ fn tasktrack(cfg: &std::path::Path) -> Command {
     c
 }
 
-async fn create(pve: &SimHandle, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            let spec = TaskSpec::new(
-                "vzdump",
-                Duration::from_millis(300 + (i as u64 * 37) % 3000),
-            )
-            .with_attr("id", (100 + i).to_string());
-            pve.create_task(if i % 5 == 0 {
-                spec.with_failure("E", "boom")
-            } else {
-                spec
-            })
-        })
-        .collect()
-}
-
 /// A Proxmox simulator with these nodes (token `root@pam!w=s`) and a
 /// config naming it as backend `pve`, in a fresh directory.
 async fn pve_and_config(nodes: &[&str]) -> (SimHandle, tempfile::TempDir, std::path::PathBuf) {
@@ -58,21 +43,6 @@ async fn pve_and_config(nodes: &[&str]) -> (SimHandle, tempfile::TempDir, std::p
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &pve);
     (pve, dir, cfg)
-}
-
-/// `n` new tasks of `pve`, already in `redis`'s tracked set.
-async fn tracked_in_redis(redis: &RedisServer, pve: &SimHandle, n: usize) -> Vec<String> {
-    let ids = create(pve, n).await;
-    let store = tasktrack_redis::RedisStore::connect(&redis.url())
-        .await
-        .unwrap();
-    for id in &ids {
-        store
-            .put(&TrackedEntry::new("pve", id.clone()))
-            .await
-            .unwrap();
-    }
-    ids
 }
 
 fn finals_of(events: &[TaskEvent]) -> HashMap<String, usize> {
@@ -88,7 +58,7 @@ async fn a_worker_killed_with_sigkill_resumes_from_the_file_store() {
     let (pve, dir, cfg) = pve_and_config(&["pve1", "pve2"]).await;
     let db = dir.path().join("t.db");
     let url = format!("file:{}", db.display());
-    let ids = create(&pve, 500).await;
+    let ids = common::pve_backups(&pve, 500, 5);
     // A few through the command, the rest straight into the store.
     for id in &ids[..3] {
         let out = tasktrack(&cfg)
@@ -168,7 +138,7 @@ async fn a_worker_killed_with_sigkill_resumes_from_the_file_store() {
 async fn two_workers_share_one_redis() {
     let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
     let (pve, _dir, cfg) = pve_and_config(&["pve1", "pve2"]).await;
-    tracked_in_redis(&redis, &pve, 200).await;
+    common::track_in_redis(&redis.url(), &common::pve_backups(&pve, 200, 5)).await;
     let spawn = |owner: &str| {
         tasktrack(&cfg)
             .args([
@@ -306,7 +276,8 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn a_worker_serves_metrics_health_and_readiness() {
     let redis = RedisServer::start(free_port().unwrap(), None).unwrap();
     let (pve, _dir, cfg) = pve_and_config(&["pve1"]).await;
-    let ids = tracked_in_redis(&redis, &pve, 20).await;
+    let ids = common::pve_backups(&pve, 20, 5);
+    common::track_in_redis(&redis.url(), &ids).await;
     let mut worker = tasktrack(&cfg)
         .args([
             "worker",

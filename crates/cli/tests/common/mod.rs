@@ -1,5 +1,5 @@
 //! What the fleet tests share: worker processes that cannot outlive a
-//! failed test, and a loopback HTTP receiver.
+//! failed test, a loopback HTTP receiver, and Proxmox tasks in a tracked set.
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
@@ -65,4 +65,35 @@ pub async fn serve(app: axum::Router) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
+}
+
+/// `n` new vzdump tasks of `pve` (guest ids from 100, 0.3–3.3 s long),
+/// every `fail_every`-th failing with `disk full`.
+pub fn pve_backups(pve: &tasktrack_sim::SimHandle, n: usize, fail_every: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let spec = tasktrack_sim::TaskSpec::new(
+                "vzdump",
+                std::time::Duration::from_millis(300 + (i as u64 * 37) % 3000),
+            )
+            .with_attr("id", (100 + i).to_string());
+            pve.create_task(if i % fail_every == 0 {
+                spec.with_failure("E", "disk full")
+            } else {
+                spec
+            })
+        })
+        .collect()
+}
+
+/// `ids` of backend `pve`, put in the tracked set of the Redis at `url`.
+pub async fn track_in_redis(url: &str, ids: &[String]) {
+    use tasktrack_core::TrackStore;
+    let store = tasktrack_redis::RedisStore::connect(url).await.unwrap();
+    for id in ids {
+        store
+            .put(&tasktrack_core::TrackedEntry::new("pve", id.clone()))
+            .await
+            .unwrap();
+    }
 }
