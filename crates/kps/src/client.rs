@@ -1,8 +1,12 @@
 //! [`KpsClient`]: the KPS task endpoints.
 
-use futures::Stream;
-use serde::de::DeserializeOwned;
-use tasktrack_core::http::{path_segment, HttpClient, HttpRequest};
+use std::borrow::Cow;
+
+use futures::{Stream, TryStreamExt};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use tasktrack_core::http::{decode_json, path_segment, HttpClient, HttpRequest};
 use tasktrack_core::paging::{walk_offsets, OffsetPage, PageLimits};
 use tasktrack_core::{Error, Result};
 use tasktrack_huaweicloud::ServiceConfig;
@@ -109,6 +113,32 @@ impl KpsClient {
         )
     }
 
+    /// The failed task `task_id`, walking the failed-task list as
+    /// [`failed_tasks`](Self::failed_tasks) does but decoding only each
+    /// entry's id, and the whole entry only for the one it finds: the list
+    /// holds every failed task of the project, and a task that failed is
+    /// looked up in it once for its error code and message.
+    pub async fn find_failed(&self, task_id: &str, page_size: u32) -> Result<Option<FailedTask>> {
+        let entries = walk_offsets(
+            "kps",
+            PageLimits::new(page_size),
+            move |offset, limit| async move {
+                let page: TaskList<ListedEntry> = self
+                    .page("/failed-tasks", limit, offset, "failed task list")
+                    .await?;
+                Ok(offset_page(page))
+            },
+            |e: &ListedEntry| e.task_id.clone(),
+        );
+        let mut entries = std::pin::pin!(entries);
+        while let Some(entry) = entries.try_next().await? {
+            if entry.task_id == task_id {
+                return decode_json("kps", "failed task", entry.json.get().as_bytes()).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
     /// Every running task, walking `offset` page by page.
     pub fn running_tasks(
         &self,
@@ -123,6 +153,28 @@ impl KpsClient {
             },
             |t: &RunningTask| t.task_id.clone(),
         )
+    }
+}
+
+/// A list entry as its JSON text, with only its `task_id` decoded.
+struct ListedEntry {
+    task_id: String,
+    json: Box<RawValue>,
+}
+
+impl<'de> Deserialize<'de> for ListedEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Id<'a> {
+            #[serde(borrow)]
+            task_id: Cow<'a, str>,
+        }
+        let json = Box::<RawValue>::deserialize(deserializer)?;
+        let id: Id<'_> = serde_json::from_str(json.get()).map_err(D::Error::custom)?;
+        Ok(ListedEntry {
+            task_id: id.task_id.into_owned(),
+            json,
+        })
     }
 }
 

@@ -175,13 +175,7 @@ impl KpsProvider {
     }
 
     async fn find_failed(&self, id: &str) -> Result<Option<FailedTask>> {
-        let mut stream = std::pin::pin!(self.client.failed_tasks(DEFAULT_LIMIT));
-        while let Some(t) = stream.try_next().await? {
-            if t.task_id == id {
-                return Ok(Some(t));
-            }
-        }
-        Ok(None)
+        self.client.find_failed(id, DEFAULT_LIMIT).await
     }
 
     async fn find_running(&self, id: &str) -> Result<Option<RunningTask>> {

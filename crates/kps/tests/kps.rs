@@ -350,3 +350,46 @@ async fn the_simulator_rejects_any_change_to_a_signed_part() {
         "14 minutes is fine"
     );
 }
+
+/// Looking one failed task up decodes only the entries' ids, and finds
+/// the same entry, every field of it, as walking the whole decoded list.
+#[tokio::test]
+async fn a_failed_task_is_found_across_pages_as_the_full_list_has_it() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let c = client(&sim);
+    let ids: Vec<String> = (0..20)
+        .map(|i| {
+            sim.create_task(
+                TaskSpec::new("reset", Duration::from_secs(1))
+                    .with_attr("operation", "RESET")
+                    .with_attr("server_name", format!("ecs-{i:02}"))
+                    .with_failure(format!("KPS.{i:04}"), format!("failure {i}")),
+            )
+        })
+        .collect();
+    clock.advance(Duration::from_secs(2));
+    let everything: Vec<FailedTask> = c.failed_tasks(7).try_collect().await.unwrap();
+    assert_eq!(everything.len(), 20);
+    sim.requests().reset();
+    let last = c.find_failed(&ids[19], 7).await.unwrap().expect("found");
+    assert_eq!(
+        Some(&last),
+        everything.iter().find(|t| t.task_id == ids[19])
+    );
+    assert_eq!(last.task_error_code.as_deref(), Some("KPS.0019"));
+    assert_eq!(last.server_name.as_deref(), Some("ecs-19"));
+    assert_eq!(
+        sim.requests().count("GET /v3/{project_id}/failed-tasks"),
+        3,
+        "three pages of 7 walked to the last entry"
+    );
+    let first = c.find_failed(&ids[0], 7).await.unwrap().expect("found");
+    assert_eq!(first.task_error_msg.as_deref(), Some("failure 0"));
+    assert_eq!(
+        c.find_failed("00000000-0000-0000-0000-000000000000", 7)
+            .await
+            .unwrap(),
+        None
+    );
+}
