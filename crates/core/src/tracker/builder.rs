@@ -208,7 +208,7 @@ impl TrackerBuilder {
             generations: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
-            heap: BinaryHeap::new(),
+            heaps: providers.iter().map(|_| BinaryHeap::new()).collect(),
             counters: counters.clone(),
             events: ev_tx,
             store: self.store.map(|store| StoreState {

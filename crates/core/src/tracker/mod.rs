@@ -2,7 +2,7 @@
 //!
 //! A tracked task is plain data (provider, id string, the poll cursor with
 //! the last state and a fingerprint of the last answer, next due time) kept
-//! in one table; one timer heap orders the due times. A provider that
+//! in one table; a timer heap per provider orders the due times. A provider that
 //! batches gets its due tasks gathered into one
 //! [`DynTaskProvider::snapshot_many`] call; every other provider gets one
 //! request per due task, a bounded number in flight, each answer applied as

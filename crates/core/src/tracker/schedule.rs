@@ -1,5 +1,5 @@
-//! The scheduler: one table of tracked tasks, one timer heap of due times,
-//! and the loop that runs them.
+//! The scheduler: one table of tracked tasks, a timer heap of due times per
+//! provider, and the loop that runs them.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -103,7 +103,9 @@ pub(super) struct Scheduler {
     pub(super) generations: Vec<u32>,
     pub(super) free: Vec<Slot>,
     pub(super) index: HashMap<(usize, Arc<str>), Slot>,
-    pub(super) heap: BinaryHeap<Reverse<(Instant, Slot, u32)>>,
+    /// Due times, one heap per provider: a provider with nothing due is
+    /// not looked at, and the tasks one takes early are all its own.
+    pub(super) heaps: Vec<BinaryHeap<Reverse<(Instant, Slot, u32)>>>,
     pub(super) counters: Arc<Counters>,
     pub(super) events: mpsc::Sender<TaskEvent>,
     pub(super) store: Option<StoreState>,
@@ -125,8 +127,13 @@ impl Scheduler {
         let mut in_flight: FuturesUnordered<Request> = FuturesUnordered::new();
         let mut next_lease = self.clock.now();
         loop {
-            let sleep = match self.heap.peek() {
-                Some(Reverse((due, _, _))) => self
+            let next = self
+                .heaps
+                .iter()
+                .filter_map(|h| h.peek().map(|Reverse((due, _, _))| *due))
+                .min();
+            let sleep = match next {
+                Some(due) => self
                     .clock
                     .sleep(due.saturating_duration_since(self.clock.now())),
                 None => Box::pin(std::future::pending()),
@@ -272,8 +279,7 @@ impl Scheduler {
         self.index.insert((provider, id), slot);
         self.counters.tracked.fetch_add(1, Ordering::Relaxed);
         super::metrics::tracked(&self.providers[provider].name, 1.0);
-        self.heap
-            .push(Reverse((now, slot, self.generations[slot as usize])));
+        self.heaps[provider].push(Reverse((now, slot, self.generations[slot as usize])));
     }
 
     pub(super) fn remove_key(&mut self, provider: usize, id: &str) {
@@ -305,14 +311,26 @@ impl Scheduler {
         // request. So when a batch of a provider goes now, its tasks due
         // within a quarter of their own interval (at most COALESCE_MAX)
         // go with it, a little early.
+        // Only a provider with a task due now is looked at, up to the
+        // widest window its tasks may join within.
         let mut candidates = Vec::new();
-        let horizon = crate::time::after(now, COALESCE_MAX);
-        while let Some(Reverse((at, slot, generation))) = self.heap.peek().copied() {
-            if at > horizon {
-                break;
+        for (provider, heap) in self.heaps.iter_mut().enumerate() {
+            if heap.peek().is_none_or(|Reverse((at, _, _))| *at > now) {
+                continue;
             }
-            self.heap.pop();
-            candidates.push((at, slot, generation));
+            let widest = if self.providers[provider].batches {
+                COALESCE_MAX
+            } else {
+                SINGLES_COALESCE_MAX
+            };
+            let horizon = crate::time::after(now, widest);
+            while let Some(Reverse((at, slot, generation))) = heap.peek().copied() {
+                if at > horizon {
+                    break;
+                }
+                heap.pop();
+                candidates.push((at, slot, generation));
+            }
         }
         let mut triggered = vec![false; self.providers.len()];
         for &(at, slot, generation) in &candidates {
@@ -334,7 +352,7 @@ impl Scheduler {
                 );
                 let joins = triggered[entry.provider] && at <= crate::time::after(now, window);
                 if !joins {
-                    later.push(Reverse((at, slot, generation)));
+                    later.push((entry.provider, Reverse((at, slot, generation))));
                     continue;
                 }
             }
@@ -367,7 +385,9 @@ impl Scheduler {
             );
             due[entry.provider].push((slot, generation));
         }
-        self.heap.extend(later);
+        for (provider, item) in later {
+            self.heaps[provider].push(item);
+        }
         for slot in expired {
             self.give_up_deadline(slot, now).await;
         }
@@ -470,8 +490,7 @@ impl Scheduler {
                 self.counters.stretched.fetch_add(1, Ordering::Relaxed);
             }
             let due = next_due(dispatched, delay, now);
-            self.heap
-                .push(Reverse((due, slot, self.generations[slot as usize])));
+            self.heaps[entry.provider].push(Reverse((due, slot, self.generations[slot as usize])));
         }
     }
 }
@@ -496,9 +515,12 @@ fn coalescing_window(batches: bool, interval: std::time::Duration) -> std::time:
     if batches {
         (interval / 4).min(COALESCE_MAX)
     } else {
-        (interval / 8).min(std::time::Duration::from_millis(100))
+        (interval / 8).min(SINGLES_COALESCE_MAX)
     }
 }
+
+/// How early at most a task of a provider without batch status goes.
+const SINGLES_COALESCE_MAX: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// When a task polled at `dispatched` is due again: one (jittered)
 /// interval after the poll was sent, so slow answers do not make the
