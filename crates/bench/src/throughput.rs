@@ -548,6 +548,19 @@ fn client_command(mode: Mode, plan: &std::path::Path, interval_ms: u64) -> Resul
         return Ok(c);
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // A profile of the Tracker's client alone (the simulators run in
+    // another process): `perf record` with DWARF call graphs, written to
+    // the path the variable names.
+    if let (Mode::Tracker, Some(out)) = (mode, std::env::var_os("TASKTRACK_BENCH_PERF")) {
+        let mut c = Command::new("perf");
+        c.args(["record", "-F", "199", "--call-graph", "dwarf,32768", "-o"])
+            .arg(out)
+            .arg("--")
+            .arg(exe)
+            .arg("client")
+            .arg(plan);
+        return Ok(c);
+    }
     let mut c = Command::new(exe);
     c.arg("client").arg(plan);
     Ok(c)
