@@ -6,16 +6,14 @@ use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{Error, TaskAction, TaskProvider, TaskState, TaskStatus};
 use tasktrack_dcs::{BackgroundTaskQuery, DcsClient, DcsProvider, DcsTaskId};
 use tasktrack_huaweicloud::{Credentials, ServiceConfig};
-use tasktrack_sim::replay::{Fixture, ReplayServer};
+use tasktrack_sim::replay::ReplayServer;
 
 const INSTANCE: &str = "5560df16-cebf-4473-95c4-d1b573c16e79";
 
 async fn serve(names: &[&str]) -> (ReplayServer, DcsProvider) {
-    let answers = names
-        .iter()
-        .map(|n| Fixture::cited(env!("CARGO_MANIFEST_DIR"), n).unwrap())
-        .collect();
-    let server = ReplayServer::start(answers).await.unwrap();
+    let server = ReplayServer::start_cited(env!("CARGO_MANIFEST_DIR"), names)
+        .await
+        .unwrap();
     let mut config = ServiceConfig::new(
         "dcs",
         server.base_url(),

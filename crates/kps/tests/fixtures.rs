@@ -6,14 +6,12 @@ use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{Error, TaskAction, TaskFilter, TaskProvider, TaskState, TaskStatus};
 use tasktrack_huaweicloud::{Credentials, ServiceConfig};
 use tasktrack_kps::{KpsClient, KpsOperation, KpsPhase, KpsProvider};
-use tasktrack_sim::replay::{Fixture, ReplayServer};
+use tasktrack_sim::replay::ReplayServer;
 
 async fn serve(names: &[&str]) -> (ReplayServer, KpsProvider) {
-    let answers = names
-        .iter()
-        .map(|n| Fixture::cited(env!("CARGO_MANIFEST_DIR"), n).unwrap())
-        .collect();
-    let server = ReplayServer::start(answers).await.unwrap();
+    let server = ReplayServer::start_cited(env!("CARGO_MANIFEST_DIR"), names)
+        .await
+        .unwrap();
     let mut config = ServiceConfig::new(
         "kps",
         server.base_url(),

@@ -6,14 +6,12 @@ use tasktrack_core::http::RetryPolicy;
 use tasktrack_core::{Error, Secret, TaskAction, TaskFilter, TaskProvider, TaskState, TaskStatus};
 use tasktrack_ocp::ConfigureHttp;
 use tasktrack_ocp::{OcpClient, OcpProvider, Operation, SubtaskStatus};
-use tasktrack_sim::replay::{Fixture, ReplayServer};
+use tasktrack_sim::replay::ReplayServer;
 
 async fn serve(names: &[&str]) -> (ReplayServer, OcpProvider) {
-    let answers = names
-        .iter()
-        .map(|n| Fixture::cited(env!("CARGO_MANIFEST_DIR"), n).unwrap())
-        .collect();
-    let server = ReplayServer::start(answers).await.unwrap();
+    let server = ReplayServer::start_cited(env!("CARGO_MANIFEST_DIR"), names)
+        .await
+        .unwrap();
     let client = OcpClient::builder(server.base_url(), "admin", &Secret::new("fixture-password"))
         .with_retry(RetryPolicy::none())
         .build()

@@ -9,17 +9,13 @@ use tasktrack_proxmox::{
     ListedState, NodeTaskQuery, ProxmoxClient, ProxmoxCredentials, ProxmoxProvider, TaskSource,
     Upid,
 };
-use tasktrack_sim::replay::{Fixture, ReplayServer};
+use tasktrack_sim::replay::ReplayServer;
 
 const RUNNING: &str = "UPID:pve1:001001F1:00A21BA8:674D9928:vzdump:100:root@pam:";
 const TOKEN_TASK: &str = "UPID:pve1:001003E4:00A21BA9:674D992D:qmigrate:101:root@pam!ci:";
 
-fn fixture(name: &str) -> Fixture {
-    Fixture::cited(env!("CARGO_MANIFEST_DIR"), name).unwrap()
-}
-
 async fn serve(names: &[&str]) -> (ReplayServer, ProxmoxProvider) {
-    let server = ReplayServer::start(names.iter().map(|n| fixture(n)).collect())
+    let server = ReplayServer::start_cited(env!("CARGO_MANIFEST_DIR"), names)
         .await
         .unwrap();
     let client = ProxmoxClient::builder(

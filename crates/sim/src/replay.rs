@@ -129,6 +129,16 @@ pub struct ReplayServer {
 }
 
 impl ReplayServer {
+    /// Serves the cited fixtures `names` of `crate_dir` (see
+    /// [`Fixture::cited`]) in order; the last one repeats.
+    pub async fn start_cited(crate_dir: &str, names: &[&str]) -> std::io::Result<ReplayServer> {
+        let answers = names
+            .iter()
+            .map(|n| Fixture::cited(crate_dir, n))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Self::start(answers).await
+    }
+
     /// Serves `answers` in order on `127.0.0.1:0`; the last one repeats.
     pub async fn start(answers: Vec<Fixture>) -> std::io::Result<ReplayServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
