@@ -47,6 +47,23 @@ pub fn write_line(args: fmt::Arguments<'_>) -> Result<(), CliError> {
     write_stdout(&terminal_safe(&text))
 }
 
+/// `text` escaped line by line with [`terminal_safe`]: its own line breaks
+/// stay line breaks (a table's rows), every other steering character is
+/// shown. For text this program laid out, whose vendor parts were escaped
+/// where they were put in (a table's cells).
+pub fn terminal_safe_lines(text: &str) -> String {
+    text.split('\n')
+        .map(terminal_safe)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Writes lines this program laid out (a final table) to stdout, each
+/// escaped with [`terminal_safe`]; see [`terminal_safe_lines`].
+pub fn write_block(text: &str) -> Result<(), CliError> {
+    write_stdout(&terminal_safe_lines(text))
+}
+
 /// Writes one JSON line to stdout, verbatim.
 pub fn json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string(value).map_err(|e| {
@@ -105,6 +122,11 @@ mod tests {
             "\\x1b]52;c;aGVsbG8=\\x07x"
         );
         assert_eq!(terminal_safe("\u{1b}[2J\r\n"), "\\x1b[2J\\x0d\\x0a");
+        assert_eq!(
+            terminal_safe_lines("ROW 1\nROW\u{1b}[2J 2\r\n\nend"),
+            "ROW 1\nROW\\x1b[2J 2\\x0d\n\nend",
+            "line breaks stay, everything else is shown"
+        );
         assert_eq!(terminal_safe("a\u{9b}31m"), "a\\u{9b}31m");
         assert_eq!(terminal_safe("x\u{7f}"), "x\\x7f");
         assert_eq!(terminal_safe("abc\u{202e}fed"), "abc\\u{202e}fed");

@@ -333,6 +333,36 @@ async fn actions_and_their_refusals() {
     assert_no_secret(&o);
 }
 
+/// The demo's closing table and summary, as a person reads them: one row
+/// a line (they were once printed as one line, their line breaks escaped).
+#[tokio::test]
+async fn the_demo_ends_with_its_table_and_summary_one_row_a_line() {
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
+        .args(["demo", "--time-scale", "0.1"])
+        .output()
+        .await
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!out.contains("\\x0a"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("BACKEND") && l.contains("SUCCEEDED"))
+        .unwrap_or_else(|| panic!("no summary header: {out}"));
+    for backend in ["dcs", "kps", "ocp", "proxmox"] {
+        assert!(
+            lines[header + 1..].iter().any(|l| l.starts_with(backend)),
+            "{backend} has a summary row: {out}"
+        );
+    }
+    assert!(
+        lines.iter().filter(|l| l.starts_with("proxmox ")).count() > 5,
+        "the final table has a row per task: {out}"
+    );
+    assert!(lines.last().unwrap().contains("tasks tracked in"), "{out}");
+}
+
 #[tokio::test]
 async fn demo_json_finishes_with_every_task_terminal_and_a_matching_summary() {
     let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))

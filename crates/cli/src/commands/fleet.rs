@@ -99,7 +99,7 @@ pub async fn watch(
     tracker.stop().await;
     let text = table.finish();
     if !json {
-        out!("{text}")?;
+        crate::output::write_block(&text)?;
     }
     Ok(())
 }

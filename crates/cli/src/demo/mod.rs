@@ -203,7 +203,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), CliError> {
     if opts.json {
         crate::output::note!("{}", serde_json::to_string(&summary).unwrap_or_default());
     } else {
-        crate::output::out!("{final_table}\n\n{}", summary_text(&summary))?;
+        crate::output::write_block(&format!("{final_table}\n\n{}", summary_text(&summary)))?;
     }
     if dashboard.is_some() {
         let _ = crate::output::out!("the demo has ended; the dashboard stays up until Ctrl-C");
