@@ -96,19 +96,36 @@ impl KpsClient {
             .map(|_| ())
     }
 
+    /// Every entry of the list at `tail`, walking `offset` page by page
+    /// (see [`walk_offsets`] for where it stops); `id` names an entry.
+    fn walk<T: DeserializeOwned + Send + 'static>(
+        &self,
+        tail: &'static str,
+        what: &'static str,
+        page_size: u32,
+        id: fn(&T) -> String,
+    ) -> impl Stream<Item = Result<T>> + Send + '_ {
+        walk_offsets(
+            "kps",
+            PageLimits::new(page_size),
+            move |offset, limit| async move {
+                let page = self.page(tail, limit, offset, what).await?;
+                Ok(offset_page(page))
+            },
+            id,
+        )
+    }
+
     /// Every failed task, walking `offset` page by page (see
     /// [`walk_offsets`] for where it stops).
     pub fn failed_tasks(
         &self,
         page_size: u32,
     ) -> impl Stream<Item = Result<FailedTask>> + Send + '_ {
-        walk_offsets(
-            "kps",
-            PageLimits::new(page_size),
-            move |offset, limit| async move {
-                let page = self.list_failed(limit, offset).await?;
-                Ok(offset_page(page))
-            },
+        self.walk(
+            "/failed-tasks",
+            "failed task list",
+            page_size,
             |t: &FailedTask| t.task_id.clone(),
         )
     }
@@ -119,15 +136,10 @@ impl KpsClient {
     /// holds every failed task of the project, and a task that failed is
     /// looked up in it once for its error code and message.
     pub async fn find_failed(&self, task_id: &str, page_size: u32) -> Result<Option<FailedTask>> {
-        let entries = walk_offsets(
-            "kps",
-            PageLimits::new(page_size),
-            move |offset, limit| async move {
-                let page: TaskList<ListedEntry> = self
-                    .page("/failed-tasks", limit, offset, "failed task list")
-                    .await?;
-                Ok(offset_page(page))
-            },
+        let entries = self.walk(
+            "/failed-tasks",
+            "failed task list",
+            page_size,
             |e: &ListedEntry| e.task_id.clone(),
         );
         let mut entries = std::pin::pin!(entries);
@@ -144,13 +156,10 @@ impl KpsClient {
         &self,
         page_size: u32,
     ) -> impl Stream<Item = Result<RunningTask>> + Send + '_ {
-        walk_offsets(
-            "kps",
-            PageLimits::new(page_size),
-            move |offset, limit| async move {
-                let page = self.list_running(limit, offset).await?;
-                Ok(offset_page(page))
-            },
+        self.walk(
+            "/running-tasks",
+            "running task list",
+            page_size,
             |t: &RunningTask| t.task_id.clone(),
         )
     }
