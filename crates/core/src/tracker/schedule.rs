@@ -168,24 +168,25 @@ impl Scheduler {
                 }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     let provider = done.provider;
+                    let single = !self.providers[provider].batches;
                     // A request that timed out or never connected says
-                    // nothing of what the provider answers a second.
-                    let failed = done
-                        .answers
-                        .iter()
-                        .filter(|a| matches!(a, Err(Error::Transport { .. })))
-                        .count();
-                    let answered = done.answers.len() - failed;
+                    // nothing of what the provider answers a second (only
+                    // a single request's answer feeds the stretch).
+                    let transport_failed = single
+                        && matches!(done.answers.first(), Some(Err(Error::Transport { .. })));
                     if !self.apply(done).await {
                         break;
                     }
                     // A single request's answer frees a place in its
                     // provider's window.
-                    if !self.providers[provider].batches {
+                    if single {
                         let singles = &mut self.singles[provider];
                         singles.in_flight -= 1;
-                        singles.answered = singles.answered.saturating_add(answered as u32);
-                        singles.failed = singles.failed.saturating_add(failed as u32);
+                        if transport_failed {
+                            singles.failed = singles.failed.saturating_add(1);
+                        } else {
+                            singles.answered = singles.answered.saturating_add(1);
+                        }
                         in_flight.extend(self.start_singles(provider));
                     }
                 }
