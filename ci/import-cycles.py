@@ -19,7 +19,7 @@ def module_path(root, path):
     return tuple(parts)
 
 
-def imports(root, files, by_module, path):
+def imports(root, by_module, path):
     text = re.split(r"#\[cfg\(test\)\]\s*mod tests", open(path, encoding="utf-8").read())[0]
     me = module_path(root, path)
     is_root = os.path.basename(path) in ("mod.rs", "lib.rs", "main.rs")
@@ -59,7 +59,7 @@ def imports(root, files, by_module, path):
 def check(root):
     files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".rs")]
     by_module = {module_path(root, f): f for f in files}
-    edges = {f: imports(root, files, by_module, f) for f in files}
+    edges = {f: imports(root, by_module, f) for f in files}
     bad = []
     for a in sorted(files):
         for b in sorted(edges[a]):
