@@ -522,6 +522,22 @@ async fn single_requests_fill_a_window_and_one_slow_answer_holds_up_nothing() {
     );
 }
 
+/// Without a window set, a provider without batch status gets 32 requests
+/// in flight at most, and all 32 when that many are due.
+#[tokio::test(start_paused = true)]
+async fn the_default_window_is_32_requests_per_provider() {
+    let provider = Arc::new(Paced::new(ms(10), false));
+    let (tracker, _events) = Tracker::builder()
+        .with_provider("paced", provider.clone())
+        .with_policy(PollPolicy::fixed(ms(100)))
+        .build();
+    for id in 0..100 {
+        tracker.track("paced", &id.to_string()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(provider.most.load(Ordering::SeqCst), 32);
+}
+
 /// Asked for more polls than it answers, the tracker stretches every
 /// interval and says so, instead of letting polls run ever later.
 #[tokio::test(start_paused = true)]
