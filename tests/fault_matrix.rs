@@ -107,7 +107,7 @@ const TIMEOUT: Duration = Duration::from_secs(1);
 async fn rig(kind: Kind) -> Rig {
     let ms = Duration::from_millis;
     let outcome = |i: usize| {
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             TaskState::Failed
         } else {
             TaskState::Succeeded

@@ -396,7 +396,7 @@ impl SimProcess {
 pub(crate) fn spec(backend: &str, i: usize, scale: f64) -> (serde_json::Value, u64) {
     let secs = 1.0 + (i * 7919 % 60) as f64;
     let ms = (secs * 1000.0 * scale) as u64;
-    let fail = i % 4 == 0;
+    let fail = i.is_multiple_of(4);
     let outcome = if fail {
         serde_json::json!({"outcome": "failure", "code": "E1", "message": "scripted failure"})
     } else {

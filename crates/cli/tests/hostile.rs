@@ -539,11 +539,7 @@ impl tasktrack_core::TaskProvider for Repeating {
             .iter()
             .map(|id| (id.to_string(), Running))
             .collect();
-        Ok(tasktrack_core::TaskPage {
-            items,
-            next_cursor: None,
-            total: None,
-        })
+        Ok(tasktrack_core::TaskPage::new(items, None, None))
     }
 }
 
@@ -622,16 +618,15 @@ async fn a_damaged_or_empty_store_file_is_one_line_naming_it() {
     {
         let store = tasktrack_core::FileStore::open(&path).unwrap();
         for i in 0..200 {
-            let event = tasktrack_core::TaskEvent {
-                provider: "pve".into(),
-                id: format!("task-{i}"),
-                previous: None,
-                kind: tasktrack_core::TaskEventKind::GaveUp {
+            let event = tasktrack_core::TaskEvent::new(
+                "pve",
+                format!("task-{i}"),
+                None,
+                tasktrack_core::TaskEventKind::GaveUp {
                     error_kind: "x".into(),
                     message: "y".repeat(100),
                 },
-                at: chrono::Utc::now(),
-            };
+            );
             tasktrack_core::TrackStore::append(&store, &event)
                 .await
                 .unwrap();

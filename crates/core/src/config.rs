@@ -60,6 +60,7 @@ pub fn env_var_opt(name: &str) -> Option<String> {
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MemoryConfig {
     /// Tasks started at build time, numbered from 1.
     #[serde(default)]
@@ -69,6 +70,7 @@ pub struct MemoryConfig {
 /// One scripted task of a [`MemoryConfig`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MemoryTaskConfig {
     /// Its kind.
     pub kind: String,

@@ -7,6 +7,7 @@ use crate::model::{TaskSnapshot, TaskState};
 
 /// Something that happened to a tracked task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskEvent {
     /// Provider name.
     pub provider: String,
@@ -50,6 +51,22 @@ pub enum TaskEventKind {
 }
 
 impl TaskEvent {
+    /// `kind` happened to `provider`'s task `id` now, after `previous`.
+    pub fn new(
+        provider: impl Into<String>,
+        id: impl Into<String>,
+        previous: Option<TaskState>,
+        kind: TaskEventKind,
+    ) -> Self {
+        TaskEvent {
+            provider: provider.into(),
+            id: id.into(),
+            previous,
+            kind,
+            at: Utc::now(),
+        }
+    }
+
     /// The snapshot, for `Changed` events.
     pub fn snapshot(&self) -> Option<&TaskSnapshot> {
         match &self.kind {

@@ -125,6 +125,7 @@ impl FileStore {
 
 /// What a sound store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoreSummary {
     /// Tracked tasks.
     pub entries: u64,

@@ -96,6 +96,7 @@ pub enum MemoryFault {
 
 /// The status of a [`MemoryProvider`] task.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct MemoryTask {
     /// Task id.
     pub id: u64,
@@ -354,13 +355,11 @@ impl TaskProvider for MemoryProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: true,
-            logs: true,
-            progress: true,
-            cancel: true,
-            ..Capabilities::NONE
-        }
+        Capabilities::NONE
+            .with_list()
+            .with_logs()
+            .with_progress()
+            .with_cancel()
     }
 
     async fn status(&self, id: &u64) -> Result<MemoryTask> {

@@ -89,6 +89,7 @@ impl std::str::FromStr for TaskState {
 
 /// How far a task has come, as far as the backend says.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Progress {
     /// Percentage in `0.0..=100.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +144,7 @@ impl Hash for Progress {
 
 /// Why a task failed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Failure {
     /// The vendor's error code, if it gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +181,7 @@ impl fmt::Display for Failure {
 /// A sub-step or subtask, seen uniformly. DCS has two levels of steps; OCP
 /// subtasks form a DAG, kept through `upstream` / `downstream` ids.
 #[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Step {
     /// The vendor's step id.
     pub id: String,
@@ -229,6 +232,7 @@ impl Step {
 /// The owned, serializable normalized view of one task at one moment, used by
 /// dashboards, the CLI and the tracker's events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskSnapshot {
     /// The provider's registered name.
     pub provider: String,

@@ -20,6 +20,7 @@ use crate::provider::{TaskFilter, TaskPage};
 
 /// One page as the server answered it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct OffsetPage<T> {
     /// The items of this page.
     pub items: Vec<T>,
@@ -27,8 +28,16 @@ pub struct OffsetPage<T> {
     pub total: Option<u64>,
 }
 
+impl<T> OffsetPage<T> {
+    /// A page of `items` from a list of `total` items, when the server says.
+    pub fn new(items: Vec<T>, total: Option<u64>) -> Self {
+        OffsetPage { items, total }
+    }
+}
+
 /// The bounds of one walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PageLimits {
     /// Items asked for per page.
     pub page_size: u32,

@@ -24,6 +24,7 @@ const LOG_TAIL_GRACE: Duration = Duration::from_millis(900);
 /// diagnostic tool hard-codes exactly this for OCP. Off unless set with
 /// [`Poller::with_remediation`]; the deadline applies to each attempt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RemediationPolicy {
     /// Retries at most.
     pub max_retries: u32,
@@ -59,6 +60,7 @@ impl RemediationPolicy {
 
 /// How a wait ended: the terminal status and what it cost.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TaskOutcome<S> {
     /// Provider name.
     pub provider: String,

@@ -31,8 +31,16 @@ impl<T> TaskId for T where
 /// A call whose flag is false returns [`Error::Unsupported`].
 ///
 /// Build one from [`Capabilities::NONE`] so flags added later default to
-/// false: `Capabilities { logs: true, ..Capabilities::NONE }`.
+/// false (the struct is `#[non_exhaustive]` for that reason):
+///
+/// ```
+/// use tasktrack_core::Capabilities;
+///
+/// const CAPS: Capabilities = Capabilities::NONE.with_logs().with_cancel();
+/// assert!(CAPS.logs && CAPS.cancel && !CAPS.list);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// [`TaskProvider::list`] works.
     pub list: bool,
@@ -76,6 +84,78 @@ impl Capabilities {
         cancel_step: false,
         delete: false,
     };
+
+    /// These capabilities and [`TaskProvider::list`].
+    pub const fn with_list(mut self) -> Self {
+        self.list = true;
+        self
+    }
+
+    /// These capabilities and [`TaskProvider::logs`].
+    pub const fn with_logs(mut self) -> Self {
+        self.logs = true;
+        self
+    }
+
+    /// These capabilities and progress.
+    pub const fn with_progress(mut self) -> Self {
+        self.progress = true;
+        self
+    }
+
+    /// These capabilities and steps.
+    pub const fn with_steps(mut self) -> Self {
+        self.steps = true;
+        self
+    }
+
+    /// These capabilities and cheap [`TaskProvider::status_many`].
+    pub const fn with_batch_status(mut self) -> Self {
+        self.batch_status = true;
+        self
+    }
+
+    /// These capabilities and [`TaskAction::Cancel`].
+    pub const fn with_cancel(mut self) -> Self {
+        self.cancel = true;
+        self
+    }
+
+    /// These capabilities and [`TaskAction::Retry`].
+    pub const fn with_retry(mut self) -> Self {
+        self.retry = true;
+        self
+    }
+
+    /// These capabilities and [`TaskAction::Rollback`].
+    pub const fn with_rollback(mut self) -> Self {
+        self.rollback = true;
+        self
+    }
+
+    /// These capabilities and [`TaskAction::RetryStep`].
+    pub const fn with_retry_step(mut self) -> Self {
+        self.retry_step = true;
+        self
+    }
+
+    /// These capabilities and [`TaskAction::SkipStep`].
+    pub const fn with_skip_step(mut self) -> Self {
+        self.skip_step = true;
+        self
+    }
+
+    /// These capabilities and [`TaskAction::CancelStep`].
+    pub const fn with_cancel_step(mut self) -> Self {
+        self.cancel_step = true;
+        self
+    }
+
+    /// These capabilities and [`TaskAction::Delete`].
+    pub const fn with_delete(mut self) -> Self {
+        self.delete = true;
+        self
+    }
 
     /// Whether this action is supported.
     pub fn supports(&self, action: &TaskAction) -> bool {
@@ -149,6 +229,7 @@ impl Display for TaskAction {
 /// What to list. Empty fields mean "no restriction"; providers apply what
 /// their API can filter on and say so in their docs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskFilter {
     /// Only tasks in these states.
     #[serde(default)]
@@ -168,6 +249,48 @@ pub struct TaskFilter {
 }
 
 impl TaskFilter {
+    /// No restriction: every task, the provider's default page.
+    ///
+    /// ```
+    /// use tasktrack_core::{TaskFilter, TaskState};
+    ///
+    /// let failed = TaskFilter::new().with_states([TaskState::Failed]).with_limit(50);
+    /// assert_eq!(failed.limit, Some(50));
+    /// ```
+    pub fn new() -> Self {
+        TaskFilter::default()
+    }
+
+    /// Only tasks in these states.
+    pub fn with_states(mut self, states: impl IntoIterator<Item = TaskState>) -> Self {
+        self.states = states.into_iter().collect();
+        self
+    }
+
+    /// Only tasks of this kind.
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// Only tasks started at or after `since`.
+    pub fn with_since(mut self, since: DateTime<Utc>) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// At most `limit` items in the page.
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The page after the one that gave this cursor.
+    pub fn with_cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
     /// Whether a state passes the `states` restriction.
     pub fn admits_state(&self, state: TaskState) -> bool {
         self.states.is_empty() || self.states.contains(&state)
@@ -176,6 +299,7 @@ impl TaskFilter {
 
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskPage<T> {
     /// The items of this page.
     pub items: Vec<T>,
@@ -183,6 +307,18 @@ pub struct TaskPage<T> {
     pub next_cursor: Option<String>,
     /// Total number of matching items, when the backend says.
     pub total: Option<u64>,
+}
+
+impl<T> TaskPage<T> {
+    /// A page of `items`; `next_cursor` is `None` on the last page, `total`
+    /// counts every match when the backend says.
+    pub fn new(items: Vec<T>, next_cursor: Option<String>, total: Option<u64>) -> Self {
+        TaskPage {
+            items,
+            next_cursor,
+            total,
+        }
+    }
 }
 
 /// Which part of a task's log to read.
@@ -227,6 +363,7 @@ impl LogRange {
 
 /// One line of a task's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LogLine {
     /// Line number as the backend counts it.
     pub n: u64,
@@ -234,8 +371,19 @@ pub struct LogLine {
     pub text: String,
 }
 
+impl LogLine {
+    /// Line `n` (as the backend counts) saying `text`.
+    pub fn new(n: u64, text: impl Into<String>) -> Self {
+        LogLine {
+            n,
+            text: text.into(),
+        }
+    }
+}
+
 /// The backend's acknowledgement of a control action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ActionReceipt {
     /// The action that was accepted.
     pub action: TaskAction,
@@ -256,6 +404,18 @@ impl ActionReceipt {
             message: None,
             new_task_id: None,
         }
+    }
+
+    /// The same receipt with the backend's message.
+    pub fn with_message(mut self, message: Option<String>) -> Self {
+        self.message = message;
+        self
+    }
+
+    /// The same receipt naming the task the action started.
+    pub fn with_new_task_id(mut self, id: Option<String>) -> Self {
+        self.new_task_id = id;
+        self
     }
 }
 
@@ -448,6 +608,7 @@ impl<P: TaskProvider> DynTaskProvider for P {
 /// A saved reference to a task: enough to resume waiting after a restart.
 /// Serializes as plain data (provider name, id string, start time).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskHandle {
     /// The provider's registered name.
     pub provider: String,

@@ -50,6 +50,7 @@ pub fn cursor_position(cursor: &str) -> Option<(u64, u64)> {
 
 /// One tracked task, as plain data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TrackedEntry {
     /// Provider name.
     pub provider: String,

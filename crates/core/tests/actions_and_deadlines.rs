@@ -40,11 +40,7 @@ impl TaskProvider for Flaky {
         "flaky"
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            cancel: true,
-            retry: true,
-            ..Capabilities::NONE
-        }
+        Capabilities::NONE.with_cancel().with_retry()
     }
     async fn status(&self, _id: &u32) -> Result<Fixed> {
         self.statuses.fetch_add(1, Ordering::SeqCst);

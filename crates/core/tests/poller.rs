@@ -309,10 +309,8 @@ async fn resume_from_a_saved_handle() {
     assert_eq!(handle.typed_id::<u64>().unwrap(), id);
     let outcome = poller.resume(&handle).await.unwrap();
     assert_eq!(outcome.state(), TaskState::Succeeded);
-    let bad = TaskHandle {
-        id: "not-a-number".into(),
-        ..handle
-    };
+    let mut bad = handle.clone();
+    bad.id = "not-a-number".into();
     assert!(matches!(
         poller.resume(&bad).await,
         Err(Error::InvalidInput { .. })

@@ -163,14 +163,15 @@ async fn the_file_store_keeps_entries_events_and_exactly_once_finals() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let event = |id: &str, state: TaskState| TaskEvent {
-        provider: "memory".into(),
-        id: id.into(),
-        previous: None,
-        kind: TaskEventKind::Changed {
-            snapshot: Box::new(TaskSnapshot::new("memory", id, state)),
-        },
-        at: chrono::Utc::now(),
+    let event = |id: &str, state: TaskState| {
+        TaskEvent::new(
+            "memory",
+            id,
+            None,
+            TaskEventKind::Changed {
+                snapshot: Box::new(TaskSnapshot::new("memory", id, state)),
+            },
+        )
     };
     {
         let store = FileStore::open(&path).unwrap();
@@ -227,15 +228,14 @@ fn sample_event(id: &str, state: tasktrack_core::TaskState) -> tasktrack_core::T
     }))
     .unwrap();
     snapshot.title = Some("x".repeat(200));
-    TaskEvent {
-        provider: "memory".into(),
-        id: id.into(),
-        previous: None,
-        kind: TaskEventKind::Changed {
+    TaskEvent::new(
+        "memory",
+        id,
+        None,
+        TaskEventKind::Changed {
             snapshot: Box::new(snapshot),
         },
-        at: chrono::Utc::now(),
-    }
+    )
 }
 
 #[cfg(feature = "file-store")]

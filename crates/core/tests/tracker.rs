@@ -163,10 +163,7 @@ impl TaskProvider for Batching {
         "batching"
     }
     fn capabilities(&self) -> tasktrack_core::Capabilities {
-        tasktrack_core::Capabilities {
-            batch_status: true,
-            ..tasktrack_core::Capabilities::NONE
-        }
+        tasktrack_core::Capabilities::NONE.with_batch_status()
     }
     async fn status(&self, id: &u64) -> Result<MemoryTask> {
         self.inner.status(id).await
@@ -391,10 +388,7 @@ impl TaskProvider for Gathering {
         "gathering"
     }
     fn capabilities(&self) -> tasktrack_core::Capabilities {
-        tasktrack_core::Capabilities {
-            batch_status: true,
-            ..tasktrack_core::Capabilities::NONE
-        }
+        tasktrack_core::Capabilities::NONE.with_batch_status()
     }
     async fn status(&self, _id: &u64) -> Result<Stuck> {
         self.requests.fetch_add(1, Ordering::SeqCst);

@@ -18,6 +18,7 @@
 //! assert_eq!(task.poll_hint(), Some(std::time::Duration::from_secs(100)));
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod config;

@@ -106,6 +106,7 @@ impl fmt::Display for DcsStepStatus {
 
 /// A sub-step of a [`StepDetail`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SubStepDetail {
     /// Id.
     #[serde(default)]
@@ -135,6 +136,7 @@ pub struct SubStepDetail {
 
 /// One step of a background task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepDetail {
     /// Id.
     #[serde(default)]
@@ -164,6 +166,7 @@ pub struct StepDetail {
 
 /// `GET /v2/{project_id}/instances/{instance_id}/tasks/{task_id}/progress`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DcsTaskProgress {
     /// Overall percent.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
@@ -181,6 +184,7 @@ pub struct DcsTaskProgress {
 
 /// `details` of a background task.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskDetails {
     /// Capacity before (GB; documented as a string, sent as a number).
     #[serde(default, deserialize_with = "lenient::opt_text")]
@@ -213,6 +217,7 @@ pub struct TaskDetails {
 
 /// One entry of the background task list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BackgroundTask {
     /// Task id.
     pub id: String,
@@ -260,6 +265,7 @@ pub struct BackgroundTask {
 /// lends them to a task that lacks its own, only when the list holds exactly
 /// one task (otherwise which task they describe is unknowable).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
 pub struct BackgroundTaskList {
     /// Number of tasks: a string in both SDKs' models (`task_count: str`,
     /// `TaskCount *string`), a number in the document's example; both decode.

@@ -260,15 +260,18 @@ impl TaskStatus for DcsTask {
             .iter()
             .filter(|s| s.step_status == DcsStepStatus::Finish)
             .count() as u32;
-        Some(Progress {
-            percent: p.progress.map(|v| v.clamp(0, 100) as f32),
-            remaining: p
-                .remain_time
-                .filter(|r| *r > 0)
-                .map(|r| Duration::from_secs(r as u64)),
-            steps_done: (total > 0).then_some(done),
-            steps_total: (total > 0).then_some(total),
-        })
+        let mut progress = match p.progress {
+            Some(percent) => Progress::percent(percent.clamp(0, 100) as f32),
+            None => Progress::default(),
+        };
+        progress.remaining = p
+            .remain_time
+            .filter(|r| *r > 0)
+            .map(|r| Duration::from_secs(r as u64));
+        if total > 0 {
+            (progress.steps_done, progress.steps_total) = (Some(done), Some(total));
+        }
+        Some(progress)
     }
 
     fn failure(&self) -> Option<Failure> {
@@ -384,13 +387,11 @@ impl TaskProvider for DcsProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            progress: true,
-            steps: true,
-            list: true,
-            delete: true,
-            ..Capabilities::NONE
-        }
+        Capabilities::NONE
+            .with_progress()
+            .with_steps()
+            .with_list()
+            .with_delete()
     }
 
     /// `INSTANCE_ID/TASK_ID`, or a bare `TASK_ID` when exactly one
@@ -435,10 +436,10 @@ impl TaskProvider for DcsProvider {
                     };
                     async move {
                         let page = self.client.background_tasks(instance, &q).await?;
-                        Ok(OffsetPage {
-                            items: page.tasks_with_defaults(),
-                            total: page.task_count.map(|c| c.max(0) as u64),
-                        })
+                        Ok(OffsetPage::new(
+                            page.tasks_with_defaults(),
+                            page.task_count.map(|c| c.max(0) as u64),
+                        ))
                     }
                 },
                 |t: &BackgroundTask| t.id.clone(),

@@ -254,10 +254,7 @@ async fn background_tasks_are_listed() {
         "every page walked, only the configured instance"
     );
     let failed = p
-        .list(&TaskFilter {
-            states: vec![TaskState::Failed],
-            ..TaskFilter::default()
-        })
+        .list(&TaskFilter::new().with_states([TaskState::Failed]))
         .await
         .unwrap();
     assert_eq!(failed.items.len(), 5);

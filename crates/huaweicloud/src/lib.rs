@@ -7,6 +7,7 @@
 //! (`error_code`, `error_msg`, `error_ext_msg`, `X-Request-Id`). It has no
 //! provider of its own.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod signer;
@@ -206,11 +207,7 @@ impl ErrorBodyParser for HuaweiErrors {
             .and_then(|b| b.as_object())
             .and_then(|o| code_and_message(o, 2))
             .unwrap_or_default();
-        VendorError {
-            code,
-            message,
-            request_id: request_id_header(answer.headers),
-        }
+        VendorError::new(code, message).with_request_id(request_id_header(answer.headers))
     }
 }
 

@@ -188,10 +188,7 @@ impl<'de> Deserialize<'de> for ListedEntry {
 }
 
 fn offset_page<T>(page: TaskList<T>) -> OffsetPage<T> {
-    OffsetPage {
-        items: page.tasks,
-        total: page.total.map(|t| t.max(0) as u64),
-    }
+    OffsetPage::new(page.tasks, page.total.map(|t| t.max(0) as u64))
 }
 
 /// Makes a 404 on a task id a [`Error::NotFound`] naming the task.

@@ -94,6 +94,7 @@ fn epoch_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>
 
 /// One entry of `GET /v3/{project_id}/failed-tasks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FailedTask {
     /// Task id.
     pub task_id: String,
@@ -125,6 +126,7 @@ pub struct FailedTask {
 
 /// One entry of `GET /v3/{project_id}/running-tasks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunningTask {
     /// Task id.
     pub task_id: String,
@@ -150,6 +152,7 @@ pub struct RunningTask {
 
 /// `GET /v3/{project_id}/tasks/{task_id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct KeypairTask {
     /// Task id (when the server echoes it).
     #[serde(default)]

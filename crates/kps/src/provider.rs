@@ -199,11 +199,7 @@ impl TaskProvider for KpsProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: true,
-            delete: true,
-            ..Capabilities::NONE
-        }
+        Capabilities::NONE.with_list().with_delete()
     }
 
     async fn status(&self, id: &KpsTaskId) -> Result<KpsTask> {

@@ -51,10 +51,7 @@ async fn task_lists_decode_with_integer_totals_and_text_times() {
 
     let (_s, p) = serve(&["running_tasks.http"]).await;
     let page = p
-        .list(&TaskFilter {
-            states: vec![TaskState::Running],
-            ..TaskFilter::default()
-        })
+        .list(&TaskFilter::new().with_states([TaskState::Running]))
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);

@@ -193,10 +193,7 @@ async fn status_falls_back_to_the_lists_and_maps_states() {
     assert_eq!(s.failure().unwrap().code.as_deref(), Some("KPS.0042"));
     assert_eq!(s.kind().as_deref(), Some("UNBIND"));
     let listed = p
-        .list(&TaskFilter {
-            states: vec![TaskState::Failed],
-            ..TaskFilter::default()
-        })
+        .list(&TaskFilter::new().with_states([TaskState::Failed]))
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 1);

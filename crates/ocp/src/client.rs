@@ -78,11 +78,7 @@ impl ErrorBodyParser for OcpErrors {
             }
             None => (None, None, None),
         };
-        VendorError {
-            code,
-            message,
-            request_id: trace,
-        }
+        VendorError::new(code, message).with_request_id(trace)
     }
 }
 
@@ -264,10 +260,7 @@ impl OcpClient {
                 };
                 async move {
                     let p = self.list(&query).await?;
-                    Ok(OffsetPage {
-                        items: p.contents,
-                        total: Some(p.page.total_elements),
-                    })
+                    Ok(OffsetPage::new(p.contents, Some(p.page.total_elements)))
                 }
             },
             |t: &BasicTaskInstance| t.id,

@@ -21,13 +21,16 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
 mod config;
 pub mod model;
 mod provider;
 
-pub use client::{OcpClient, OcpClientBuilder, OcpErrors, TaskQuery, MAX_PAGE_SIZE};
+pub use client::{
+    OcpClient, OcpClientBuilder, OcpErrors, TaskQuery, MAX_PAGE_SIZE, OCP_API, OCP_EXPRESS_API,
+};
 pub use config::OcpConfig;
 pub use model::{
     BasicSubtaskInstance, BasicTaskInstance, Cluster, ClusterType, Creator, Envelope,

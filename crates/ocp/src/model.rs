@@ -222,6 +222,7 @@ impl<'de> Deserialize<'de> for Code {
 
 /// The error object of a failed envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct OcpError {
     /// Error code.
     #[serde(default)]
@@ -267,6 +268,7 @@ pub struct Envelope<T> {
 /// Paging of a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct PageInfo {
     /// Matching items in all.
     #[serde(default)]
@@ -295,6 +297,7 @@ pub struct Paged<T> {
 /// The OCP cluster of a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Cluster {
     /// OCP cluster id.
     #[serde(default)]
@@ -313,6 +316,7 @@ pub struct Cluster {
 /// The tenant of a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct Tenant {
     /// Tenant id.
     #[serde(default)]
@@ -331,6 +335,7 @@ pub struct Tenant {
 /// ocp-express's `BasicTenantInfo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TenantInfo {
     /// OceanBase tenant id.
     #[serde(default)]
@@ -342,6 +347,7 @@ pub struct TenantInfo {
 
 /// Who created a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Creator {
     /// User id.
     #[serde(default)]
@@ -353,6 +359,7 @@ pub struct Creator {
 
 /// A subtask in a list entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BasicSubtaskInstance {
     /// Id.
     #[serde(deserialize_with = "lenient_id")]
@@ -373,6 +380,7 @@ pub struct BasicSubtaskInstance {
 /// A task in the list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct BasicTaskInstance {
     /// Id.
     #[serde(deserialize_with = "lenient_id")]
@@ -411,6 +419,7 @@ pub struct BasicTaskInstance {
 /// A subtask in a task's detail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct SubtaskInstance {
     /// Id.
     #[serde(deserialize_with = "lenient_id")]
@@ -477,6 +486,7 @@ pub struct SubtaskInstance {
 /// A task's detail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct WrappedTaskInstance {
     /// Id.
     #[serde(deserialize_with = "lenient_id")]
@@ -554,6 +564,7 @@ impl WrappedTaskInstance {
 
 /// `data` of the subtask log endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SubtaskLog {
     /// The log, lines separated by `\n`.
     #[serde(default)]

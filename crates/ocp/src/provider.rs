@@ -367,18 +367,16 @@ impl TaskProvider for OcpProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: true,
-            logs: true,
-            steps: true,
-            progress: true,
-            retry: true,
-            rollback: true,
-            retry_step: true,
-            skip_step: true,
-            cancel_step: true,
-            ..Capabilities::NONE
-        }
+        Capabilities::NONE
+            .with_list()
+            .with_logs()
+            .with_steps()
+            .with_progress()
+            .with_retry()
+            .with_rollback()
+            .with_retry_step()
+            .with_skip_step()
+            .with_cancel_step()
     }
 
     async fn status(&self, id: &u64) -> Result<WrappedTaskInstance> {
@@ -432,12 +430,13 @@ impl TaskProvider for OcpProvider {
             })
             .map(|t| (t.id, t))
             .collect();
-        Ok(TaskPage {
+        let next_cursor =
+            (u64::from(page) < result.page.total_pages).then(|| (page + 1).to_string());
+        Ok(TaskPage::new(
             items,
-            next_cursor: (u64::from(page) < result.page.total_pages)
-                .then(|| (page + 1).to_string()),
-            total: Some(result.page.total_elements),
-        })
+            next_cursor,
+            Some(result.page.total_elements),
+        ))
     }
 
     async fn logs(&self, id: &u64, range: LogRange) -> Result<Vec<LogLine>> {
@@ -511,10 +510,7 @@ impl TaskProvider for OcpProvider {
             }
             other => return Err(Error::unsupported(&self.name, format!("action {other}"))),
         };
-        Ok(ActionReceipt {
-            message,
-            ..ActionReceipt::accepted(action)
-        })
+        Ok(ActionReceipt::accepted(action).with_message(message))
     }
 }
 

@@ -85,13 +85,7 @@ async fn the_seed_shape_still_decodes() {
 #[tokio::test]
 async fn a_list_page_decodes() {
     let (server, p) = serve(&["list_page.http"]).await;
-    let page = p
-        .list(&TaskFilter {
-            limit: Some(2),
-            ..TaskFilter::default()
-        })
-        .await
-        .unwrap();
+    let page = p.list(&TaskFilter::new().with_limit(2)).await.unwrap();
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.total, Some(3));
     assert_eq!(page.next_cursor.as_deref(), Some("2"));

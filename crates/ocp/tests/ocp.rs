@@ -560,10 +560,7 @@ async fn list_filters_paging_and_the_stream() {
         .unwrap();
     assert_eq!(huge.page.size, 2000, "size capped at 2000");
     let failed = p
-        .list(&TaskFilter {
-            states: vec![TaskState::Failed],
-            ..TaskFilter::default()
-        })
+        .list(&TaskFilter::new().with_states([TaskState::Failed]))
         .await
         .unwrap();
     assert_eq!(failed.items.len(), 5);

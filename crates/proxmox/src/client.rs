@@ -72,11 +72,7 @@ impl ErrorBodyParser for PveErrors {
             }
             Err(_) => {}
         }
-        VendorError {
-            code: None,
-            message: (!parts.is_empty()).then(|| parts.join("; ")),
-            request_id: None,
-        }
+        VendorError::new(None, (!parts.is_empty()).then(|| parts.join("; ")))
     }
 }
 

@@ -108,6 +108,7 @@ impl ExitStatus {
 /// `GET /nodes/{node}/tasks/{upid}/status`, or a task-list entry turned into
 /// the same shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProxmoxTask {
     /// The UPID as the server wrote it.
     #[serde(default)]
@@ -165,6 +166,7 @@ pub struct ProxmoxTask {
 /// archives them. So an entry only says a task ended when it has an
 /// `endtime` and an exit status: see [`TaskListEntry::listed_state`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskListEntry {
     /// The UPID.
     pub upid: String,
@@ -266,6 +268,7 @@ impl TaskListEntry {
 
 /// One line of `GET /nodes/{node}/tasks/{upid}/log`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProxmoxLogLine {
     /// Line number, from 1.
     pub n: u64,

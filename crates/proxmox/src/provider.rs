@@ -272,13 +272,11 @@ impl TaskProvider for ProxmoxProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            list: true,
-            logs: true,
-            batch_status: true,
-            cancel: true,
-            ..Capabilities::NONE
-        }
+        Capabilities::NONE
+            .with_list()
+            .with_logs()
+            .with_batch_status()
+            .with_cancel()
     }
 
     /// The status, with the percent its log reports while it runs (read
@@ -428,7 +426,7 @@ impl TaskProvider for ProxmoxProvider {
         Ok(lines
             .lines
             .into_iter()
-            .map(|l| LogLine { n: l.n, text: l.t })
+            .map(|l| LogLine::new(l.n, l.t))
             .collect())
     }
 

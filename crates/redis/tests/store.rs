@@ -15,15 +15,14 @@ fn event(id: &str, state: TaskState) -> TaskEvent {
         "provider": "pve", "id": id, "state": state, "vendor_state": state.to_string(),
     }))
     .unwrap();
-    TaskEvent {
-        provider: "pve".into(),
-        id: id.into(),
-        previous: None,
-        kind: TaskEventKind::Changed {
+    TaskEvent::new(
+        "pve",
+        id,
+        None,
+        TaskEventKind::Changed {
             snapshot: Box::new(snapshot),
         },
-        at: chrono::Utc::now(),
-    }
+    )
 }
 
 async fn store(url: &str) -> RedisStore {

@@ -79,7 +79,7 @@ impl SimClock {
         }
     }
 
-    /// The clock as a tasktrack [`Clock`], for pollers sharing this time.
+    /// The clock as a tasktrack [`Clock`](tasktrack_core::Clock), for pollers sharing this time.
     pub fn shared(&self) -> SharedClock {
         self.clock.clone()
     }

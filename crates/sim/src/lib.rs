@@ -2,8 +2,9 @@
 //!
 //! Embedded HTTP simulators of the task APIs tasktrack speaks. Each vendor
 //! module is an independent implementation of that vendor's wire protocol,
-//! written from the vendor's documents (it shares no model with the
-//! adapters, so a bug in one cannot hide in the other).
+//! written from the vendor's documents and checked against the vendor's own
+//! code (it shares no model with the adapters, so a bug in one cannot hide
+//! in the other).
 //!
 //! What every simulator shares lives here: the [`SimBuilder`] that starts a
 //! server on `127.0.0.1:0` and returns a [`SimHandle`]; the scripted-task
@@ -28,6 +29,7 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
 mod clock;

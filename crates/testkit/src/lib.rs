@@ -25,6 +25,7 @@
 //! state within its error budget, and gives up with a transient error past
 //! it.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod harness;
 mod memory;

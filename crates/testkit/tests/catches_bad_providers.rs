@@ -21,10 +21,7 @@ impl TaskProvider for Liar {
         "liar"
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            logs: true,
-            ..Capabilities::NONE
-        }
+        Capabilities::NONE.with_logs()
     }
     async fn status(&self, id: &u64) -> Result<MemoryTask> {
         match self.0.status(id).await {

@@ -118,16 +118,14 @@ async fn list_into(
         if !p.provider_capabilities().list {
             continue;
         }
-        let filter = TaskFilter {
-            states: vec![
+        let filter = TaskFilter::new()
+            .with_states([
                 TaskState::Pending,
                 TaskState::Running,
                 TaskState::Failed,
                 TaskState::Unknown,
-            ],
-            limit: Some(200),
-            ..TaskFilter::default()
-        };
+            ])
+            .with_limit(200);
         let page = match p.list_snapshots(&filter).await {
             Ok(page) => page,
             Err(e) => {

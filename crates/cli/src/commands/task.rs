@@ -78,10 +78,7 @@ async fn expand_short_id(
     if !crate::table::is_short_form(&short) || !provider.provider_capabilities().list {
         return Ok(None);
     }
-    let filter = tasktrack_core::TaskFilter {
-        limit: Some(SHORT_ID_LOOKUP),
-        ..tasktrack_core::TaskFilter::default()
-    };
+    let filter = tasktrack_core::TaskFilter::new().with_limit(SHORT_ID_LOOKUP);
     // A listing that fails leaves the id's own error to be said.
     let Ok(page) = provider.list_snapshots(&filter).await else {
         return Ok(None);
@@ -325,12 +322,8 @@ pub async fn list(
             "query one task with `tasktrack status`",
         ));
     }
-    let filter = TaskFilter {
-        states: states.to_vec(),
-        kind,
-        limit,
-        ..TaskFilter::default()
-    };
+    let mut filter = TaskFilter::new().with_states(states.iter().copied());
+    (filter.kind, filter.limit) = (kind, limit);
     let page = provider.list_snapshots(&filter).await?;
     match format {
         ListFormat::Json => return page.items.iter().try_for_each(output::json),

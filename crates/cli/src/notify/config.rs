@@ -248,15 +248,14 @@ mod tests {
     fn event(provider: &str, state: TaskState, kind: &str) -> TaskEvent {
         let mut snapshot = TaskSnapshot::new(provider, "42", state);
         snapshot.kind = Some(kind.to_owned());
-        TaskEvent {
-            provider: provider.into(),
-            id: "42".into(),
-            previous: Some(TaskState::Running),
-            kind: TaskEventKind::Changed {
+        TaskEvent::new(
+            provider,
+            "42",
+            Some(TaskState::Running),
+            TaskEventKind::Changed {
                 snapshot: Box::new(snapshot),
             },
-            at: chrono::Utc::now(),
-        }
+        )
     }
 
     #[test]

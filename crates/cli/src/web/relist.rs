@@ -26,10 +26,7 @@ pub fn spawn(
     timeout: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let filter = TaskFilter {
-            limit: Some(500),
-            ..TaskFilter::default()
-        };
+        let filter = TaskFilter::new().with_limit(500);
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

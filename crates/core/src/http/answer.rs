@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 /// What a vendor's error body says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VendorError {
     /// Vendor error code.
     pub code: Option<String>,
@@ -18,6 +19,23 @@ pub struct VendorError {
     pub message: Option<String>,
     /// Request / trace id, from the body or a header.
     pub request_id: Option<String>,
+}
+
+impl VendorError {
+    /// What a body said: its code and message, either possibly absent.
+    pub fn new(code: Option<String>, message: Option<String>) -> Self {
+        VendorError {
+            code,
+            message,
+            request_id: None,
+        }
+    }
+
+    /// The same error with the request or trace id that came with it.
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
+    }
 }
 
 /// An HTTP error answer, as the vendor hook sees it.

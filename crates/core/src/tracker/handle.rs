@@ -19,6 +19,7 @@ use crate::provider::{DynTaskProvider, TaskHandle};
 
 /// Counters of a running tracker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TrackerStats {
     /// Tasks currently tracked.
     pub tracked: u64,

@@ -7,7 +7,7 @@
 //!
 //! * tasks are DAGs of subtasks (`PENDING` → `READY` → `RUNNING` →
 //!   `SUCCESSFUL` / `FAILED`) that run when their upstreams succeeded,
-//!   parallel branches side by side, failing where scripted ([`dag`]);
+//!   parallel branches side by side, failing where scripted (module `dag`);
 //! * retry runs the failed subtasks again (`RETRY`, `runTime` + 1) and
 //!   answers the task; rollback undoes every subtask that ran, downstream
 //!   first, each ending `PENDING` again, the task then `SUCCESSFUL` with
@@ -16,7 +16,7 @@
 //!   `CANCELING`, then `FAILED` with operation `CANCEL`; refusals are `400`
 //!   with `ApiError.code` 20003 or 20004 (an integer), a missing task `404`
 //!   with 20000;
-//! * JSON as Jackson writes it there ([`render`]): nulls left out,
+//! * JSON as Jackson writes it there (module `render`): nulls left out,
 //!   `parallelIdx`, `downstreams`, `tenantInfo`, ISO times with `+08:00`.
 //!
 //! HTTP Basic auth, as OCP's public clients send it.
