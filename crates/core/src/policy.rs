@@ -14,6 +14,21 @@ pub const MIN_SLEEP: Duration = Duration::from_millis(1);
 /// How often to poll, for how long, and how many transient errors to bear.
 ///
 /// Build one with [`PollPolicy::default`] and the `with_*` methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasktrack_core::PollPolicy;
+///
+/// // 1 s, growing by 1.5 to 30 s while nothing changes, ±20 % jitter, 1 h.
+/// let default = PollPolicy::default();
+/// assert_eq!(default.initial_interval, Duration::from_secs(1));
+/// assert_eq!(default.deadline, Some(Duration::from_secs(3600)));
+///
+/// // A ten-minute job polled every 2 s exactly, given up after 15 minutes.
+/// let backup = PollPolicy::fixed(Duration::from_secs(2)).with_deadline(Some(Duration::from_secs(900)));
+/// assert_eq!(backup.max_interval, Duration::from_secs(2));
+/// assert_eq!(backup.deadline, Some(Duration::from_secs(900)));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollPolicy {
     /// First interval, and the interval after any change. Default 1 s: the

@@ -196,6 +196,32 @@ impl<P: TaskProvider> Poller<P> {
     /// the poll's own (timeout, a permanent error, or a transient one past
     /// the budget); a failed task is an `Ok` outcome: call
     /// [`TaskOutcome::into_result`] to turn it into an error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasktrack_core::{Error, MemoryProvider, PollPolicy, Poller, ScriptOutcome, TaskScript, TaskState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tasktrack_core::Result<()> {
+    /// let backups = MemoryProvider::new("backups");
+    /// let ok = backups.start(TaskScript::new("vzdump", Duration::from_millis(20)));
+    /// let bad = backups.start(
+    ///     TaskScript::new("vzdump", Duration::from_millis(20))
+    ///         .with_outcome(ScriptOutcome::failed("ENOSPC", "disk full")),
+    /// );
+    /// let poller = Poller::new(backups, PollPolicy::fixed(Duration::from_millis(5)));
+    ///
+    /// let outcome = poller.wait(&ok).await?;
+    /// assert_eq!(outcome.state(), TaskState::Succeeded);
+    ///
+    /// // A failed task is an `Ok` outcome; `into_result` makes it the error.
+    /// match poller.wait(&bad).await?.into_result() {
+    ///     Err(Error::TaskFailed { failure, .. }) => assert_eq!(failure.message, "disk full"),
+    ///     other => panic!("expected a failure, got {other:?}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait(&self, id: &P::Id) -> Result<TaskOutcome<P::Status>> {
         let (mut polls, mut elapsed, mut retries) = (0, Duration::ZERO, 0);
         let (status, last_attempt) = loop {
@@ -286,6 +312,31 @@ impl<P: TaskProvider> Poller<P> {
     /// A stream of the task's distinct statuses: the first one at once (no
     /// initial sleep), then each change, ending after a terminal status or
     /// an error. Dropping the stream stops all polling.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::StreamExt;
+    /// use tasktrack_core::{MemoryProvider, PollPolicy, Poller, TaskScript, TaskState, TaskStatus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tasktrack_core::Result<()> {
+    /// let backups = MemoryProvider::new("backups");
+    /// let id = backups.start(
+    ///     TaskScript::new("vzdump", Duration::from_millis(30)).with_pending_for(Duration::from_millis(10)),
+    /// );
+    /// let poller = Poller::new(backups, PollPolicy::fixed(Duration::from_millis(2)));
+    ///
+    /// let mut seen = Vec::new();
+    /// let mut changes = std::pin::pin!(poller.watch(&id));
+    /// while let Some(status) = changes.next().await {
+    ///     seen.push(status?);
+    /// }
+    /// // Each status once (progress counts as a change), the terminal one last.
+    /// assert!(seen.windows(2).all(|pair| pair[0] != pair[1]));
+    /// assert_eq!(seen.last().map(|s| s.state()), Some(TaskState::Succeeded));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn watch(&self, id: &P::Id) -> impl Stream<Item = Result<P::Status>> + Send + 'static {
         self.watch_inner(id.clone()).map(|r| r.map(|(s, _, _)| s))
     }

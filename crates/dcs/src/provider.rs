@@ -350,7 +350,37 @@ pub struct DcsProvider {
 }
 
 impl DcsProvider {
-    /// A provider named `dcs`.
+    /// A provider named `dcs`. Here against the simulator
+    /// (`tasktrack-sim`), following one instance's task to its end.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasktrack_core::{PollPolicy, Poller, TaskState, TaskStatus};
+    /// use tasktrack_dcs::{DcsClient, DcsProvider, DcsTaskId};
+    /// use tasktrack_huaweicloud::{Credentials, ServiceConfig};
+    /// use tasktrack_sim::{dcs::Dcs, huawei::HuaweiAuth, SimBuilder, StepSpec, TaskSpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (project, instance) = ("a4d31cb6-3d72-4fdc-8ec9-6e3a41e47f71", "5560df16-cebf-4473-95c4-d1b573c16e79");
+    /// let sim = SimBuilder::new(Dcs::new(HuaweiAuth::new(project).with_token("token"), [instance]))
+    ///     .start()
+    ///     .await?;
+    /// let ms = Duration::from_millis;
+    /// let task = sim.create_task(
+    ///     TaskSpec::new("ChangeInstanceSpec", ms(0))
+    ///         .with_step(StepSpec::new("precheck", ms(30)))
+    ///         .with_step(StepSpec::new("switch over", ms(30))),
+    /// );
+    ///
+    /// let config = ServiceConfig::new("dcs", sim.base_url(), project, Credentials::token("token"));
+    /// let poller = Poller::new(DcsProvider::new(DcsClient::new(&config)?), PollPolicy::fixed(ms(20)));
+    /// let outcome = poller.wait(&DcsTaskId::new(instance, task)).await?;
+    /// assert_eq!(outcome.state(), TaskState::Succeeded);
+    /// assert_eq!(outcome.status.steps().len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(client: DcsClient) -> Self {
         DcsProvider {
             client,

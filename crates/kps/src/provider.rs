@@ -157,7 +157,38 @@ pub struct KpsProvider {
 }
 
 impl KpsProvider {
-    /// A provider named `kps`.
+    /// A provider named `kps`. Here against the simulator
+    /// (`tasktrack-sim`): a key-pair task that fails ends the wait with its
+    /// KPS error code and message.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasktrack_core::{Error, PollPolicy, Poller};
+    /// use tasktrack_huaweicloud::{Credentials, ServiceConfig};
+    /// use tasktrack_kps::{KpsClient, KpsProvider, KpsTaskId};
+    /// use tasktrack_sim::{huawei::HuaweiAuth, kps::Kps, SimBuilder, TaskSpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let project = "a4d31cb6-3d72-4fdc-8ec9-6e3a41e47f71";
+    /// let sim = SimBuilder::new(Kps::new(HuaweiAuth::new(project).with_aksk("AK", "SK"))).start().await?;
+    /// let id: KpsTaskId = sim
+    ///     .create_task(
+    ///         TaskSpec::new("reset", Duration::from_millis(30))
+    ///             .with_attr("operation", "RESET")
+    ///             .with_failure("KPS.0101", "Update public key error"),
+    ///     )
+    ///     .parse()?;
+    ///
+    /// let config = ServiceConfig::new("kps", sim.base_url(), project, Credentials::aksk("AK", "SK"));
+    /// let poller = Poller::new(KpsProvider::new(KpsClient::new(&config)?), PollPolicy::fixed(Duration::from_millis(20)));
+    /// match poller.wait(&id).await?.into_result() {
+    ///     Err(Error::TaskFailed { failure, .. }) => assert_eq!(failure.code.as_deref(), Some("KPS.0101")),
+    ///     other => panic!("expected the failure, got {other:?}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(client: KpsClient) -> Self {
         KpsProvider {
             client,

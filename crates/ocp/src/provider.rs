@@ -257,6 +257,37 @@ fn refuse(action: &TaskAction, why: String) -> Error {
 
 impl OcpProvider {
     /// A provider named `ocp`.
+    ///
+    /// Here against the simulator (`tasktrack-sim`); a real OCP is the same
+    /// with its URL and an OCP user.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasktrack_core::{PollPolicy, Poller, Secret, TaskState};
+    /// use tasktrack_ocp::{OcpClient, OcpProvider};
+    /// use tasktrack_sim::ocp::{Ocp, OcpSubtaskSpec, OcpTaskSpec};
+    /// use tasktrack_sim::SimBuilder;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ocp = Ocp::new("admin", "demo-password");
+    /// let sim = SimBuilder::new(ocp.clone()).start().await?;
+    /// let ms = Duration::from_millis;
+    /// let id = ocp.create(OcpTaskSpec::new(
+    ///     "Add zone",
+    ///     vec![
+    ///         OcpSubtaskSpec::new("Check hosts", ms(30), &[]),
+    ///         OcpSubtaskSpec::new("Install observer", ms(30), &[0]),
+    ///     ],
+    /// ));
+    ///
+    /// let client = OcpClient::builder(sim.base_url(), "admin", &Secret::new("demo-password")).build()?;
+    /// let poller = Poller::new(OcpProvider::new(client), PollPolicy::fixed(ms(20)));
+    /// let outcome = poller.wait(&id).await?;
+    /// assert_eq!(outcome.state(), TaskState::Succeeded);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(client: OcpClient) -> Self {
         OcpProvider {
             client,

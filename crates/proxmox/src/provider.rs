@@ -66,7 +66,30 @@ const FINAL_PAGES: usize = 20;
 const PROGRESS_TASKS: usize = 10_000;
 
 impl ProxmoxProvider {
-    /// A provider named `proxmox` over `client`.
+    /// A provider named `proxmox` over `client`. Here against the
+    /// simulator (`tasktrack-sim`); a real cluster is the same with its URL,
+    /// token and CA certificate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasktrack_core::{PollPolicy, Poller, TaskState};
+    /// use tasktrack_proxmox::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider, Upid};
+    /// use tasktrack_sim::{proxmox::Proxmox, SimBuilder, TaskSpec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sim = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token("root@pam!ci", "s3cret"))
+    ///     .start()
+    ///     .await?;
+    /// let upid: Upid = sim.create_task(TaskSpec::new("vzdump", Duration::from_millis(50))).parse()?;
+    ///
+    /// let client = ProxmoxClient::builder(sim.base_url(), ProxmoxCredentials::parse_token("root@pam!ci=s3cret")?)
+    ///     .build()?;
+    /// let poller = Poller::new(ProxmoxProvider::new(client), PollPolicy::fixed(Duration::from_millis(20)));
+    /// assert_eq!(poller.wait(&upid).await?.state(), TaskState::Succeeded);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(client: ProxmoxClient) -> Self {
         ProxmoxProvider {
             name: "proxmox".into(),

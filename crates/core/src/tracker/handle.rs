@@ -96,6 +96,42 @@ pub(super) enum Command {
 }
 
 /// Tracks many tasks across named providers; cheap to clone.
+///
+/// One scheduler polls every tracked task by its provider's policy,
+/// batching where a provider can, and reports each change once on the
+/// event stream; a task leaves the set when it ends.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use tasktrack_core::{MemoryProvider, PollPolicy, TaskScript, TaskState, Tracker};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tasktrack_core::Result<()> {
+/// let backups = Arc::new(MemoryProvider::new("backups"));
+/// let builds = Arc::new(MemoryProvider::new("builds"));
+/// let (tracker, mut events) = Tracker::builder()
+///     .with_provider("backups", backups.clone())
+///     .with_provider("builds", builds.clone())
+///     .with_policy(PollPolicy::fixed(Duration::from_millis(5)))
+///     .build();
+/// tracker.track("backups", &backups.start(TaskScript::new("vzdump", Duration::from_millis(20))).to_string())?;
+/// tracker.track("builds", &builds.start(TaskScript::new("image", Duration::from_millis(10))).to_string())?;
+///
+/// let mut finished = 0;
+/// while let Some(event) = events.next().await {
+///     if event.is_final() {
+///         assert_eq!(event.state(), Some(TaskState::Succeeded));
+///         finished += 1;
+///         if finished == 2 {
+///             break;
+///         }
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Tracker {
     pub(super) commands: mpsc::UnboundedSender<Command>,
