@@ -28,7 +28,7 @@ use tasktrack_core::{BackendConfig, DynTaskProvider, MemoryConfig};
 use tasktrack_dcs::DcsConfig;
 use tasktrack_kps::KpsConfig;
 use tasktrack_ocp::OcpConfig;
-use tasktrack_proxmox::ProxmoxConfig;
+use tasktrack_proxmox::{PbsConfig, ProxmoxConfig};
 
 use crate::error::CliError;
 use crate::output::terminal_safe;
@@ -75,6 +75,7 @@ const fn kind<C: BackendConfig>() -> Kind {
 /// Every kind a config may name.
 pub const KINDS: &[Kind] = &[
     kind::<ProxmoxConfig>(),
+    kind::<PbsConfig>(),
     kind::<KpsConfig>(),
     kind::<DcsConfig>(),
     kind::<OcpConfig>(),

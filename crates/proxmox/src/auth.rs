@@ -10,11 +10,14 @@ use serde::Deserialize;
 use tasktrack_core::http::{encode_segment, Authenticate, HttpClient, HttpRequest};
 use tasktrack_core::{Error, Result, Secret};
 
+use crate::product::ProxmoxProduct;
+
 /// How to authenticate to Proxmox VE.
 #[derive(Clone, PartialEq, Eq)]
 pub enum ProxmoxCredentials {
-    /// An API token: `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`.
-    /// No CSRF token is needed.
+    /// An API token: `Authorization: PVEAPIToken=USER@REALM!TOKENID=SECRET`
+    /// (Proxmox Backup Server: `PBSAPIToken=USER@REALM!TOKENID:SECRET`). No
+    /// CSRF token is needed.
     ApiToken {
         /// `USER@REALM!TOKENID`.
         token_id: String,
@@ -84,6 +87,40 @@ impl ProxmoxCredentials {
         Ok(Self::api_token(id, secret))
     }
 
+    /// An API token in the form Proxmox Backup Server shows:
+    /// `USER@REALM!TOKENID:SECRET`. The message of a malformed one never
+    /// repeats the secret.
+    ///
+    /// ```
+    /// use tasktrack_proxmox::ProxmoxCredentials;
+    ///
+    /// let token = ProxmoxCredentials::parse_pbs_token("backup@pbs!ci:0a1b2c3d").unwrap();
+    /// assert_eq!(token, ProxmoxCredentials::api_token("backup@pbs!ci", "0a1b2c3d"));
+    /// assert!(ProxmoxCredentials::parse_pbs_token("backup@pbs!ci=0a1b").is_err());
+    /// ```
+    pub fn parse_pbs_token(full: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::invalid_input(
+                "pbs",
+                format!("malformed API token: {why}; expected USER@REALM!TOKENID:SECRET"),
+            )
+        };
+        let (user, rest) = full
+            .split_once('!')
+            .ok_or_else(|| bad("no '!' before the token id"))?;
+        // Token names cannot hold ':' (pbs-api-types' PROXMOX_TOKEN_NAME_REGEX).
+        let (token, secret) = rest
+            .split_once(':')
+            .ok_or_else(|| bad("no ':' before the secret"))?;
+        if !user.contains('@') || user.starts_with('@') || user.ends_with('@') {
+            return Err(bad("the user part is not user@realm"));
+        }
+        if token.is_empty() || secret.is_empty() {
+            return Err(bad("the token id or the secret is empty"));
+        }
+        Ok(Self::api_token(format!("{user}!{token}"), secret))
+    }
+
     /// A user (`user@realm`) and password.
     pub fn password(username: impl Into<String>, password: impl Into<Secret>) -> Self {
         ProxmoxCredentials::Password {
@@ -100,6 +137,7 @@ struct Ticket {
 
 /// The [`Authenticate`] hook for Proxmox VE.
 pub(crate) struct PveAuth {
+    product: ProxmoxProduct,
     credentials: ProxmoxCredentials,
     ticket: Mutex<Option<Ticket>>,
 }
@@ -107,6 +145,7 @@ pub(crate) struct PveAuth {
 impl fmt::Debug for PveAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PveAuth")
+            .field("product", &self.product)
             .field("credentials", &self.credentials)
             .field("has_ticket", &self.lock().is_some())
             .finish()
@@ -137,8 +176,9 @@ fn sensitive(value: &str) -> Result<HeaderValue> {
 }
 
 impl PveAuth {
-    pub(crate) fn new(credentials: ProxmoxCredentials) -> Self {
+    pub(crate) fn new(product: ProxmoxProduct, credentials: ProxmoxCredentials) -> Self {
         PveAuth {
+            product,
             credentials,
             ticket: Mutex::new(None),
         }
@@ -161,7 +201,7 @@ impl PveAuth {
             ticket: Secret::new(answer.data.ticket),
             csrf: Secret::new(answer.data.csrf),
         });
-        tracing::debug!(user = %username, "logged in to Proxmox VE");
+        tracing::debug!(user = %username, product = self.product.display_name(), "logged in");
         Ok(())
     }
 }
@@ -171,7 +211,7 @@ impl Authenticate for PveAuth {
     async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
         match &self.credentials {
             ProxmoxCredentials::ApiToken { token_id, secret } => {
-                let value = sensitive(&format!("PVEAPIToken={token_id}={}", secret.expose()))?;
+                let value = sensitive(&self.product.token_header(token_id, secret.expose()))?;
                 request.headers_mut().insert(AUTHORIZATION, value);
             }
             ProxmoxCredentials::Password { .. } => {
@@ -180,7 +220,8 @@ impl Authenticate for PveAuth {
                 let guard = self.lock();
                 if let Some(t) = guard.as_ref() {
                     let cookie = sensitive(&format!(
-                        "PVEAuthCookie={}",
+                        "{}={}",
+                        self.product.cookie_name(),
                         encode_segment(t.ticket.expose())
                     ))?;
                     request.headers_mut().insert(COOKIE, cookie);

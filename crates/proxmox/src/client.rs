@@ -14,9 +14,8 @@ use tracing::Instrument;
 
 use crate::auth::{ProxmoxCredentials, PveAuth};
 use crate::model::{ProxmoxLogLine, ProxmoxTask, TaskListEntry};
+use crate::product::ProxmoxProduct;
 use crate::upid::Upid;
-
-const PROVIDER: &str = "proxmox";
 
 /// PVE's error answers (pve-http-server `AnyEvent.pm`, `Formatter/Standard.pm`):
 /// the status line's reason phrase holds the message's first line
@@ -174,6 +173,7 @@ struct Envelope<T> {
 #[derive(Debug)]
 pub struct ProxmoxClientBuilder {
     base: String,
+    product: ProxmoxProduct,
     credentials: ProxmoxCredentials,
     options: ClientOptions,
 }
@@ -185,15 +185,26 @@ impl ConfigureHttp for ProxmoxClientBuilder {
 }
 
 impl ProxmoxClientBuilder {
+    /// Which server this is (default Proxmox VE); see [`ProxmoxProduct`].
+    pub fn with_product(mut self, product: ProxmoxProduct) -> Self {
+        self.product = product;
+        self
+    }
+
     /// Builds the client. No request is made yet.
     pub fn build(self) -> Result<ProxmoxClient> {
-        let auth = Arc::new(PveAuth::new(self.credentials));
-        let http = HttpClient::builder(PROVIDER, api_base(&self.base))
+        let product = self.product;
+        let auth = Arc::new(PveAuth::new(product, self.credentials));
+        let http = HttpClient::builder(product.provider_name(), api_base(&self.base))
             .with_options(self.options)
             .with_auth(auth.clone())
             .with_error_parser(Arc::new(PveErrors))
             .build()?;
-        Ok(ProxmoxClient { http, auth })
+        Ok(ProxmoxClient {
+            http,
+            auth,
+            product,
+        })
     }
 }
 
@@ -207,19 +218,13 @@ fn api_base(base: &str) -> String {
     }
 }
 
-/// A Proxmox VE API client for the task endpoints. Cheap to clone.
+/// A Proxmox VE (or Proxmox Backup Server) API client for the task
+/// endpoints. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ProxmoxClient {
     http: HttpClient,
     auth: Arc<PveAuth>,
-}
-
-fn task_path(upid: &Upid, tail: &str) -> String {
-    format!(
-        "/nodes/{}/tasks/{}{tail}",
-        encode_segment(upid.node()),
-        encode_segment(upid.as_str())
-    )
+    product: ProxmoxProduct,
 }
 
 /// PVE answers a well-formed UPID it has no log file for with
@@ -227,23 +232,24 @@ fn task_path(upid: &Upid, tail: &str) -> String {
 /// (pve-manager `PVE/API2/Tasks.pm`, `read_task_status` / `stop_task`), and
 /// one it cannot parse (the PBS form, say) with `unable to parse worker
 /// upid`.
-fn not_found_for(upid: &Upid, e: Error) -> Error {
+fn not_found_for(product: ProxmoxProduct, upid: &Upid, e: Error) -> Error {
+    let provider = product.provider_name();
     match &e {
         Error::Http(h) if h.status == 400 => {
             let message = h.vendor_message.as_deref().unwrap_or_default();
             if message.contains("no such task") {
-                return Error::not_found(PROVIDER, format!("task {upid} on node {}", upid.node()));
+                return Error::not_found(provider, format!("task {upid} on node {}", upid.node()));
             }
             if message.contains("unable to parse worker upid") {
                 return Error::invalid_input(
-                    PROVIDER,
+                    provider,
                     format!("the server cannot parse the UPID {upid}; a Proxmox Backup Server UPID needs a PBS backend"),
                 );
             }
             e
         }
         Error::NotFound { .. } => {
-            Error::not_found(PROVIDER, format!("task {upid} on node {}", upid.node()))
+            Error::not_found(provider, format!("task {upid} on node {}", upid.node()))
         }
         _ => e,
     }
@@ -258,9 +264,33 @@ impl ProxmoxClient {
     ) -> ProxmoxClientBuilder {
         ProxmoxClientBuilder {
             base: base_url.into(),
+            product: ProxmoxProduct::VirtualEnvironment,
             credentials,
             options: ClientOptions::default(),
         }
+    }
+
+    /// A client for a Proxmox Backup Server at `base_url`
+    /// (`https://host:8007`): [`builder`](Self::builder) with
+    /// [`ProxmoxProduct::BackupServer`].
+    pub fn pbs_builder(
+        base_url: impl Into<String>,
+        credentials: ProxmoxCredentials,
+    ) -> ProxmoxClientBuilder {
+        Self::builder(base_url, credentials).with_product(ProxmoxProduct::BackupServer)
+    }
+
+    /// Which server this client speaks to.
+    pub fn product(&self) -> ProxmoxProduct {
+        self.product
+    }
+
+    fn task_path(&self, upid: &Upid, tail: &str) -> String {
+        format!(
+            "/nodes/{}/tasks/{}{tail}",
+            encode_segment(self.product.path_node(upid.node())),
+            encode_segment(upid.as_str())
+        )
     }
 
     /// The underlying HTTP client.
@@ -288,16 +318,51 @@ impl ProxmoxClient {
         );
         async {
             let env: Envelope<ProxmoxTask> = self
-                .get(HttpRequest::get(task_path(upid, "/status")), "task status")
+                .get(
+                    HttpRequest::get(self.task_path(upid, "/status")),
+                    "task status",
+                )
                 .await
-                .map_err(|e| not_found_for(upid, e))?;
+                .map_err(|e| not_found_for(self.product, upid, e))?;
             if let Some(e) = &env.data.exitstatus {
                 tracing::Span::current().record("exitstatus", e.as_str());
+            }
+            if self.product == ProxmoxProduct::BackupServer
+                && env
+                    .data
+                    .exitstatus
+                    .as_ref()
+                    .is_some_and(|e| e.as_str() == "unknown")
+            {
+                self.confirm_pbs_task(upid).await?;
             }
             Ok(env.data)
         }
         .instrument(span)
         .await
+    }
+
+    /// PBS answers a UPID it never ran as `stopped` with exit status
+    /// `unknown` (`upid_read_status` failing falls back to it), as it does
+    /// a worker that died without its last line. Only the first has no log
+    /// file, and reading it fails with `No such file or directory`.
+    async fn confirm_pbs_task(&self, upid: &Upid) -> Result<()> {
+        match self.task_log(upid, 0, 1).await {
+            Err(Error::Http(h))
+                if h.status == 400
+                    && h.vendor_message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("No such file or directory")) =>
+            {
+                Err(Error::not_found(
+                    self.product.provider_name(),
+                    format!("task {upid}"),
+                ))
+            }
+            // A log that cannot be read for another reason leaves the
+            // status as the server gave it.
+            _ => Ok(()),
+        }
     }
 
     /// `GET /nodes/{node}/tasks/{upid}/log?start=&limit=`: `limit` lines
@@ -310,15 +375,15 @@ impl ProxmoxClient {
     /// …` (see [`LogPage::missing_file`]), and an empty log answers the
     /// single line `no content` (see [`LogPage::is_placeholder`]).
     pub async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<LogPage> {
-        let req = HttpRequest::get(task_path(upid, "/log"))
-            .with_query("start", start)
+        let req = HttpRequest::get(self.task_path(upid, "/log"))
+            .with_query("start", self.product.log_start(start))
             .with_query("limit", limit);
         let span = tracing::debug_span!("pve_task_log", node = upid.node(), upid = %upid, vmid = upid.vmid());
-        let env: Envelope<Vec<ProxmoxLogLine>> = self
-            .get(req, "task log")
-            .instrument(span)
-            .await
-            .map_err(|e| not_found_for(upid, e))?;
+        let env: Envelope<Vec<ProxmoxLogLine>> =
+            self.get(req, "task log")
+                .instrument(span)
+                .await
+                .map_err(|e| not_found_for(self.product, upid, e))?;
         let mut lines = env.data;
         lines.sort_by_key(|l| l.n);
         Ok(LogPage {
@@ -327,19 +392,15 @@ impl ProxmoxClient {
         })
     }
 
-    /// `GET /nodes/{node}/tasks` with every documented filter.
+    /// `GET /nodes/{node}/tasks` with every documented filter. On Proxmox
+    /// Backup Server the node is `localhost` whatever is given, `source` is
+    /// sent as PBS has it (`running=1` for active tasks only; archived and
+    /// active tasks are listed together otherwise) and `vmid` is refused.
     pub async fn node_tasks(&self, node: &str, q: &NodeTaskQuery) -> Result<TaskListPage> {
-        let req = HttpRequest::get(format!("/nodes/{}/tasks", encode_segment(node)))
-            .with_query_opt("start", q.start)
-            .with_query_opt("limit", q.limit)
-            .with_query_opt("since", q.since)
-            .with_query_opt("until", q.until)
-            .with_query_opt("statusfilter", q.statusfilter.as_ref())
-            .with_query_opt("typefilter", q.typefilter.as_ref())
-            .with_query_opt("userfilter", q.userfilter.as_ref())
-            .with_query_opt("vmid", q.vmid)
-            .with_query_opt("errors", q.errors.then_some(1))
-            .with_query_opt("source", q.source.map(TaskSource::as_str));
+        let req = match self.product {
+            ProxmoxProduct::VirtualEnvironment => self.pve_node_tasks(node, q),
+            ProxmoxProduct::BackupServer => self.pbs_node_tasks(q)?,
+        };
         let span = tracing::debug_span!("pve_node_tasks", node);
         let env: Envelope<Vec<TaskListEntry>> =
             self.get(req, "node task list").instrument(span).await?;
@@ -349,7 +410,67 @@ impl ProxmoxClient {
         })
     }
 
-    /// `GET /cluster/tasks`: recent tasks of the whole cluster.
+    fn pve_node_tasks(&self, node: &str, q: &NodeTaskQuery) -> HttpRequest {
+        HttpRequest::get(format!("/nodes/{}/tasks", encode_segment(node)))
+            .with_query_opt("start", q.start)
+            .with_query_opt("limit", q.limit)
+            .with_query_opt("since", q.since)
+            .with_query_opt("until", q.until)
+            .with_query_opt("statusfilter", q.statusfilter.as_ref())
+            .with_query_opt("typefilter", q.typefilter.as_ref())
+            .with_query_opt("userfilter", q.userfilter.as_ref())
+            .with_query_opt("vmid", q.vmid)
+            .with_query_opt("errors", q.errors.then_some(1))
+            .with_query_opt("source", q.source.map(TaskSource::as_str))
+    }
+
+    /// proxmox-backup `src/api2/node/tasks.rs` `list_tasks`: `statusfilter`
+    /// is an array (one parameter per value), and unknown parameters are
+    /// refused by its schema, so only what PBS has is sent.
+    fn pbs_node_tasks(&self, q: &NodeTaskQuery) -> Result<HttpRequest> {
+        if q.vmid.is_some() {
+            return Err(Error::invalid_input(
+                self.product.provider_name(),
+                "Proxmox Backup Server task lists have no vmid filter",
+            ));
+        }
+        let mut req = HttpRequest::get("/nodes/localhost/tasks")
+            .with_query_opt("start", q.start)
+            .with_query_opt("limit", q.limit)
+            .with_query_opt("since", q.since)
+            .with_query_opt("until", q.until)
+            .with_query_opt("typefilter", q.typefilter.as_ref())
+            .with_query_opt("userfilter", q.userfilter.as_ref())
+            .with_query_opt("errors", q.errors.then_some(1))
+            .with_query_opt(
+                "running",
+                (q.source == Some(TaskSource::Active)).then_some(1),
+            );
+        for state in q.statusfilter.iter().flat_map(|s| s.split(',')) {
+            if !state.trim().is_empty() {
+                req = req.with_query("statusfilter", state.trim());
+            }
+        }
+        Ok(req)
+    }
+
+    /// Recent tasks: `GET /cluster/tasks` on Proxmox VE (the whole
+    /// cluster's), the newest 1,000 of `GET /nodes/localhost/tasks` on
+    /// Proxmox Backup Server (which has no cluster).
+    pub async fn recent_tasks(&self) -> Result<Vec<TaskListEntry>> {
+        match self.product {
+            ProxmoxProduct::VirtualEnvironment => self.cluster_tasks().await,
+            ProxmoxProduct::BackupServer => {
+                let query = NodeTaskQuery {
+                    limit: Some(1000),
+                    ..NodeTaskQuery::default()
+                };
+                Ok(self.node_tasks("localhost", &query).await?.entries)
+            }
+        }
+    }
+
+    /// `GET /cluster/tasks`: recent tasks of the whole cluster (Proxmox VE).
     pub async fn cluster_tasks(&self) -> Result<Vec<TaskListEntry>> {
         let env: Envelope<Vec<TaskListEntry>> = self
             .get(HttpRequest::get("/cluster/tasks"), "cluster task list")
@@ -362,10 +483,10 @@ impl ProxmoxClient {
     pub async fn stop_task(&self, upid: &Upid) -> Result<()> {
         let span = tracing::info_span!("pve_stop_task", node = upid.node(), upid = %upid, vmid = upid.vmid());
         self.http
-            .send(HttpRequest::delete(task_path(upid, "")))
+            .send(HttpRequest::delete(self.task_path(upid, "")))
             .instrument(span)
             .await
-            .map_err(|e| not_found_for(upid, e))?;
+            .map_err(|e| not_found_for(self.product, upid, e))?;
         Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! [`ProxmoxConfig`]: a Proxmox VE backend as a config file writes it.
+//! [`ProxmoxConfig`] and [`PbsConfig`]: a Proxmox VE or Proxmox Backup
+//! Server backend as a config file writes it.
 
 use std::sync::Arc;
 use tasktrack_core::http::ConfigureHttp;
@@ -8,7 +9,7 @@ use tasktrack_core::config::{env_var, env_var_opt};
 use tasktrack_core::http::HttpConfig;
 use tasktrack_core::{BackendConfig, DynTaskProvider, Error, Result, Secret};
 
-use crate::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
+use crate::{ProxmoxClient, ProxmoxCredentials, ProxmoxProduct, ProxmoxProvider};
 
 /// `kind = "proxmox"`:
 ///
@@ -19,10 +20,11 @@ use crate::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
 /// token = "${PVE_TOKEN}"            # USER@REALM!TOKENID=SECRET
 /// # or: user = "root@pam" and password = "${PVE_PASSWORD}" (ticket login)
 /// ca_cert = "/etc/pve/pve-root-ca.pem"
+/// # or pin the node's certificate: fingerprint = "AA:BB:…" (32 bytes)
 /// ```
 ///
-/// `ca_cert` and `insecure` may also be written in the `http` table, as for
-/// every HTTP backend.
+/// `ca_cert`, `fingerprint` and `insecure` may also be written in the
+/// `http` table, as for every HTTP backend.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxmoxConfig {
@@ -39,21 +41,32 @@ pub struct ProxmoxConfig {
     /// **Dangerous**: accept any certificate.
     #[serde(default)]
     pub insecure: bool,
+    /// Trust exactly the certificate with this SHA-256 fingerprint
+    /// (`AA:BB:…`: PVE's node certificate page, `proxmox-backup-manager
+    /// cert info`), self-signed or not.
+    pub fingerprint: Option<String>,
     /// Timeouts, limits, redirects, TLS.
     #[serde(default)]
     pub http: HttpConfig,
 }
 
 impl ProxmoxConfig {
-    fn credentials(&self, name: &str) -> Result<ProxmoxCredentials> {
+    fn credentials(&self, product: ProxmoxProduct, name: &str) -> Result<ProxmoxCredentials> {
+        let form = match product {
+            ProxmoxProduct::BackupServer => "USER@REALM!TOKENID:SECRET",
+            _ => "USER@REALM!TOKENID=SECRET",
+        };
         match (&self.token, &self.user, &self.password) {
+            (Some(token), _, _) if product == ProxmoxProduct::BackupServer => {
+                ProxmoxCredentials::parse_pbs_token(token.expose())
+            }
             (Some(token), _, _) => ProxmoxCredentials::parse_token(token.expose()),
             (None, Some(user), Some(password)) => {
                 Ok(ProxmoxCredentials::password(user.clone(), password.clone()))
             }
             _ => Err(Error::invalid_input(
                 name,
-                "set token (USER@REALM!TOKENID=SECRET), or user and password",
+                format!("set token ({form}), or user and password"),
             )),
         }
     }
@@ -72,6 +85,7 @@ impl BackendConfig for ProxmoxConfig {
             password: env_var_opt("PVE_PASSWORD").map(Secret::new),
             ca_cert: env_var_opt("PVE_CA_CERT").map(Into::into),
             insecure: false,
+            fingerprint: env_var_opt("PVE_FINGERPRINT"),
             http: HttpConfig::default(),
         })
     }
@@ -85,12 +99,71 @@ impl BackendConfig for ProxmoxConfig {
     }
 
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
+        self.provider_for(ProxmoxProduct::VirtualEnvironment, name)
+    }
+}
+
+impl ProxmoxConfig {
+    fn provider_for(
+        &self,
+        product: ProxmoxProduct,
+        name: &str,
+    ) -> Result<Arc<dyn DynTaskProvider>> {
         let mut http = self.http.clone();
         http.ca_cert = http.ca_cert.or_else(|| self.ca_cert.clone());
         http.insecure |= self.insecure;
-        let client = ProxmoxClient::builder(&self.url, self.credentials(name)?)
+        http.fingerprint = http.fingerprint.or_else(|| self.fingerprint.clone());
+        let client = ProxmoxClient::builder(&self.url, self.credentials(product, name)?)
+            .with_product(product)
             .with_options(http.options(name)?)
             .build()?;
         Ok(Arc::new(ProxmoxProvider::new(client).with_name(name)))
+    }
+}
+
+/// `kind = "pbs"`: a Proxmox Backup Server, with the same fields as
+/// [`ProxmoxConfig`] and its own token form:
+///
+/// ```toml
+/// [backends.backup]
+/// kind = "pbs"
+/// url = "https://pbs.example.com:8007"
+/// token = "${PBS_TOKEN}"            # USER@REALM!TOKENID:SECRET
+/// # or: user = "backup@pbs" and password = "${PBS_PASSWORD}" (ticket login)
+/// fingerprint = "AA:BB:…"          # the server's certificate, pinned (PBS_FINGERPRINT)
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct PbsConfig(pub ProxmoxConfig);
+
+impl BackendConfig for PbsConfig {
+    const KIND: &'static str = "pbs";
+    const ID_SYNTAX: &'static str =
+        "a UPID, UPID:node:PID:PSTART:TASKNO:STARTTIME:type:id:user@realm: (Proxmox Backup Server)";
+
+    /// `PBS_URL`, and `PBS_TOKEN` or `PBS_USER` with `PBS_PASSWORD`.
+    fn from_env() -> Result<Self> {
+        Ok(PbsConfig(ProxmoxConfig {
+            url: env_var("pbs", "PBS_URL")?,
+            token: env_var_opt("PBS_TOKEN").map(Secret::new),
+            user: env_var_opt("PBS_USER"),
+            password: env_var_opt("PBS_PASSWORD").map(Secret::new),
+            ca_cert: env_var_opt("PBS_CA_CERT").map(Into::into),
+            insecure: false,
+            fingerprint: env_var_opt("PBS_FINGERPRINT"),
+            http: HttpConfig::default(),
+        }))
+    }
+
+    fn limit_requests(&mut self, max: u64) {
+        self.0.limit_requests(max);
+    }
+
+    fn share_budget(&mut self, store: Arc<dyn tasktrack_core::TrackStore>) {
+        self.0.share_budget(store);
+    }
+
+    fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
+        self.0.provider_for(ProxmoxProduct::BackupServer, name)
     }
 }

@@ -31,6 +31,7 @@ mod auth;
 mod client;
 mod config;
 mod model;
+mod product;
 pub mod progress;
 mod provider;
 mod upid;
@@ -40,11 +41,12 @@ pub use client::{
     LogPage, NodeTaskQuery, ProxmoxClient, ProxmoxClientBuilder, PveErrors, TaskListPage,
     TaskSource,
 };
-pub use config::ProxmoxConfig;
+pub use config::{PbsConfig, ProxmoxConfig};
 pub use model::{
     decode_log, ExitKind, ExitStatus, ListedState, ProxmoxLogLine, ProxmoxTask, RunState,
     TaskListEntry,
 };
+pub use product::ProxmoxProduct;
 pub use provider::{ProxmoxProvider, WARNINGS_KEPT};
 pub use tasktrack_core::http::ConfigureHttp;
 pub use upid::Upid;

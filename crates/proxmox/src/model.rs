@@ -185,11 +185,11 @@ pub struct TaskListEntry {
     /// End, epoch seconds (archived tasks).
     #[serde(default)]
     pub endtime: Option<i64>,
-    /// Task type.
-    #[serde(default, rename = "type")]
+    /// Task type (`worker_type` on Proxmox Backup Server).
+    #[serde(default, rename = "type", alias = "worker_type")]
     pub task_type: Option<String>,
-    /// Object id.
-    #[serde(default)]
+    /// Object id (`worker_id` on Proxmox Backup Server).
+    #[serde(default, alias = "worker_id")]
     pub id: Option<String>,
     /// Who started it (the user part, for an API token's tasks).
     #[serde(default)]

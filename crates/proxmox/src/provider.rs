@@ -14,6 +14,7 @@ use tasktrack_core::{
 
 use crate::client::{LogPage, NodeTaskQuery, ProxmoxClient, TaskSource};
 use crate::model::{ListedState, ProxmoxLogLine, ProxmoxTask, TaskListEntry};
+use crate::product::ProxmoxProduct;
 use crate::upid::Upid;
 
 /// Lines fetched per request when reading a whole log.
@@ -66,7 +67,8 @@ const FINAL_PAGES: usize = 20;
 const PROGRESS_TASKS: usize = 10_000;
 
 impl ProxmoxProvider {
-    /// A provider named `proxmox` over `client`. Here against the
+    /// A provider over `client`, named `proxmox` (`pbs` for a Proxmox
+    /// Backup Server client). Here against the
     /// simulator (`tasktrack-sim`); a real cluster is the same with its URL,
     /// token and CA certificate.
     ///
@@ -92,7 +94,7 @@ impl ProxmoxProvider {
     /// ```
     pub fn new(client: ProxmoxClient) -> Self {
         ProxmoxProvider {
-            name: "proxmox".into(),
+            name: client.product().provider_name().into(),
             client,
             log_progress: Default::default(),
         }
@@ -302,6 +304,30 @@ impl TaskProvider for ProxmoxProvider {
             .with_cancel()
     }
 
+    /// A UPID of the server's own form: Proxmox Backup Server's carry a
+    /// task counter, Proxmox VE's do not, and each server refuses the
+    /// other's; this says so before any request.
+    fn parse_id(&self, text: &str) -> Result<Upid> {
+        let upid: Upid = tasktrack_core::parse_task_id(&self.name, text)?;
+        let product = self.client.product();
+        let pbs_form = upid.task_counter().is_some();
+        if pbs_form != (product == ProxmoxProduct::BackupServer) {
+            let form = if pbs_form {
+                "a Proxmox Backup Server"
+            } else {
+                "a Proxmox VE"
+            };
+            return Err(Error::invalid_input(
+                &self.name,
+                format!(
+                    "{upid} is {form} UPID; this backend is {}",
+                    product.display_name()
+                ),
+            ));
+        }
+        Ok(upid)
+    }
+
     /// The status, with the percent its log reports while it runs (read
     /// incrementally: one request per poll once caught up). A batch of
     /// statuses ([`status_many`](Self::status_many)) reads no logs of
@@ -394,10 +420,11 @@ impl TaskProvider for ProxmoxProvider {
             .collect()
     }
 
-    /// `GET /cluster/tasks`, filtered here by state, kind and start time.
-    /// The cursor is an offset into that list.
+    /// [`ProxmoxClient::recent_tasks`] (`GET /cluster/tasks` on Proxmox
+    /// VE), filtered here by state, kind and start time. The cursor is an
+    /// offset into that list.
     async fn list(&self, filter: &TaskFilter) -> Result<TaskPage<(Upid, ProxmoxTask)>> {
-        let entries = self.client.cluster_tasks().await?;
+        let entries = self.client.recent_tasks().await?;
         let mut matching = Vec::new();
         for entry in entries {
             let Ok(upid) = entry.upid.parse::<Upid>() else {

@@ -42,6 +42,7 @@ pub mod generic;
 pub mod huawei;
 pub mod kps;
 pub mod ocp;
+pub mod pbs;
 pub mod proxmox;
 pub mod replay;
 mod server;

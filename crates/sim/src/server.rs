@@ -218,6 +218,29 @@ impl SimHandle {
     pub fn certificate_pem(&self) -> Option<&str> {
         self.certificate_pem.as_deref()
     }
+    /// The SHA-256 fingerprint of a TLS simulator's certificate, as
+    /// Proxmox prints one (`AA:BB:…`), to pin instead of trusting it.
+    pub fn certificate_fingerprint(&self) -> Option<String> {
+        use base64::Engine;
+        use sha2::Digest;
+        let body: String = self
+            .certificate_pem
+            .as_deref()?
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .ok()?;
+        let digest = sha2::Sha256::digest(der);
+        Some(
+            digest
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        )
+    }
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -11,6 +11,7 @@ use crate::generic::Generic;
 use crate::huawei::HuaweiAuth;
 use crate::kps::Kps;
 use crate::ocp::{Ocp, OcpSubtaskSpec, OcpTaskSpec};
+use crate::pbs::Pbs;
 use crate::proxmox::Proxmox;
 use crate::{SimBuilder, SimHandle, SimOutcome, StepSpec, TaskSpec};
 use clap::ValueEnum;
@@ -104,6 +105,11 @@ pub enum VendorName {
     Generic,
     /// Proxmox VE (`/api2/json`): API token or ticket auth.
     Proxmox,
+    /// Proxmox Backup Server (`/api2/json`, UPIDs with a task counter): API
+    /// token (`PBSAPIToken`) or ticket auth, with `--token-id`,
+    /// `--token-secret`, `--user`, `--password` and the first of `--nodes`
+    /// as its hostname.
+    Pbs,
     /// Huawei Cloud KPS key-pair tasks (`/v3/{project_id}`): token or AK/SK.
     Kps,
     /// Huawei Cloud DCS background tasks (`/v2/{project_id}`): token or AK/SK.
@@ -147,6 +153,23 @@ fn samples(vendor: VendorName, sim: &SimHandle) -> Vec<String> {
                                 .with_substeps(["allocate"])
                                 .with_failure("DCS.4933", "not enough capacity"),
                         ),
+                ),
+            ];
+        }
+        VendorName::Pbs => {
+            return vec![
+                sim.create_task(
+                    TaskSpec::new("backup", s(20))
+                        .with_attr("id", "store1:vm/100")
+                        .with_log(["starting backup to datastore 'store1'", "upload done"]),
+                ),
+                sim.create_task(
+                    TaskSpec::new("verify", s(10))
+                        .with_attr("id", "store1")
+                        .with_failure("E", "verification failed: 1 corrupt chunk"),
+                ),
+                sim.create_task(
+                    TaskSpec::new("garbage_collection", s(30)).with_attr("id", "store1"),
                 ),
             ];
         }
@@ -221,6 +244,11 @@ pub async fn serve(vendor: VendorName, args: SimOptions) -> ExitCode {
         VendorName::Dcs => SimBuilder::new(Dcs::new(huawei_auth(&args), args.instances.clone())),
         VendorName::Proxmox => SimBuilder::new(
             Proxmox::new(args.nodes.clone())
+                .with_api_token(args.token_id.clone(), args.token_secret.clone())
+                .with_user(args.user.clone(), args.password.clone()),
+        ),
+        VendorName::Pbs => SimBuilder::new(
+            Pbs::new(args.nodes.first().cloned().unwrap_or_else(|| "pbs".into()))
                 .with_api_token(args.token_id.clone(), args.token_secret.clone())
                 .with_user(args.user.clone(), args.password.clone()),
         ),

@@ -94,6 +94,18 @@ impl HttpClientBuilder {
             })?;
             builder = builder.proxy(proxy);
         }
+        if let Some(pinned) = o.certificate_fingerprint {
+            if o.danger_accept_invalid_certs {
+                return Err(Error::invalid_input(
+                    &self.provider,
+                    "a pinned certificate fingerprint and accepting any certificate contradict each other; keep the fingerprint",
+                ));
+            }
+            let tls = super::pinning::pinned_tls(pinned).map_err(|e| {
+                Error::invalid_input(&self.provider, format!("cannot pin the certificate: {e}"))
+            })?;
+            builder = builder.use_preconfigured_tls(tls);
+        }
         for pem in &o.root_certificates {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
                 Error::invalid_input(&self.provider, format!("bad root CA certificate: {e}"))

@@ -39,6 +39,9 @@ pub struct HttpConfig {
     /// **Dangerous**: accept any certificate.
     #[serde(default)]
     pub insecure: bool,
+    /// Trust exactly the certificate with this SHA-256 fingerprint
+    /// (`AA:BB:…`, as Proxmox shows it), instead of any CA.
+    pub fingerprint: Option<String>,
     /// A proxy for every request.
     pub proxy: Option<String>,
     /// A request budget: at most this many requests a second on average,
@@ -68,6 +71,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("redirects", &self.redirects)
             .field("ca_cert", &self.ca_cert)
+            .field("fingerprint", &self.fingerprint)
             .field("insecure", &self.insecure)
             .field("proxy", &self.proxy.as_ref().map(|_| "***"))
             .field("max_requests", &self.max_requests)
@@ -140,6 +144,18 @@ impl HttpConfig {
             options.root_certificates.push(pem);
         }
         options.danger_accept_invalid_certs = self.insecure;
+        if let Some(text) = &self.fingerprint {
+            let pinned = text
+                .parse::<super::CertificateFingerprint>()
+                .map_err(|e| bad("fingerprint", format!("is not valid: {e}")))?;
+            if self.insecure {
+                return Err(bad(
+                    "fingerprint",
+                    "and insecure = true contradict each other; keep the fingerprint".into(),
+                ));
+            }
+            options.certificate_fingerprint = Some(pinned);
+        }
         options.proxy.clone_from(&self.proxy);
         if let Some(0) = self.max_requests {
             return Err(bad("max_requests", "must be at least 1".into()));

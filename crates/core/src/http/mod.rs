@@ -12,6 +12,7 @@ mod config;
 mod gate;
 mod limits;
 mod options;
+mod pinning;
 mod request;
 mod slots;
 
@@ -26,6 +27,7 @@ pub use gate::RequestGate;
 pub use options::{
     ClientOptions, ConfigureHttp, RedirectPolicy, RetryPolicy, DEFAULT_MAX_BODY_BYTES,
 };
+pub use pinning::{CertificateFingerprint, FingerprintError};
 pub use request::{encode_segment, path_segment, HttpRequest, HttpResponse, RFC3986};
 pub use reqwest::Method;
 pub use slots::{ConcurrencyGate, Slot};

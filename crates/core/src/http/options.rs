@@ -99,6 +99,10 @@ pub struct ClientOptions {
     /// **Dangerous**: accept any TLS certificate, so anyone on the path can
     /// read the credentials. Default false.
     pub danger_accept_invalid_certs: bool,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint
+    /// (and no other, whoever signed it): pinning a self-signed Proxmox
+    /// certificate. Replaces the root store; default none.
+    pub certificate_fingerprint: Option<super::CertificateFingerprint>,
     /// The `User-Agent` (default `tasktrack/VERSION`).
     pub user_agent: Option<String>,
     /// A proxy for every request (`http://`, `https://` or `socks5://`).
@@ -129,6 +133,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             root_certificates: Vec::new(),
             danger_accept_invalid_certs: false,
+            certificate_fingerprint: None,
             user_agent: None,
             proxy: None,
             redirects: RedirectPolicy::None,
@@ -153,6 +158,7 @@ impl fmt::Debug for ClientOptions {
                 "danger_accept_invalid_certs",
                 &self.danger_accept_invalid_certs,
             )
+            .field("certificate_fingerprint", &self.certificate_fingerprint)
             .field("user_agent", &self.user_agent)
             .field("proxy", &self.proxy.as_ref().map(|_| "***"))
             .field("redirects", &self.redirects)
@@ -216,6 +222,12 @@ pub trait ConfigureHttp: Sized {
     /// certificate you cannot add as a root.
     fn with_danger_accept_invalid_certs(mut self, yes: bool) -> Self {
         self.client_options_mut().danger_accept_invalid_certs = yes;
+        self
+    }
+    /// Trusts exactly the server certificate with `fingerprint` (its
+    /// SHA-256, as Proxmox shows it), instead of any root CA.
+    fn with_certificate_fingerprint(mut self, fingerprint: super::CertificateFingerprint) -> Self {
+        self.client_options_mut().certificate_fingerprint = Some(fingerprint);
         self
     }
     /// Sets the `User-Agent`.

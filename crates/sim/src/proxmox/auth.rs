@@ -6,6 +6,10 @@
 //! `Authentication failed!` for a bad token or ticket, the CSRF token on
 //! every non-GET made with a ticket (never with a token). Any failure is a
 //! 401 whose reason phrase is the message and whose body is empty.
+//!
+//! Proxmox Backup Server checks the same way under its own names
+//! (proxmox-backup `src/auth.rs`: `PBSAuthCookie`, `PBSAPIToken`, tickets
+//! `PBS:…`), with `:` between token id and secret ([`Product`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,9 +30,49 @@ struct Ticket {
     issued: Instant,
 }
 
+/// Whose names the credentials go by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Product {
+    /// Proxmox VE: `PVEAuthCookie`, `PVEAPIToken=ID=SECRET`.
+    #[default]
+    Pve,
+    /// Proxmox Backup Server: `PBSAuthCookie`, `PBSAPIToken=ID:SECRET`.
+    Pbs,
+}
+
+impl Product {
+    fn cookie(self) -> &'static str {
+        match self {
+            Product::Pve => "PVEAuthCookie",
+            Product::Pbs => "PBSAuthCookie",
+        }
+    }
+    fn token_key(self) -> &'static str {
+        match self {
+            Product::Pve => "PVEAPIToken",
+            Product::Pbs => "PBSAPIToken",
+        }
+    }
+    fn ticket_prefix(self) -> &'static str {
+        match self {
+            Product::Pve => "PVE",
+            Product::Pbs => "PBS",
+        }
+    }
+    /// `USER@REALM!TOKENID=SECRET` (the secret after the last `=`), or
+    /// `USER@REALM!TOKENID:SECRET` (token names hold no `:`).
+    fn split_token(self, token: &str) -> Option<(&str, &str)> {
+        match self {
+            Product::Pve => token.rsplit_once('='),
+            Product::Pbs => token.split_once(':'),
+        }
+    }
+}
+
 /// The credentials a simulated cluster accepts, and the tickets it issued.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Accounts {
+    pub product: Product,
     /// `(USER@REALM!TOKENID, secret)`.
     pub tokens: Vec<(String, String)>,
     /// `(user@realm, password)`.
@@ -81,15 +125,15 @@ impl Accounts {
                 .join("; ")
         };
         let (cookie, authorization) = (header("cookie"), header("authorization"));
-        let ticket = auth_value(&cookie, "PVEAuthCookie")
-            .or_else(|| auth_value(&authorization, "PVEAuthCookie"));
+        let p = self.product;
+        let ticket =
+            auth_value(&cookie, p.cookie()).or_else(|| auth_value(&authorization, p.cookie()));
         let failed = || Some(reply::unauthorized("Authentication failed!"));
         if ticket.is_none() {
-            let Some(token) = auth_value(&authorization, "PVEAPIToken") else {
+            let Some(token) = auth_value(&authorization, p.token_key()) else {
                 return Some(reply::unauthorized("No ticket"));
             };
-            // verify_token: USER@REALM!TOKENID=SECRET.
-            let Some((id, secret)) = token.rsplit_once('=') else {
+            let Some((id, secret)) = p.split_token(&token) else {
                 return failed();
             };
             let known = self.tokens.iter().any(|(i, s)| i == id && s == secret);
@@ -121,7 +165,8 @@ impl Accounts {
     pub(crate) fn login(&self, ctx: &SimContext, username: &str, password: &str) -> Response {
         // A valid ticket of the same user is accepted as the password: that
         // is how clients renew one (proxmoxer's `_get_new_tokens`).
-        let renewal = password.starts_with(&format!("PVE:{username}:"))
+        let prefix = self.product.ticket_prefix();
+        let renewal = password.starts_with(&format!("{prefix}:{username}:"))
             && self
                 .lock()
                 .get(password)
@@ -136,7 +181,7 @@ impl Accounts {
         }
         let n = ctx.engine.next_number();
         let now = ctx.clock().now_utc().timestamp();
-        let ticket = format!("PVE:{username}:{now:08X}::sim{n:016x}/signature+AAAA==");
+        let ticket = format!("{prefix}:{username}:{now:08X}::sim{n:016x}/signature+AAAA==");
         let csrf = format!("{now:08X}:sim-csrf-{n:x}");
         self.lock().insert(
             ticket.clone(),

@@ -19,10 +19,10 @@
 //! `docs/fidelity.md` lists every behaviour with its source and where the
 //! seed documents say otherwise.
 
-mod auth;
+pub(crate) mod auth;
 mod params;
-mod reply;
-mod tasks;
+pub(crate) mod reply;
+pub(crate) mod tasks;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

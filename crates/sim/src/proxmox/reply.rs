@@ -40,6 +40,11 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, [(header::CONTENT_TYPE, JSON)], bytes).into_response()
 }
 
+/// `body` as JSON with `status` (PBS answers whole bodies of its own).
+pub(crate) fn json(status: StatusCode, body: &Value) -> Response {
+    json_response(status, body)
+}
+
 /// `{"data": value}`.
 pub(crate) fn data(value: Value) -> Response {
     json_response(StatusCode::OK, &json!({ "data": value }))

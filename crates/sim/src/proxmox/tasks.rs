@@ -87,7 +87,7 @@ pub(crate) struct NodeTask {
 
 /// The final line a worker writes, or `None` for one killed too hard to
 /// write it (`final_line` attribute set to empty).
-fn final_line(v: &TaskView) -> Option<String> {
+pub(crate) fn final_line(v: &TaskView) -> Option<String> {
     if let Some(custom) = v.attrs.get("final_line") {
         return (!custom.is_empty()).then(|| custom.clone());
     }
@@ -110,7 +110,7 @@ fn final_line(v: &TaskView) -> Option<String> {
 /// `WARN:` lines for the warnings the script counted but did not write:
 /// a worker's `WARNINGS: N` counts the lines `PVE::RESTEnvironment::warn`
 /// printed, so a log with fewer would be one no real node writes.
-fn missing_warnings(v: &TaskView) -> Vec<String> {
+pub(crate) fn missing_warnings(v: &TaskView) -> Vec<String> {
     if v.state != SimState::Succeeded || v.attrs.contains_key("final_line") {
         return Vec::new();
     }
