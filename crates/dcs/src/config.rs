@@ -79,7 +79,7 @@ impl BackendConfig for DcsConfig {
     }
 
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
-        let client = DcsClient::new(&self.service.service(name)?)?;
+        let client = DcsClient::new(&self.service.service("dcs", name)?)?;
         Ok(Arc::new(
             DcsProvider::new(client)
                 .with_instances(self.instances.clone())
@@ -108,7 +108,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(c.instances, ["i1", "i2"]);
-        assert_eq!(c.service.endpoint, "https://dcs.example");
+        assert_eq!(c.service.endpoint.as_deref(), Some("https://dcs.example"));
         assert!(c.service.token.is_some());
         let bare = parse(json!({"endpoint": "https://dcs.example", "project_id": "p"})).unwrap();
         assert!(bare.instances.is_empty());

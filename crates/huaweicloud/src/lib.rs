@@ -10,6 +10,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod iam;
 mod signer;
 
 use std::fmt;
@@ -25,6 +26,7 @@ use tasktrack_core::http::{
 use tasktrack_core::{Error, Result, Secret};
 
 pub use config::HuaweiConfig;
+pub use iam::IamPassword;
 pub use signer::{
     canonical_query, canonical_request, canonical_uri, signature, SignedHeaders, Signer,
     SigningInput, ALGORITHM, DATE_FORMAT, X_SDK_CONTENT_SHA256, X_SDK_DATE,
@@ -43,11 +45,20 @@ pub fn endpoint(service: &str, region: &str) -> String {
     format!("https://{host}.{region}.myhuaweicloud.com")
 }
 
+/// The IAM endpoint of `region`: `https://iam.{region}.myhuaweicloud.com`
+/// (the SDKs' region table; `HUAWEICLOUD_SDK_IAM_ENDPOINT` overrides it in
+/// [`ServiceConfig::from_env`]).
+pub fn iam_endpoint(region: &str) -> String {
+    format!("https://iam.{region}.myhuaweicloud.com")
+}
+
 /// How to authenticate.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Credentials {
     /// An IAM token (`X-Subject-Token` of IAM's token API), sent as
-    /// `X-Auth-Token`.
+    /// `X-Auth-Token`. It expires after 24 h and is not renewed: prefer
+    /// [`Credentials::Password`] for long-running trackers.
     Token(Secret),
     /// An access key / secret key pair: every request is signed.
     AkSk {
@@ -56,6 +67,21 @@ pub enum Credentials {
         /// Secret access key.
         sk: Secret,
     },
+    /// Temporary AK/SK (from an agency, or an ECS's metadata service) with
+    /// its security token: every request is signed and carries
+    /// `X-Security-Token`, as the SDKs' `BasicCredentials` send it.
+    Temporary {
+        /// Temporary access key id.
+        ak: String,
+        /// Temporary secret access key.
+        sk: Secret,
+        /// The security token that goes with them.
+        security_token: Secret,
+    },
+    /// An IAM user's password: a token is fetched from IAM (the service
+    /// config's `iam_endpoint`) on first use, fetched again an hour before
+    /// it expires, and at once when a service answers 401.
+    Password(IamPassword),
 }
 
 impl fmt::Debug for Credentials {
@@ -69,6 +95,15 @@ impl fmt::Debug for Credentials {
                     .field("sk", &"***")
                     .finish()
             }
+            Credentials::Temporary { ak, .. } => {
+                let shown: String = ak.chars().take(4).collect();
+                f.debug_struct("Temporary")
+                    .field("ak", &format_args!("{shown}***"))
+                    .field("sk", &"***")
+                    .field("security_token", &"***")
+                    .finish()
+            }
+            Credentials::Password(p) => f.debug_tuple("Password").field(p).finish(),
         }
     }
 }
@@ -87,8 +122,35 @@ impl Credentials {
         Credentials::Token(token.into())
     }
 
+    /// Temporary AK/SK with their security token.
+    pub fn temporary(
+        ak: impl Into<String>,
+        sk: impl Into<Secret>,
+        security_token: impl Into<Secret>,
+    ) -> Self {
+        Credentials::Temporary {
+            ak: ak.into(),
+            sk: sk.into(),
+            security_token: security_token.into(),
+        }
+    }
+
+    /// An IAM user's password, exchanged for tokens.
+    pub fn password(
+        domain: impl Into<String>,
+        user: impl Into<String>,
+        password: impl Into<Secret>,
+    ) -> Self {
+        Credentials::Password(IamPassword {
+            domain: domain.into(),
+            user: user.into(),
+            password: password.into(),
+        })
+    }
+
     /// From the environment, like the SDK examples: `CLOUD_SDK_AK` and
-    /// `CLOUD_SDK_SK`, else `HUAWEICLOUD_TOKEN`.
+    /// `CLOUD_SDK_SK` (with `CLOUD_SDK_SECURITY_TOKEN` for temporary ones),
+    /// else `HUAWEICLOUD_TOKEN`.
     pub fn from_env() -> Result<Self> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         match (
@@ -96,7 +158,10 @@ impl Credentials {
             var("CLOUD_SDK_SK"),
             var("HUAWEICLOUD_TOKEN"),
         ) {
-            (Some(ak), Some(sk), _) => Ok(Self::aksk(ak, sk)),
+            (Some(ak), Some(sk), _) => Ok(match var("CLOUD_SDK_SECURITY_TOKEN") {
+                Some(t) => Self::temporary(ak, sk, t),
+                None => Self::aksk(ak, sk),
+            }),
             (None, None, Some(token)) => Ok(Self::token(token)),
             (Some(_), None, _) | (None, Some(_), _) => Err(Error::invalid_input(
                 "huaweicloud",
@@ -110,46 +175,86 @@ impl Credentials {
     }
 }
 
-/// The [`Authenticate`] hook: `X-Auth-Token`, or `X-Project-Id` plus an
-/// AK/SK signature.
+/// The [`Authenticate`] hook: `X-Auth-Token` (given, or fetched from IAM
+/// with a password), or `X-Project-Id` plus an AK/SK signature (and
+/// `X-Security-Token` for temporary keys).
 #[derive(Debug)]
 pub struct HuaweiAuth {
     credentials: Credentials,
     project_id: String,
+    tokens: Option<Arc<iam::TokenSource>>,
 }
 
 impl HuaweiAuth {
-    /// Credentials for `project_id`.
+    /// Credentials for `project_id`. [`Credentials::Password`] needs an IAM
+    /// client: build through [`ServiceConfig::http_client`].
     pub fn new(credentials: Credentials, project_id: impl Into<String>) -> Self {
         HuaweiAuth {
             credentials,
             project_id: project_id.into(),
+            tokens: None,
         }
     }
+}
+
+fn sensitive(value: &str, what: &str) -> Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        Error::invalid_input(
+            "huaweicloud",
+            format!("the {what} holds characters not allowed in a header"),
+        )
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 #[async_trait]
 impl Authenticate for HuaweiAuth {
     async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
+        let signed = |request: &mut reqwest::Request, ak: &str, sk: &Secret| -> Result<()> {
+            let project = HeaderValue::from_str(&self.project_id)
+                .map_err(|_| Error::invalid_input("huaweicloud", "bad project id"))?;
+            request.headers_mut().insert("x-project-id", project);
+            Signer::new(ak.to_owned(), sk.clone()).sign_reqwest(request, Utc::now())
+        };
         match &self.credentials {
             Credentials::Token(token) => {
-                let mut v = HeaderValue::from_str(token.expose()).map_err(|_| {
-                    Error::invalid_input(
-                        "huaweicloud",
-                        "the token holds characters not allowed in a header",
-                    )
-                })?;
-                v.set_sensitive(true);
+                let v = sensitive(token.expose(), "token")?;
                 request.headers_mut().insert("x-auth-token", v);
             }
-            Credentials::AkSk { ak, sk } => {
-                let project = HeaderValue::from_str(&self.project_id)
-                    .map_err(|_| Error::invalid_input("huaweicloud", "bad project id"))?;
-                request.headers_mut().insert("x-project-id", project);
-                Signer::new(ak.clone(), sk.clone()).sign_reqwest(request, Utc::now())?;
+            Credentials::AkSk { ak, sk } => signed(request, ak, sk)?,
+            Credentials::Temporary {
+                ak,
+                sk,
+                security_token,
+            } => {
+                // Set before signing: the signature covers it, as the SDKs'.
+                let v = sensitive(security_token.expose(), "security token")?;
+                request.headers_mut().insert("x-security-token", v);
+                signed(request, ak, sk)?;
+            }
+            Credentials::Password(_) => {
+                let source = self.tokens.as_ref().ok_or_else(|| {
+                    Error::invalid_input("huaweicloud", "password sign-in needs an IAM endpoint")
+                })?;
+                let token = source.token().await?;
+                let v = sensitive(token.expose(), "token")?;
+                request.headers_mut().insert("x-auth-token", v);
             }
         }
         Ok(())
+    }
+
+    /// A password sign-in fetches a new token after a 401 (revoked, or
+    /// expired early); the other credentials cannot be renewed here.
+    async fn refresh(&self, _client: &HttpClient) -> Result<bool> {
+        match &self.tokens {
+            Some(source) => {
+                source.renew().await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
 
@@ -224,6 +329,11 @@ pub struct ServiceConfig {
     pub credentials: Credentials,
     /// Timeouts, retry of idempotent reads, TLS, proxy, redirects, limits.
     pub options: ClientOptions,
+    /// Where [`Credentials::Password`] gets its tokens (see
+    /// [`iam_endpoint`]); unused by the other credentials.
+    pub iam_endpoint: Option<String>,
+    /// The clock token lifetimes are measured on (default: tokio's).
+    pub clock: Option<tasktrack_core::SharedClock>,
 }
 
 impl ConfigureHttp for ServiceConfig {
@@ -247,6 +357,8 @@ impl ServiceConfig {
             project_id: project_id.into(),
             credentials,
             options: ClientOptions::default(),
+            iam_endpoint: None,
+            clock: None,
         }
     }
 
@@ -259,15 +371,33 @@ impl ServiceConfig {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| Error::invalid_input(provider, format!("{k} is not set")))
         };
-        Ok(Self::new(
+        let mut config = Self::new(
             provider,
             var(endpoint_var)?,
             var("HUAWEICLOUD_PROJECT_ID")?,
             Credentials::from_env()?,
-        ))
+        );
+        config.iam_endpoint = std::env::var("HUAWEICLOUD_SDK_IAM_ENDPOINT")
+            .ok()
+            .filter(|v| !v.is_empty());
+        Ok(config)
     }
 
-    /// The HTTP client for this service.
+    /// Where password sign-ins get their tokens.
+    pub fn with_iam_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.iam_endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The clock token lifetimes are measured on.
+    pub fn with_clock(mut self, clock: tasktrack_core::SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The HTTP client for this service. A password sign-in gets a second
+    /// client, to the IAM endpoint only, with the same options; the
+    /// password goes nowhere else.
     pub fn http_client(&self) -> Result<HttpClient> {
         if self.project_id.is_empty() || self.project_id.contains('/') {
             return Err(Error::invalid_input(
@@ -275,14 +405,38 @@ impl ServiceConfig {
                 format!("bad project id {:?}", self.project_id),
             ));
         }
-        HttpClient::builder(&self.provider, &self.endpoint)
-            .with_options(self.options.clone())
-            .with_auth(Arc::new(HuaweiAuth::new(
-                self.credentials.clone(),
+        let mut auth = HuaweiAuth::new(self.credentials.clone(), self.project_id.clone());
+        if let Credentials::Password(login) = &self.credentials {
+            let iam_url = self.iam_endpoint.as_deref().ok_or_else(|| {
+                Error::invalid_input(
+                    &self.provider,
+                    "password sign-in needs the IAM endpoint: set region (or iam_endpoint)",
+                )
+            })?;
+            let clock = self
+                .clock
+                .clone()
+                .unwrap_or_else(|| Arc::new(tasktrack_core::TokioClock));
+            let iam = HttpClient::builder(format!("{}-iam", self.provider), iam_url)
+                .with_options(self.options.clone())
+                .with_error_parser(Arc::new(HuaweiErrors))
+                .with_clock(clock.clone())
+                .build()?;
+            auth.tokens = Some(iam::TokenSource::new(
+                iam,
+                login.clone(),
                 self.project_id.clone(),
-            )))
-            .with_error_parser(Arc::new(HuaweiErrors))
-            .build()
+                clock,
+            ));
+        }
+        let mut builder = HttpClient::builder(&self.provider, &self.endpoint)
+            .with_options(self.options.clone())
+            .with_auth(Arc::new(auth))
+            .with_error_parser(Arc::new(HuaweiErrors));
+        if let Some(clock) = &self.clock {
+            builder = builder.with_clock(clock.clone());
+        }
+        builder.build()
     }
 }
 

@@ -41,7 +41,7 @@ impl BackendConfig for KpsConfig {
     }
 
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
-        let client = KpsClient::new(&self.0.service(name)?)?;
+        let client = KpsClient::new(&self.0.service("kps", name)?)?;
         Ok(Arc::new(KpsProvider::new(client).with_name(name)))
     }
 }

@@ -1,7 +1,8 @@
 //! What the Huawei Cloud simulators (KPS, DCS) share: `X-Auth-Token` or
 //! AK/SK signature checks (re-implemented here from Huawei's published
-//! algorithm, independently of the adapter's signer), the 15-minute clock
-//! skew limit, the error body, and an `X-Request-Id` on every answer.
+//! algorithm, independently of the adapter's signer), temporary keys'
+//! `X-Security-Token`, the 15-minute clock skew limit, the error body, an
+//! `X-Request-Id` on every answer, and IAM's token route beside them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::context::SimContext;
+use crate::iam::IamAccounts;
 
 /// Credentials a Huawei Cloud simulator accepts.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +31,10 @@ pub struct HuaweiAuth {
     pub tokens: Vec<String>,
     /// Accepted AK/SK pairs.
     pub keys: Vec<(String, String)>,
+    /// Temporary access keys and the security token each must come with.
+    pub security_tokens: Vec<(String, String)>,
+    /// IAM users, and the tokens IAM issued them.
+    pub iam: IamAccounts,
 }
 
 impl HuaweiAuth {
@@ -47,6 +53,38 @@ impl HuaweiAuth {
     /// Accepts an AK/SK pair.
     pub fn with_aksk(mut self, ak: impl Into<String>, sk: impl Into<String>) -> Self {
         self.keys.push((ak.into(), sk.into()));
+        self
+    }
+    /// Accepts a temporary AK/SK pair, only with `security_token` in a
+    /// signed `X-Security-Token` header.
+    pub fn with_temporary_aksk(
+        mut self,
+        ak: impl Into<String>,
+        sk: impl Into<String>,
+        security_token: impl Into<String>,
+    ) -> Self {
+        let ak = ak.into();
+        self.security_tokens
+            .push((ak.clone(), security_token.into()));
+        self.keys.push((ak, sk.into()));
+        self
+    }
+    /// Lets IAM sign `user` of account `domain` in with `password`
+    /// (`POST /v3/auth/tokens`); the tokens it issues are accepted.
+    pub fn with_iam_user(
+        mut self,
+        domain: impl Into<String>,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.iam
+            .users
+            .push((domain.into(), user.into(), password.into()));
+        self
+    }
+    /// How long IAM's tokens last (default 24 h).
+    pub fn with_token_lifetime(mut self, d: std::time::Duration) -> Self {
+        self.iam.lifetime = d;
         self
     }
 }
@@ -184,8 +222,9 @@ impl Gate {
             return Some(unauthorized("the token has expired"));
         }
         if let Some(token) = headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
-            return (!self.auth.tokens.iter().any(|t| t == token))
-                .then(|| unauthorized("the token is invalid"));
+            let known = self.auth.tokens.iter().any(|t| t == token)
+                || self.auth.iam.accepts(token, self.ctx.clock().now_utc());
+            return (!known).then(|| unauthorized("the token is invalid or has expired"));
         }
         let Some(authz) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
             return Some(unauthorized("no X-Auth-Token and no Authorization header"));
@@ -238,6 +277,16 @@ impl Gate {
         if !signed.contains(&"x-sdk-date") {
             return Some(unauthorized("x-sdk-date must be signed"));
         }
+        if let Some((_, wanted)) = self.auth.security_tokens.iter().find(|(k, _)| *k == ak) {
+            let sent = headers
+                .get("x-security-token")
+                .and_then(|v| v.to_str().ok());
+            if sent != Some(wanted.as_str()) || !signed.contains(&"x-security-token") {
+                return Some(unauthorized(
+                    "a temporary access key needs its signed X-Security-Token",
+                ));
+            }
+        }
         let received = Received {
             method,
             path,
@@ -252,12 +301,15 @@ impl Gate {
 
 /// `router` behind [`gate`], with its own request-id counter.
 pub(crate) fn gated(router: Router, ctx: SimContext, auth: Arc<HuaweiAuth>) -> Router {
+    let iam = crate::iam::router(ctx.clone(), auth.iam.clone(), auth.project_id.clone());
     let state = Gate {
         ctx,
         auth,
         requests: Arc::new(AtomicU64::new(0)),
     };
-    router.layer(axum::middleware::from_fn_with_state(state, gate))
+    router
+        .layer(axum::middleware::from_fn_with_state(state, gate))
+        .merge(iam)
 }
 
 /// The middleware of every Huawei route: auth, then `X-Request-Id` on the answer.

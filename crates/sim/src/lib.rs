@@ -40,6 +40,7 @@ mod fault_layer;
 mod faults;
 pub mod generic;
 pub mod huawei;
+pub mod iam;
 pub mod kps;
 pub mod ocp;
 pub mod pbs;
