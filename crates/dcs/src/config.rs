@@ -120,7 +120,13 @@ mod tests {
             err.as_ref().unwrap_err().starts_with("instances:"),
             "{err:?}"
         );
-        let err = parse(json!({"project_id": "p"}));
-        assert!(err.as_ref().unwrap_err().contains("endpoint"), "{err:?}");
+        // Neither an endpoint nor a region: said when the client is built.
+        let neither = parse(json!({"project_id": "p", "token": "t"})).unwrap();
+        let err = neither
+            .service
+            .service("dcs", "dcs")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("region") && err.contains("endpoint"), "{err}");
     }
 }

@@ -66,25 +66,7 @@ impl ProxmoxCredentials {
     /// `USER@REALM!TOKENID=SECRET`. The message of a malformed one never
     /// repeats the secret.
     pub fn parse_token(full: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Error::invalid_input(
-                "proxmox",
-                format!("malformed API token: {why}; expected USER@REALM!TOKENID=SECRET"),
-            )
-        };
-        let (id, secret) = full
-            .split_once('=')
-            .ok_or_else(|| bad("no '=' before the secret"))?;
-        let (user, token) = id
-            .split_once('!')
-            .ok_or_else(|| bad("no '!' before the token id"))?;
-        if !user.contains('@') || user.starts_with('@') || user.ends_with('@') {
-            return Err(bad("the user part is not user@realm"));
-        }
-        if token.is_empty() || secret.is_empty() {
-            return Err(bad("the token id or the secret is empty"));
-        }
-        Ok(Self::api_token(id, secret))
+        Self::parse_token_for(ProxmoxProduct::VirtualEnvironment, full)
     }
 
     /// An API token in the form Proxmox Backup Server shows:
@@ -99,19 +81,26 @@ impl ProxmoxCredentials {
     /// assert!(ProxmoxCredentials::parse_pbs_token("backup@pbs!ci=0a1b").is_err());
     /// ```
     pub fn parse_pbs_token(full: &str) -> Result<Self> {
+        Self::parse_token_for(ProxmoxProduct::BackupServer, full)
+    }
+
+    /// `USER@REALM!TOKENID` then the product's separator and the secret
+    /// (token names hold neither `=` nor `:`; pbs-api-types'
+    /// `PROXMOX_TOKEN_NAME_REGEX`, pve-access-control's token id format).
+    fn parse_token_for(product: ProxmoxProduct, full: &str) -> Result<Self> {
+        let sep = product.token_separator();
         let bad = |why: &str| {
             Error::invalid_input(
-                "pbs",
-                format!("malformed API token: {why}; expected USER@REALM!TOKENID:SECRET"),
+                product.provider_name(),
+                format!("malformed API token: {why}; expected USER@REALM!TOKENID{sep}SECRET"),
             )
         };
         let (user, rest) = full
             .split_once('!')
             .ok_or_else(|| bad("no '!' before the token id"))?;
-        // Token names cannot hold ':' (pbs-api-types' PROXMOX_TOKEN_NAME_REGEX).
         let (token, secret) = rest
-            .split_once(':')
-            .ok_or_else(|| bad("no ':' before the secret"))?;
+            .split_once(sep)
+            .ok_or_else(|| bad(&format!("no '{sep}' before the secret")))?;
         if !user.contains('@') || user.starts_with('@') || user.ends_with('@') {
             return Err(bad("the user part is not user@realm"));
         }

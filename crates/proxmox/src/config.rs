@@ -78,16 +78,7 @@ impl BackendConfig for ProxmoxConfig {
 
     /// `PVE_URL`, and `PVE_TOKEN` or `PVE_USER` with `PVE_PASSWORD`.
     fn from_env() -> Result<Self> {
-        Ok(ProxmoxConfig {
-            url: env_var("proxmox", "PVE_URL")?,
-            token: env_var_opt("PVE_TOKEN").map(Secret::new),
-            user: env_var_opt("PVE_USER"),
-            password: env_var_opt("PVE_PASSWORD").map(Secret::new),
-            ca_cert: env_var_opt("PVE_CA_CERT").map(Into::into),
-            insecure: false,
-            fingerprint: env_var_opt("PVE_FINGERPRINT"),
-            http: HttpConfig::default(),
-        })
+        ProxmoxConfig::from_env_prefixed("proxmox", "PVE")
     }
 
     fn limit_requests(&mut self, max: u64) {
@@ -104,6 +95,21 @@ impl BackendConfig for ProxmoxConfig {
 }
 
 impl ProxmoxConfig {
+    /// `{prefix}_URL`, `_TOKEN`, `_USER`, `_PASSWORD`, `_CA_CERT`, `_FINGERPRINT`.
+    fn from_env_prefixed(provider: &str, prefix: &str) -> Result<Self> {
+        let opt = |name: &str| env_var_opt(&format!("{prefix}_{name}"));
+        Ok(ProxmoxConfig {
+            url: env_var(provider, &format!("{prefix}_URL"))?,
+            token: opt("TOKEN").map(Secret::new),
+            user: opt("USER"),
+            password: opt("PASSWORD").map(Secret::new),
+            ca_cert: opt("CA_CERT").map(Into::into),
+            insecure: false,
+            fingerprint: opt("FINGERPRINT"),
+            http: HttpConfig::default(),
+        })
+    }
+
     fn provider_for(
         &self,
         product: ProxmoxProduct,
@@ -143,16 +149,7 @@ impl BackendConfig for PbsConfig {
 
     /// `PBS_URL`, and `PBS_TOKEN` or `PBS_USER` with `PBS_PASSWORD`.
     fn from_env() -> Result<Self> {
-        Ok(PbsConfig(ProxmoxConfig {
-            url: env_var("pbs", "PBS_URL")?,
-            token: env_var_opt("PBS_TOKEN").map(Secret::new),
-            user: env_var_opt("PBS_USER"),
-            password: env_var_opt("PBS_PASSWORD").map(Secret::new),
-            ca_cert: env_var_opt("PBS_CA_CERT").map(Into::into),
-            insecure: false,
-            fingerprint: env_var_opt("PBS_FINGERPRINT"),
-            http: HttpConfig::default(),
-        }))
+        ProxmoxConfig::from_env_prefixed("pbs", "PBS").map(PbsConfig)
     }
 
     fn limit_requests(&mut self, max: u64) {

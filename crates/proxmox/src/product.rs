@@ -60,6 +60,14 @@ impl ProxmoxProduct {
         }
     }
 
+    /// What separates an API token's id from its secret.
+    pub(crate) fn token_separator(self) -> char {
+        match self {
+            ProxmoxProduct::VirtualEnvironment => '=',
+            ProxmoxProduct::BackupServer => ':',
+        }
+    }
+
     /// The cookie a login ticket travels in.
     pub(crate) fn cookie_name(self) -> &'static str {
         match self {

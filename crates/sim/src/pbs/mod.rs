@@ -162,6 +162,20 @@ impl App {
             .ok_or_else(|| Box::new(bad_request(&format!("unable to parse UPID '{text}'"))))
     }
 
+    /// What every task handler checks first: the credentials, then that
+    /// the path's UPID parses.
+    fn admit(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        text: &str,
+    ) -> Result<Upid, Box<Response>> {
+        if let Some(r) = self.cfg.accounts.rejection(&self.ctx, method, headers) {
+            return Err(Box::new(r));
+        }
+        self.upid(text)
+    }
+
     fn base(&self, upid: &Upid, text: &str) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("upid".into(), json!(text));
@@ -305,10 +319,7 @@ async fn stop(
     headers: HeaderMap,
     Path((_node, text)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = app.cfg.accounts.rejection(&app.ctx, &method, &headers) {
-        return r;
-    }
-    if let Err(r) = app.upid(&text) {
+    if let Err(r) = app.admit(&method, &headers, &text) {
         return *r;
     }
     // abort_worker_nowait: a worker that is not running is no error.
@@ -325,10 +336,7 @@ async fn task_index(
     headers: HeaderMap,
     Path((_node, text)): Path<(String, String)>,
 ) -> Response {
-    if let Some(r) = app.cfg.accounts.rejection(&app.ctx, &method, &headers) {
-        return r;
-    }
-    if let Err(r) = app.upid(&text) {
+    if let Err(r) = app.admit(&method, &headers, &text) {
         return *r;
     }
     reply::data(json!([{"subdir": "log"}, {"subdir": "status"}]))
