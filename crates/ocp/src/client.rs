@@ -1,12 +1,8 @@
 //! [`OcpClient`]: the OCP task endpoints over the core HTTP layer.
 
-use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use base64::Engine;
 use futures::Stream;
-use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde::de::DeserializeOwned;
 use tasktrack_core::http::{
     Authenticate, ClientOptions, ConfigureHttp, ErrorAnswer, ErrorBodyParser, HttpClient,
@@ -15,6 +11,7 @@ use tasktrack_core::http::{
 use tasktrack_core::paging::{walk_offsets, OffsetPage, PageLimits};
 use tasktrack_core::{Error, HttpError, Result, Secret};
 
+use crate::auth::{BasicAuth, SessionAuth};
 use crate::model::{
     BasicTaskInstance, Envelope, OcpTaskStatus, Paged, SubtaskInstance, SubtaskLog, TaskType,
     WrappedTaskInstance,
@@ -23,33 +20,6 @@ use crate::model::{
 const PROVIDER: &str = "ocp";
 /// The largest page OCP serves.
 pub const MAX_PAGE_SIZE: u32 = 2000;
-
-/// HTTP Basic credentials, as OCP's public clients send them on every call.
-#[derive(Clone)]
-struct BasicAuth {
-    header: Secret,
-}
-
-impl fmt::Debug for BasicAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BasicAuth(***)")
-    }
-}
-
-#[async_trait]
-impl Authenticate for BasicAuth {
-    async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
-        let mut v = HeaderValue::from_str(self.header.expose()).map_err(|_| {
-            Error::invalid_input(
-                PROVIDER,
-                "user or password holds characters not allowed in a header",
-            )
-        })?;
-        v.set_sensitive(true);
-        request.headers_mut().insert(AUTHORIZATION, v);
-        Ok(())
-    }
-}
 
 /// OCP's error answers: an envelope with `error {code, message}` and `traceId`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -120,7 +90,9 @@ pub const OCP_EXPRESS_API: &str = "/api/v1";
 pub struct OcpClientBuilder {
     base: String,
     api: String,
-    auth: BasicAuth,
+    user: String,
+    password: Secret,
+    session_login: bool,
     options: ClientOptions,
 }
 
@@ -137,11 +109,25 @@ impl OcpClientBuilder {
         self.api = prefix.into().trim_end_matches('/').to_owned();
         self
     }
+    /// Signs in through ocp-express's login form and sends its session
+    /// cookie instead of HTTP Basic: for servers with Basic disabled. The
+    /// session is opened on the first call and again whenever one is
+    /// refused with 401.
+    pub fn with_session_login(mut self) -> Self {
+        self.session_login = true;
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<OcpClient> {
+        let auth: Arc<dyn Authenticate> = if self.session_login {
+            Arc::new(SessionAuth::new(&self.user, &self.password))
+        } else {
+            Arc::new(BasicAuth::new(&self.user, &self.password))
+        };
         let http = HttpClient::builder(PROVIDER, self.base)
             .with_options(self.options)
-            .with_auth(Arc::new(self.auth))
+            .with_auth(auth)
             .with_error_parser(Arc::new(OcpErrors));
         if !self.api.starts_with('/') || self.api.contains("..") {
             return Err(Error::invalid_input(
@@ -190,14 +176,12 @@ impl OcpClient {
     /// A client for `base_url` (e.g. `http://ocp.example.com:8080`) with
     /// HTTP Basic credentials.
     pub fn builder(base_url: impl Into<String>, user: &str, password: &Secret) -> OcpClientBuilder {
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{user}:{}", password.expose()));
         OcpClientBuilder {
             base: base_url.into(),
             api: OCP_API.to_owned(),
-            auth: BasicAuth {
-                header: Secret::new(format!("Basic {token}")),
-            },
+            user: user.to_owned(),
+            password: password.clone(),
+            session_login: false,
             options: ClientOptions::default(),
         }
     }

@@ -18,6 +18,7 @@ use crate::{OcpClient, OcpProvider};
 /// url = "http://ocp.example.com:8080"
 /// user = "admin"
 /// password = "${OCP_PASSWORD}"
+/// login = "session"          # the login form and its cookie (default "basic")
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,9 @@ pub struct OcpConfig {
     pub user: String,
     /// Password.
     pub password: Secret,
+    /// `"basic"` (HTTP Basic on every call, the default) or `"session"`
+    /// (the login form and its session cookie, where Basic is disabled).
+    pub login: Option<String>,
     /// Timeouts, limits, redirects, TLS.
     #[serde(default)]
     pub http: HttpConfig,
@@ -43,6 +47,7 @@ impl BackendConfig for OcpConfig {
             url: env_var("ocp", "OCP_URL")?,
             user: env_var("ocp", "OCP_USER")?,
             password: Secret::new(env_var("ocp", "OCP_PASSWORD")?),
+            login: tasktrack_core::config::env_var_opt("OCP_LOGIN"),
             http: HttpConfig::default(),
         })
     }
@@ -56,9 +61,19 @@ impl BackendConfig for OcpConfig {
     }
 
     fn provider(&self, name: &str) -> Result<Arc<dyn DynTaskProvider>> {
-        let client = OcpClient::builder(&self.url, &self.user, &self.password)
-            .with_options(self.http.options(name)?)
-            .build()?;
+        let mut builder = OcpClient::builder(&self.url, &self.user, &self.password)
+            .with_options(self.http.options(name)?);
+        match self.login.as_deref().map(str::trim) {
+            None | Some("basic") => {}
+            Some("session") => builder = builder.with_session_login(),
+            Some(other) => {
+                return Err(tasktrack_core::Error::invalid_input(
+                    name,
+                    format!("login is {other:?}; use \"basic\" or \"session\""),
+                ))
+            }
+        }
+        let client = builder.build()?;
         Ok(Arc::new(OcpProvider::new(client).with_name(name)))
     }
 }

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod auth;
 mod client;
 mod config;
 pub mod model;

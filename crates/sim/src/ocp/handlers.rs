@@ -11,6 +11,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::dag::{Refusal, SimTask};
+use super::login;
 use super::render;
 use super::App;
 
@@ -66,11 +67,21 @@ impl App {
         }
     }
 
-    /// Spring Security: HTTP Basic (`handleAuthFailed` for bad
-    /// credentials, `CustomAuthenticationEntryPoint` without any).
+    /// Spring Security: a session cookie, else HTTP Basic when it is
+    /// enabled (`handleAuthFailed` for bad credentials,
+    /// `CustomAuthenticationEntryPoint` without any).
     pub(crate) fn rejection(&self, headers: &HeaderMap) -> Option<Response> {
+        let cookie = headers.get("cookie").and_then(|v| v.to_str().ok());
+        if let Some(id) = cookie.and_then(login::session_cookie) {
+            if self.ocp.sessions.is_open(id) && self.ctx.auth.valid() {
+                return None;
+            }
+        }
         let header = headers.get("authorization").and_then(|v| v.to_str().ok());
-        let Some(basic) = header.and_then(|v| v.strip_prefix("Basic ")) else {
+        let basic = header
+            .filter(|_| self.ocp.basic_auth)
+            .and_then(|v| v.strip_prefix("Basic "));
+        let Some(basic) = basic else {
             return Some(self.fail(
                 StatusCode::UNAUTHORIZED,
                 0,
@@ -309,4 +320,44 @@ pub(crate) async fn sub_log(
         .with_subtask(sid, |t, i, _| t.subs[i].log.join("\n"))
         .unwrap_or_default();
     app.ok(Some(json!({ "log": log })))
+}
+
+/// `GET /api/v1/loginKey` (`IamController.getLoginKey`), open to all.
+pub(crate) async fn login_key(State(app): State<App>) -> Response {
+    app.ok(Some(json!({"publicKey": login::public_key_base64()})))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /api/v1/login`: Spring's form login with the RSA-encrypted
+/// password; a session cookie on success.
+pub(crate) async fn login(
+    State(app): State<App>,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
+    let password = login::decrypt(&form.password);
+    let ok = form.username == app.ocp.user
+        && password.as_deref() == Some(app.ocp.password.as_str())
+        && app.ctx.auth.valid();
+    if !ok {
+        return app.fail(
+            StatusCode::UNAUTHORIZED,
+            10004,
+            "Bad credentials, remaining login attempts: 4",
+            None,
+        );
+    }
+    let id = app.ocp.sessions.open(app.trace());
+    let mut resp = app.ok(Some(json!({"location": "/", "needChangePassword": false})));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("JSESSIONID={id}; Path=/; HttpOnly"))
+    {
+        resp.headers_mut().insert(axum::http::header::SET_COOKIE, v);
+    }
+    resp
 }

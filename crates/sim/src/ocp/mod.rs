@@ -19,10 +19,13 @@
 //! * JSON as Jackson writes it there (module `render`): nulls left out,
 //!   `parallelIdx`, `downstreams`, `tenantInfo`, ISO times with `+08:00`.
 //!
-//! HTTP Basic auth, as OCP's public clients send it.
+//! HTTP Basic auth, as OCP's public clients send it, and (with
+//! [`Ocp::with_session_login`]) the login form and session cookie of
+//! module `login`.
 
 mod dag;
 mod handlers;
+pub mod login;
 mod render;
 mod spec;
 mod store;
@@ -49,6 +52,9 @@ pub struct Ocp {
     user: String,
     password: String,
     tasks: Arc<OcpTasks>,
+    basic_auth: bool,
+    session_login: bool,
+    sessions: login::Sessions,
 }
 
 impl Ocp {
@@ -58,7 +64,28 @@ impl Ocp {
             user: user.into(),
             password: password.into(),
             tasks: Arc::new(OcpTasks::new(SimClock::real())),
+            basic_auth: true,
+            session_login: false,
+            sessions: login::Sessions::default(),
         }
+    }
+
+    /// Serves the login form (`GET /api/v1/loginKey`, `POST /api/v1/login`)
+    /// and accepts its `JSESSIONID` cookie.
+    pub fn with_session_login(mut self) -> Self {
+        self.session_login = true;
+        self
+    }
+
+    /// Refuses HTTP Basic, as `ocp.iam.auth.basic.enabled = false` does.
+    pub fn without_basic_auth(mut self) -> Self {
+        self.basic_auth = false;
+        self
+    }
+
+    /// The open sessions (a test ends them with [`login::Sessions::expire_all`]).
+    pub fn sessions(&self) -> &login::Sessions {
+        &self.sessions
     }
 
     /// Moves its tasks on `clock` (e.g. [`SimClock::manual`]) instead. Call
@@ -116,6 +143,11 @@ impl Vendor for Ocp {
                     &format!("{base}/{{id}}/subtasks/{{sid}}/log"),
                     get(handlers::sub_log),
                 );
+        }
+        if self.session_login {
+            router = router
+                .route("/api/v1/loginKey", get(handlers::login_key))
+                .route("/api/v1/login", post(handlers::login));
         }
         router.with_state(app)
     }
