@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use reqwest::header::HeaderValue;
 use tasktrack_core::http::{
-    request_id_header, Authenticate, ClientOptions, ErrorAnswer, ErrorBodyParser, HttpClient,
-    VendorError,
+    credential_header, request_id_header, Authenticate, ClientOptions, ErrorAnswer,
+    ErrorBodyParser, HttpClient, VendorError,
 };
 use tasktrack_core::{Error, Result, Secret};
 
@@ -197,17 +197,6 @@ impl HuaweiAuth {
     }
 }
 
-fn sensitive(value: &str, what: &str) -> Result<HeaderValue> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Error::invalid_input(
-            "huaweicloud",
-            format!("the {what} holds characters not allowed in a header"),
-        )
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
-}
-
 #[async_trait]
 impl Authenticate for HuaweiAuth {
     async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
@@ -219,7 +208,7 @@ impl Authenticate for HuaweiAuth {
         };
         match &self.credentials {
             Credentials::Token(token) => {
-                let v = sensitive(token.expose(), "token")?;
+                let v = credential_header("huaweicloud", "token", token.expose())?;
                 request.headers_mut().insert("x-auth-token", v);
             }
             Credentials::AkSk { ak, sk } => signed(request, ak, sk)?,
@@ -229,7 +218,8 @@ impl Authenticate for HuaweiAuth {
                 security_token,
             } => {
                 // Set before signing: the signature covers it, as the SDKs'.
-                let v = sensitive(security_token.expose(), "security token")?;
+                let v =
+                    credential_header("huaweicloud", "security token", security_token.expose())?;
                 request.headers_mut().insert("x-security-token", v);
                 signed(request, ak, sk)?;
             }
@@ -238,7 +228,7 @@ impl Authenticate for HuaweiAuth {
                     Error::invalid_input("huaweicloud", "password sign-in needs an IAM endpoint")
                 })?;
                 let token = source.token().await?;
-                let v = sensitive(token.expose(), "token")?;
+                let v = credential_header("huaweicloud", "token", token.expose())?;
                 request.headers_mut().insert("x-auth-token", v);
             }
         }

@@ -7,24 +7,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use base64::Engine;
-use reqwest::header::{HeaderValue, AUTHORIZATION, COOKIE};
+use reqwest::header::{AUTHORIZATION, COOKIE};
 use rsa::pkcs8::DecodePublicKey;
 use serde::Deserialize;
-use tasktrack_core::http::{Authenticate, HttpClient, HttpRequest};
+use tasktrack_core::http::{credential_header, Authenticate, HttpClient, HttpRequest};
 use tasktrack_core::{Error, Result, Secret};
 
 const PROVIDER: &str = "ocp";
-
-fn sensitive(value: &str) -> Result<HeaderValue> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Error::invalid_input(
-            PROVIDER,
-            "user or password holds characters not allowed in a header",
-        )
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
-}
 
 /// HTTP Basic credentials, as OCP's public clients send them on every call.
 #[derive(Clone)]
@@ -51,9 +40,10 @@ impl fmt::Debug for BasicAuth {
 #[async_trait]
 impl Authenticate for BasicAuth {
     async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, sensitive(self.header.expose())?);
+        request.headers_mut().insert(
+            AUTHORIZATION,
+            credential_header(PROVIDER, "user or password", self.header.expose())?,
+        );
         Ok(())
     }
 }
@@ -169,7 +159,11 @@ impl SessionAuth {
 impl Authenticate for SessionAuth {
     async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
         if let Some(session) = self.lock().as_ref() {
-            let cookie = sensitive(&format!("JSESSIONID={}", session.expose()))?;
+            let cookie = credential_header(
+                PROVIDER,
+                "session cookie",
+                &format!("JSESSIONID={}", session.expose()),
+            )?;
             request.headers_mut().insert(COOKIE, cookie);
         }
         Ok(())

@@ -5,9 +5,11 @@ use std::fmt;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderValue, AUTHORIZATION, COOKIE};
+use reqwest::header::{AUTHORIZATION, COOKIE};
 use serde::Deserialize;
-use tasktrack_core::http::{encode_segment, Authenticate, HttpClient, HttpRequest};
+use tasktrack_core::http::{
+    credential_header, encode_segment, Authenticate, HttpClient, HttpRequest,
+};
 use tasktrack_core::{Error, Result, Secret};
 
 use crate::product::ProxmoxProduct;
@@ -153,17 +155,6 @@ struct TicketData {
     csrf: String,
 }
 
-fn sensitive(value: &str) -> Result<HeaderValue> {
-    let mut v = HeaderValue::from_str(value).map_err(|_| {
-        Error::invalid_input(
-            "proxmox",
-            "credential contains characters not allowed in a header",
-        )
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
-}
-
 impl PveAuth {
     pub(crate) fn new(product: ProxmoxProduct, credentials: ProxmoxCredentials) -> Self {
         PveAuth {
@@ -200,7 +191,11 @@ impl Authenticate for PveAuth {
     async fn authenticate(&self, request: &mut reqwest::Request) -> Result<()> {
         match &self.credentials {
             ProxmoxCredentials::ApiToken { token_id, secret } => {
-                let value = sensitive(&self.product.token_header(token_id, secret.expose()))?;
+                let value = credential_header(
+                    self.product.provider_name(),
+                    "API token",
+                    &self.product.token_header(token_id, secret.expose()),
+                )?;
                 request.headers_mut().insert(AUTHORIZATION, value);
             }
             ProxmoxCredentials::Password { .. } => {
@@ -208,16 +203,25 @@ impl Authenticate for PveAuth {
                 // and `refresh` logs in before it is sent again.
                 let guard = self.lock();
                 if let Some(t) = guard.as_ref() {
-                    let cookie = sensitive(&format!(
-                        "{}={}",
-                        self.product.cookie_name(),
-                        encode_segment(t.ticket.expose())
-                    ))?;
+                    let cookie = credential_header(
+                        self.product.provider_name(),
+                        "ticket",
+                        &format!(
+                            "{}={}",
+                            self.product.cookie_name(),
+                            encode_segment(t.ticket.expose())
+                        ),
+                    )?;
                     request.headers_mut().insert(COOKIE, cookie);
                     if !matches!(request.method().as_str(), "GET" | "HEAD") {
-                        request
-                            .headers_mut()
-                            .insert("CSRFPreventionToken", sensitive(t.csrf.expose())?);
+                        request.headers_mut().insert(
+                            "CSRFPreventionToken",
+                            credential_header(
+                                self.product.provider_name(),
+                                "CSRF token",
+                                t.csrf.expose(),
+                            )?,
+                        );
                     }
                 }
             }

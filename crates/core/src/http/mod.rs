@@ -20,7 +20,7 @@ pub use answer::{
     decode_json, request_id_header, retry_after, ErrorAnswer, ErrorBodyParser, HeaderRequestId,
     VendorError,
 };
-pub use auth::Authenticate;
+pub use auth::{credential_header, Authenticate};
 pub use client::{HttpClient, HttpClientBuilder};
 pub use config::HttpConfig;
 pub use gate::RequestGate;
