@@ -99,12 +99,12 @@ fn params(query: Option<String>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// A request's query parameters, one list of values each.
+type Params = BTreeMap<String, Vec<String>>;
+
 /// `parameter verification failed` for a parameter the schema lacks, or
 /// the parameters one value each (`statusfilter` may repeat).
-fn verify(
-    query: Option<String>,
-    allowed: &[&str],
-) -> Result<BTreeMap<String, Vec<String>>, Box<Response>> {
+fn verify(query: Option<String>, allowed: &[&str]) -> Result<Params, Box<Response>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in params(query) {
         if !allowed.contains(&k.as_str()) {
@@ -162,18 +162,21 @@ impl App {
             .ok_or_else(|| Box::new(bad_request(&format!("unable to parse UPID '{text}'"))))
     }
 
-    /// What every task handler checks first: the credentials, then that
-    /// the path's UPID parses.
+    /// What every task handler checks first: the credentials, the query
+    /// against the parameters the handler's schema has (`allowed`), then
+    /// that the path's UPID parses.
     fn admit(
         &self,
-        method: &Method,
-        headers: &HeaderMap,
+        (method, headers): (&Method, &HeaderMap),
         text: &str,
-    ) -> Result<Upid, Box<Response>> {
+        query: Option<String>,
+        allowed: &[&str],
+    ) -> Result<(Upid, Params), Box<Response>> {
         if let Some(r) = self.cfg.accounts.rejection(&self.ctx, method, headers) {
             return Err(Box::new(r));
         }
-        self.upid(text)
+        let params = verify(query, allowed)?;
+        Ok((self.upid(text)?, params))
     }
 
     fn base(&self, upid: &Upid, text: &str) -> Map<String, Value> {
@@ -254,14 +257,8 @@ async fn status(
     Path((_node, text)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = app.cfg.accounts.rejection(&app.ctx, &method, &headers) {
-        return r;
-    }
-    if let Err(r) = verify(query, &[]) {
-        return *r;
-    }
-    match app.upid(&text) {
-        Ok(upid) => reply::data(app.status_json(&text, &upid)),
+    match app.admit((&method, &headers), &text, query, &[]) {
+        Ok((upid, _)) => reply::data(app.status_json(&text, &upid)),
         Err(r) => *r,
     }
 }
@@ -273,16 +270,11 @@ async fn log(
     Path((_node, text)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(r) = app.cfg.accounts.rejection(&app.ctx, &method, &headers) {
-        return r;
-    }
-    let p = match verify(query, &["start", "limit", "download", "test-status"]) {
-        Ok(p) => p,
+    let allowed = ["start", "limit", "download", "test-status"];
+    let p = match app.admit((&method, &headers), &text, query, &allowed) {
+        Ok((_, p)) => p,
         Err(r) => return *r,
     };
-    if let Err(r) = app.upid(&text) {
-        return *r;
-    }
     let (start, limit) = match (int(&p, "start"), int(&p, "limit")) {
         (Ok(s), Ok(l)) => (s.unwrap_or(0).max(0) as u64, l.unwrap_or(50).max(0) as u64),
         (Err(r), _) | (_, Err(r)) => return *r,
@@ -319,7 +311,7 @@ async fn stop(
     headers: HeaderMap,
     Path((_node, text)): Path<(String, String)>,
 ) -> Response {
-    if let Err(r) = app.admit(&method, &headers, &text) {
+    if let Err(r) = app.admit((&method, &headers), &text, None, &[]) {
         return *r;
     }
     // abort_worker_nowait: a worker that is not running is no error.
@@ -336,7 +328,7 @@ async fn task_index(
     headers: HeaderMap,
     Path((_node, text)): Path<(String, String)>,
 ) -> Response {
-    if let Err(r) = app.admit(&method, &headers, &text) {
+    if let Err(r) = app.admit((&method, &headers), &text, None, &[]) {
         return *r;
     }
     reply::data(json!([{"subdir": "log"}, {"subdir": "status"}]))
