@@ -85,6 +85,25 @@ where
     Fut: Future<Output = Result<OffsetPage<T>>> + Send + 'a,
     K: Fn(&T) -> Id + Send + 'a,
 {
+    walk_offset_pages(provider, limits, fetch, key).flat_map(futures::stream::iter)
+}
+
+/// [`walk_offsets`] a page at a time: each item is one page's fresh items
+/// (an error ends it), for a reader that stops after the page holding what
+/// it looks for and keeps the rest of that page.
+pub fn walk_offset_pages<'a, T, Id, F, Fut, K>(
+    provider: &str,
+    limits: PageLimits,
+    fetch: F,
+    key: K,
+) -> impl Stream<Item = Vec<Result<T>>> + Send + 'a
+where
+    T: Send + 'a,
+    Id: Hash + Eq + Send + 'a,
+    F: FnMut(u64, u32) -> Fut + Send + 'a,
+    Fut: Future<Output = Result<OffsetPage<T>>> + Send + 'a,
+    K: Fn(&T) -> Id + Send + 'a,
+{
     let walk = Walk {
         fetch,
         key,
@@ -142,7 +161,6 @@ where
             || fresh.is_empty();
         Some((fresh, (w, seen)))
     })
-    .flat_map(futures::stream::iter)
 }
 
 /// The one meaning of [`TaskFilter::limit`] and [`TaskFilter::cursor`] for
@@ -207,6 +225,34 @@ mod tests {
         });
         let got: Vec<u32> = got.into_iter().map(|r| r.unwrap()).collect();
         assert_eq!(got, all);
+    }
+
+    #[test]
+    fn pages_come_whole_and_a_reader_may_stop_after_one() {
+        let all: Vec<u32> = (0..25).collect();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let pages = walk_offset_pages(
+            "p",
+            PageLimits::new(10),
+            |o, l| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let items = all.iter().skip(o as usize).take(l as usize).copied();
+                let page = OffsetPage {
+                    items: items.collect(),
+                    total: Some(25),
+                };
+                async move { Ok(page) }
+            },
+            |i: &u32| *i,
+        );
+        let first_two: Vec<Vec<u32>> = futures::executor::block_on(
+            pages
+                .take(2)
+                .map(|p| p.into_iter().map(|r| r.unwrap()).collect())
+                .collect(),
+        );
+        assert_eq!(first_two, vec![all[..10].to_vec(), all[10..20].to_vec()]);
+        assert_eq!(calls.into_inner(), 2, "the third page was never asked for");
     }
 
     #[test]
