@@ -2,12 +2,12 @@
 
 use std::borrow::Cow;
 
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use tasktrack_core::http::{decode_json, path_segment, HttpClient, HttpRequest};
-use tasktrack_core::paging::{walk_offsets, OffsetPage, PageLimits};
+use tasktrack_core::paging::{walk_offset_pages, OffsetPage, PageLimits};
 use tasktrack_core::{Error, Result};
 use tasktrack_huaweicloud::ServiceConfig;
 
@@ -97,7 +97,7 @@ impl KpsClient {
     }
 
     /// Every entry of the list at `tail`, walking `offset` page by page
-    /// (see [`walk_offsets`] for where it stops); `id` names an entry.
+    /// (see [`walk_offsets`](tasktrack_core::paging::walk_offsets) for where it stops); `id` names an entry.
     fn walk<T: DeserializeOwned + Send + 'static>(
         &self,
         tail: &'static str,
@@ -105,7 +105,19 @@ impl KpsClient {
         page_size: u32,
         id: fn(&T) -> String,
     ) -> impl Stream<Item = Result<T>> + Send + '_ {
-        walk_offsets(
+        self.walk_pages(tail, what, page_size, id)
+            .flat_map(futures::stream::iter)
+    }
+
+    /// [`walk`](Self::walk) a page at a time.
+    fn walk_pages<T: DeserializeOwned + Send + 'static>(
+        &self,
+        tail: &'static str,
+        what: &'static str,
+        page_size: u32,
+        id: fn(&T) -> String,
+    ) -> impl Stream<Item = Vec<Result<T>>> + Send + '_ {
+        walk_offset_pages(
             "kps",
             PageLimits::new(page_size),
             move |offset, limit| async move {
@@ -117,7 +129,7 @@ impl KpsClient {
     }
 
     /// Every failed task, walking `offset` page by page (see
-    /// [`walk_offsets`] for where it stops).
+    /// [`walk_offsets`](tasktrack_core::paging::walk_offsets) for where it stops).
     pub fn failed_tasks(
         &self,
         page_size: u32,
@@ -136,19 +148,30 @@ impl KpsClient {
     /// holds every failed task of the project, and a task that failed is
     /// looked up in it once for its error code and message.
     pub async fn find_failed(&self, task_id: &str, page_size: u32) -> Result<Option<FailedTask>> {
-        let entries = self.walk(
+        let entries = self
+            .failed_entry_pages(page_size)
+            .flat_map(futures::stream::iter);
+        let mut entries = std::pin::pin!(entries);
+        while let Some(entry) = entries.try_next().await? {
+            if entry.task_id == task_id {
+                return entry.decode().map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The failed-task list a page at a time, with only each entry's id
+    /// decoded.
+    pub(crate) fn failed_entry_pages(
+        &self,
+        page_size: u32,
+    ) -> impl Stream<Item = Vec<Result<ListedEntry>>> + Send + '_ {
+        self.walk_pages(
             "/failed-tasks",
             "failed task list",
             page_size,
             |e: &ListedEntry| e.task_id.clone(),
-        );
-        let mut entries = std::pin::pin!(entries);
-        while let Some(entry) = entries.try_next().await? {
-            if entry.task_id == task_id {
-                return decode_json("kps", "failed task", entry.json.get().as_bytes()).map(Some);
-            }
-        }
-        Ok(None)
+        )
     }
 
     /// Every running task, walking `offset` page by page.
@@ -166,9 +189,21 @@ impl KpsClient {
 }
 
 /// A list entry as its JSON text, with only its `task_id` decoded.
-struct ListedEntry {
-    task_id: String,
-    json: Box<RawValue>,
+pub(crate) struct ListedEntry {
+    pub(crate) task_id: String,
+    pub(crate) json: Box<RawValue>,
+}
+
+impl ListedEntry {
+    /// The whole failed-task entry.
+    pub(crate) fn decode(&self) -> Result<FailedTask> {
+        decode_failed(&self.json)
+    }
+}
+
+/// A failed-task entry kept as its JSON text.
+pub(crate) fn decode_failed(json: &RawValue) -> Result<FailedTask> {
+    decode_json("kps", "failed task", json.get().as_bytes())
 }
 
 impl<'de> Deserialize<'de> for ListedEntry {

@@ -24,6 +24,7 @@
 
 mod client;
 mod config;
+mod failed_lookup;
 mod id;
 mod model;
 mod provider;

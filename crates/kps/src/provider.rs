@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tasktrack_core::paging::slice_page;
 use tasktrack_core::{
     ActionReceipt, Capabilities, Error, Failure, Result, TaskAction, TaskFilter, TaskPage,
@@ -11,6 +12,7 @@ use tasktrack_core::{
 };
 
 use crate::client::{task_not_found, KpsClient, DEFAULT_LIMIT};
+use crate::failed_lookup::FailedLookup;
 use crate::id::KpsTaskId;
 use crate::model::{FailedTask, KpsPhase, KpsTaskState, RunningTask};
 
@@ -154,6 +156,7 @@ impl TaskStatus for KpsTask {
 pub struct KpsProvider {
     client: KpsClient,
     name: String,
+    failed: Arc<FailedLookup>,
 }
 
 impl KpsProvider {
@@ -193,6 +196,7 @@ impl KpsProvider {
         KpsProvider {
             client,
             name: "kps".into(),
+            failed: Arc::default(),
         }
     }
     /// Renames it.
@@ -206,7 +210,7 @@ impl KpsProvider {
     }
 
     async fn find_failed(&self, id: &str) -> Result<Option<FailedTask>> {
-        self.client.find_failed(id, DEFAULT_LIMIT).await
+        self.failed.find(&self.client, id, DEFAULT_LIMIT).await
     }
 
     async fn find_running(&self, id: &str) -> Result<Option<RunningTask>> {
@@ -322,10 +326,9 @@ impl TaskProvider for KpsProvider {
     async fn act(&self, id: &KpsTaskId, action: TaskAction) -> Result<ActionReceipt> {
         match action {
             TaskAction::Delete => {
-                self.client
-                    .delete_failed(id.as_str())
-                    .await
-                    .map_err(|e| task_not_found(id.as_str(), e))?;
+                let deleted = self.client.delete_failed(id.as_str()).await;
+                self.failed.forget(id.as_str()).await;
+                deleted.map_err(|e| task_not_found(id.as_str(), e))?;
                 Ok(ActionReceipt::accepted(action))
             }
             other => Err(Error::unsupported(&self.name, format!("action {other}"))),

@@ -212,6 +212,57 @@ async fn status_falls_back_to_the_lists_and_maps_states() {
     ));
 }
 
+fn failing_reset(sim: &SimHandle, code: &str) -> KpsTaskId {
+    sim.create_task(
+        TaskSpec::new("reset", Duration::from_secs(1))
+            .with_attr("operation", "RESET")
+            .with_failure(code, "Update public key error"),
+    )
+    .parse()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn lookups_of_failed_tasks_share_reads_of_the_failed_list() {
+    let clock = ManualClock::new();
+    let sim = start(&clock).await;
+    let p = KpsProvider::new(client(&sim));
+    let ids: Vec<KpsTaskId> = (0..300)
+        .map(|i| failing_reset(&sim, &format!("KPS.{i}")))
+        .collect();
+    clock.advance(Duration::from_secs(2));
+    sim.requests().reset();
+    let failed_list = "GET /v3/{project_id}/failed-tasks";
+
+    // As the tracker asks: all at once.
+    let statuses = futures::future::join_all(ids.iter().map(|id| p.status(id))).await;
+    for (i, s) in statuses.into_iter().enumerate() {
+        let s = s.unwrap();
+        assert_eq!(s.state(), TaskState::Failed);
+        let code = s.failure().unwrap().code.clone();
+        assert_eq!(code.as_deref(), Some(format!("KPS.{i}").as_str()));
+    }
+    assert_eq!(
+        sim.requests().count(failed_list),
+        1,
+        "one read of the list answers 300 lookups"
+    );
+    // And one by one, each entry is the one the client reads itself.
+    for id in &ids[..10] {
+        let kept = p.status(id).await.unwrap();
+        let read = p.client().find_failed(id.as_str(), 1000).await.unwrap();
+        assert_eq!(kept.error_msg, read.unwrap().task_error_msg);
+    }
+    assert_eq!(sim.requests().count(failed_list), 11);
+
+    // A task that fails after the read is not missed: its lookup reads again.
+    let late = failing_reset(&sim, "KPS.late");
+    clock.advance(Duration::from_secs(2));
+    let s = p.status(&late).await.unwrap();
+    assert_eq!(s.failure().unwrap().code.as_deref(), Some("KPS.late"));
+    assert_eq!(sim.requests().count(failed_list), 12);
+}
+
 #[tokio::test]
 async fn errors_keep_the_huawei_body_and_request_id() {
     let clock = ManualClock::new();
