@@ -59,8 +59,13 @@ pub struct PollCursor {
     interval: Duration,
     polls: u64,
     errors: u32,
-    seen: Option<Seen>,
-    last_error: Option<String>,
+    // The last answer as two fields rather than an `Option<Seen>`, which
+    // would pad to 16 bytes.
+    seen_state: Option<TaskState>,
+    seen_fingerprint: u64,
+    // Boxed: most tasks never see an error or a named step, and a cursor
+    // lives in every tracked task's slot.
+    last_error: Option<Box<str>>,
     /// When the task last changed (or tracking started).
     changed_at: Instant,
     /// The current stall was reported.
@@ -68,7 +73,7 @@ pub struct PollCursor {
     /// When the task entered its current state.
     state_since: Instant,
     /// The step running now, and since when.
-    step_since: Option<(String, Instant)>,
+    step_since: Option<Box<(Box<str>, Instant)>>,
 }
 
 impl PollCursor {
@@ -79,7 +84,8 @@ impl PollCursor {
             interval: policy.initial_interval,
             polls: 0,
             errors: 0,
-            seen: None,
+            seen_state: None,
+            seen_fingerprint: 0,
             last_error: None,
             changed_at: started,
             stall_reported: false,
@@ -90,10 +96,11 @@ impl PollCursor {
 
     /// A cursor that already saw `last` (a task resumed from a store).
     pub fn resumed(policy: &PollPolicy, started: Instant, last: Option<&TaskSnapshot>) -> Self {
-        PollCursor {
-            seen: last.map(Seen::of),
-            ..PollCursor::new(policy, started)
+        let mut cursor = PollCursor::new(policy, started);
+        if let Some(seen) = last.map(Seen::of) {
+            cursor.set_seen(seen);
         }
+        cursor
     }
 
     /// Whether no poll may start at `now`: the deadline has passed or the
@@ -107,6 +114,18 @@ impl PollCursor {
     pub fn time_left(&self, policy: &PollPolicy, now: Instant) -> Option<Duration> {
         let elapsed = now.saturating_duration_since(self.started);
         policy.deadline.map(|d| d.saturating_sub(elapsed))
+    }
+
+    fn seen(&self) -> Option<Seen> {
+        self.seen_state.map(|state| Seen {
+            state,
+            fingerprint: self.seen_fingerprint,
+        })
+    }
+
+    fn set_seen(&mut self, seen: Seen) {
+        self.seen_state = Some(seen.state);
+        self.seen_fingerprint = seen.fingerprint;
     }
 
     /// A poll starts now.
@@ -129,10 +148,10 @@ impl PollCursor {
                 // not a change of the task.
                 let hint = snapshot.poll_hint.take();
                 let seen = Seen::of(&snapshot);
-                let changed = self.seen != Some(seen);
+                let changed = self.seen() != Some(seen);
                 self.interval = policy.next_interval(self.interval, changed, hint);
                 if changed {
-                    if self.seen.map(|s| s.state) != Some(seen.state) {
+                    if self.seen_state != Some(seen.state) {
                         self.state_since = now;
                     }
                     let running = snapshot
@@ -140,10 +159,10 @@ impl PollCursor {
                         .iter()
                         .find(|s| s.state == TaskState::Running)
                         .map(|s| s.name.as_str());
-                    if running != self.step_since.as_ref().map(|(n, _)| n.as_str()) {
-                        self.step_since = running.map(|n| (n.to_owned(), now));
+                    if running != self.step_since.as_deref().map(|(n, _)| &**n) {
+                        self.step_since = running.map(|n| Box::new((n.into(), now)));
                     }
-                    self.seen = Some(seen);
+                    self.set_seen(seen);
                     self.changed_at = now;
                     self.stall_reported = false;
                 }
@@ -157,17 +176,17 @@ impl PollCursor {
             // Not found before it was ever seen, soon after tracking began:
             // the backend may not know it yet.
             Err(e @ Error::NotFound { .. })
-                if self.seen.is_none()
+                if self.seen_state.is_none()
                     && now.saturating_duration_since(self.started) < policy.not_found_grace =>
             {
                 self.interval = policy.interval_after_error(self.interval, None);
-                self.last_error = Some(e.to_string());
+                self.last_error = Some(e.to_string().into());
                 Next::Retry
             }
             Err(e) if e.is_retryable() && self.errors < policy.error_budget => {
                 self.errors += 1;
                 self.interval = policy.interval_after_error(self.interval, e.retry_after());
-                self.last_error = Some(e.to_string());
+                self.last_error = Some(e.to_string().into());
                 Next::Retry
             }
             Err(e) => Next::Stop(e),
@@ -193,7 +212,7 @@ impl PollCursor {
     /// [`step_for`](PollPolicy::step_for)), if it has: the reason its
     /// timeout gives.
     pub fn overrun(&self, policy: &PollPolicy, now: Instant) -> Option<String> {
-        let state = self.seen?.state;
+        let state = self.seen_state?;
         let human = crate::error::human_duration;
         let in_state = now.saturating_duration_since(self.state_since);
         let limit = match state {
@@ -210,7 +229,7 @@ impl PollCursor {
                 ));
             }
         }
-        let (step, since) = self.step_since.as_ref()?;
+        let (step, since) = self.step_since.as_deref()?;
         let limit = policy.step_for?;
         let running = now.saturating_duration_since(*since);
         (running >= limit).then(|| {
@@ -229,7 +248,7 @@ impl PollCursor {
 
     /// The state of the last answer seen (`None` before the first).
     pub fn last_state(&self) -> Option<TaskState> {
-        self.seen.map(|s| s.state)
+        self.seen_state
     }
 
     /// Polls started so far.
@@ -255,7 +274,7 @@ impl PollCursor {
             id: id.to_owned(),
             elapsed: now.saturating_duration_since(self.started),
             polls: self.polls,
-            last_error: why.or_else(|| self.last_error.clone()),
+            last_error: why.or_else(|| self.last_error.as_deref().map(str::to_owned)),
         }
     }
 }

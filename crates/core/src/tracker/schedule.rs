@@ -559,4 +559,16 @@ mod tests {
             "no overflow"
         );
     }
+
+    #[test]
+    fn a_tracked_tasks_slot_stays_compact() {
+        // Ten thousand of these live at once; the rare fields (last error,
+        // running step) are boxed. Two cursors' worth of inline strings
+        // would take it back to 200 bytes.
+        assert!(
+            std::mem::size_of::<Option<Entry>>() <= 152,
+            "{} bytes",
+            std::mem::size_of::<Option<Entry>>()
+        );
+    }
 }
