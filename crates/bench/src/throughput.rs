@@ -561,6 +561,18 @@ fn client_command(mode: Mode, plan: &std::path::Path, interval_ms: u64) -> Resul
             .arg(plan);
         return Ok(c);
     }
+    // Any other tool that takes a command line (`heaptrack -o /tmp/ht`,
+    // `valgrind --tool=massif`): its words, then the Tracker's client.
+    if let (Mode::Tracker, Some(wrap)) = (mode, std::env::var_os("TASKTRACK_BENCH_WRAP")) {
+        let wrap = wrap.to_string_lossy().into_owned();
+        let mut words = wrap.split_whitespace();
+        let tool = words
+            .next()
+            .ok_or("TASKTRACK_BENCH_WRAP is set but names no command")?;
+        let mut c = Command::new(tool);
+        c.args(words).arg(exe).arg("client").arg(plan);
+        return Ok(c);
+    }
     let mut c = Command::new(exe);
     c.arg("client").arg(plan);
     Ok(c)
