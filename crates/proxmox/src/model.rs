@@ -238,25 +238,31 @@ impl TaskListEntry {
     /// The entry as a status. An inconclusive entry is `stopped` without an
     /// exit status, which maps to [`TaskState::Unknown`], never to a guess.
     pub fn to_status(&self) -> ProxmoxTask {
+        self.clone().into_status()
+    }
+
+    /// [`to_status`](Self::to_status), moving the entry's fields instead of
+    /// copying them (a batch answers thousands of tasks from one list).
+    pub fn into_status(self) -> ProxmoxTask {
         let (status, exitstatus) = match self.listed_state() {
             ListedState::Running => (RunState::Running, None),
             ListedState::Ended(e) => (RunState::Stopped, Some(e)),
             ListedState::Inconclusive => (RunState::Stopped, None),
         };
-        let mut extra = self.extra.clone();
-        if let Some(t) = &self.tokenid {
-            extra.insert("tokenid".into(), serde_json::Value::String(t.clone()));
+        let mut extra = self.extra;
+        if let Some(t) = self.tokenid {
+            extra.insert("tokenid".into(), serde_json::Value::String(t));
         }
         ProxmoxTask {
-            upid: Some(self.upid.clone()),
-            node: self.node.clone(),
+            upid: Some(self.upid),
+            node: self.node,
             pid: self.pid,
             pstart: self.pstart,
             starttime: self.starttime,
             endtime: self.endtime,
-            task_type: self.task_type.clone(),
-            id: self.id.clone(),
-            user: self.user.clone(),
+            task_type: self.task_type,
+            id: self.id,
+            user: self.user,
             status,
             exitstatus,
             extra,
@@ -454,6 +460,12 @@ mod tests {
         let token =
             entry(r#"{"upid":"u","user":"root@pam","tokenid":"ci","endtime":5,"status":"OK"}"#);
         assert_eq!(token.to_status().state(), TaskState::Succeeded);
+        for e in [active, bare, done, odd, token] {
+            assert_eq!(e.to_status(), e.clone().into_status());
+        }
+        let moved = entry(r#"{"upid":"u","tokenid":"ci","saved":"0"}"#).into_status();
+        assert_eq!(moved.extra["tokenid"], "ci");
+        assert_eq!(moved.extra["saved"], "0");
     }
 
     #[test]

@@ -351,17 +351,18 @@ impl TaskProvider for ProxmoxProvider {
                 .map(|(node, wanted)| async move { (*node, self.node_batch(node, wanted).await) }),
         )
         .await;
-        let lists: HashMap<&str, Result<HashMap<String, TaskListEntry>>> =
+        let mut lists: HashMap<&str, Result<HashMap<String, TaskListEntry>>> =
             lists.into_iter().collect();
         let mut answers: Vec<Option<Result<ProxmoxTask>>> = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            match lists.get(id.node()) {
+            match lists.get_mut(id.node()) {
                 // An inconclusive entry (an end time without an exit
-                // status) is asked about directly, like a missing one.
-                Some(Ok(found)) => match found.get(id.as_str()) {
+                // status) is asked about directly, like a missing one; so
+                // is an id asked twice in one batch (its entry was taken).
+                Some(Ok(found)) => match found.remove(id.as_str()) {
                     Some(entry) if entry.listed_state() != ListedState::Inconclusive => {
-                        answers.push(Some(Ok(entry.to_status())))
+                        answers.push(Some(Ok(entry.into_status())))
                     }
                     _ => {
                         answers.push(None);
@@ -431,7 +432,7 @@ impl TaskProvider for ProxmoxProvider {
                 tracing::warn!(upid = %entry.upid, "cluster task list holds a malformed UPID; skipped");
                 continue;
             };
-            let status = entry.to_status();
+            let status = entry.into_status();
             let kind_ok = filter
                 .kind
                 .as_deref()

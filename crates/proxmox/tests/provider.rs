@@ -141,6 +141,13 @@ async fn three_hundred_upids_over_three_nodes_cost_three_list_requests() {
         "one fallback for the missing UPID"
     );
     assert!(sim.requests().count(LIST_ROUTE) <= 2);
+
+    // The same UPID twice in one batch: both get the same answer.
+    let twice = vec![ids[7].clone(), ids[7].clone()];
+    let answers = p.status_many(&twice).await;
+    let (a, b) = (answers[0].as_ref().unwrap(), answers[1].as_ref().unwrap());
+    assert_eq!((a.state(), a.vendor_state()), (b.state(), b.vendor_state()));
+    assert_eq!(a.state(), TaskState::Failed, "i = 7 was scripted to fail");
 }
 
 #[tokio::test]
