@@ -58,6 +58,9 @@ pub(crate) fn json_report(
                     .map(|(b, l)| (b.clone(), percentile(l, 0.95)))
                     .collect::<BTreeMap<_, _>>(),
                 "stretch_percent": r.report.stretch_percent,
+                "stretch_percent_max": r.report.stretch_percent_max,
+                "stretched_polls": r.report.stretched_polls,
+                "lag_counts": r.report.lag_counts,
             })
         })
         .collect();

@@ -66,6 +66,15 @@ pub(crate) struct Report {
     /// How far the tracker stretched intervals at the end (percent).
     #[serde(default)]
     pub(crate) stretch_percent: Option<u64>,
+    /// The most it stretched them, as seen at each task's end (percent).
+    #[serde(default)]
+    pub(crate) stretch_percent_max: Option<u64>,
+    /// Polls it scheduled later than the policy asked for.
+    #[serde(default)]
+    pub(crate) stretched_polls: Option<u64>,
+    /// Its scheduled polls by lateness (`LAG_BUCKETS_MS`, then later).
+    #[serde(default)]
+    pub(crate) lag_counts: Option<Vec<u64>>,
 }
 
 impl Report {
@@ -281,6 +290,8 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
             while report.latencies_ms.len() < plan.tasks.len() {
                 let Some(ev) = events.next().await else { break };
                 if ev.is_final() {
+                    let stretch = tracker.stats().stretch_percent;
+                    report.stretch_percent_max = report.stretch_percent_max.max(Some(stretch));
                     let due = finish
                         .get(&(ev.provider.clone(), ev.id.clone()))
                         .copied()
@@ -291,6 +302,8 @@ pub(crate) async fn client(plan_path: &str) -> ExitCode {
             let stats = tracker.stats();
             report.updates = stats.status_updates;
             report.stretch_percent = Some(stats.stretch_percent);
+            report.stretched_polls = Some(stats.stretched_polls);
+            report.lag_counts = Some(stats.schedule_lag.counts.to_vec());
             report.lag_p99_ms = stats
                 .schedule_lag
                 .quantile(0.99)
