@@ -542,33 +542,42 @@ impl<P: TaskProvider> DynTaskProvider for P {
 
     async fn snapshot_many(&self, ids: &[String]) -> Vec<Result<TaskSnapshot>> {
         let name = self.name();
-        // Parse everything first; only the valid ids go to the provider, and
-        // the answers are woven back into the caller's order.
-        let parsed: Vec<Result<P::Id>> = ids.iter().map(|s| self.parse_id(s)).collect();
-        let valid: Vec<P::Id> = parsed
+        // Parse everything first; only the valid ids go to the provider
+        // (moved, not copied: a batch holds thousands), and the answers are
+        // woven back into the caller's order around the ids that failed.
+        let mut valid: Vec<P::Id> = Vec::with_capacity(ids.len());
+        let mut refused: std::collections::VecDeque<(usize, Error)> = ids
             .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
+            .enumerate()
+            .filter_map(|(i, s)| match self.parse_id(s) {
+                Ok(id) => {
+                    valid.push(id);
+                    None
+                }
+                Err(e) => Some((i, e)),
+            })
             .collect();
         let mut answers = self.status_many(&valid).await.into_iter();
         let mut valid_iter = valid.iter();
-        parsed
-            .into_iter()
-            .map(|p| match p {
-                Err(e) => Err(e),
-                Ok(_) => {
-                    let id = valid_iter
-                        .next()
-                        .map(|id| id.to_string())
-                        .unwrap_or_default();
-                    match answers.next() {
-                        Some(r) => r.map(|s| s.snapshot(name, &id)),
-                        None => Err(Error::decode(
-                            name,
-                            "status_many answer",
-                            ".",
-                            "provider returned fewer answers than ids",
-                        )),
+        (0..ids.len())
+            .map(|i| {
+                if refused.front().is_some_and(|(at, _)| *at == i) {
+                    if let Some((_, e)) = refused.pop_front() {
+                        return Err(e);
                     }
+                }
+                let id = valid_iter
+                    .next()
+                    .map(|id| id.to_string())
+                    .unwrap_or_default();
+                match answers.next() {
+                    Some(r) => r.map(|s| s.snapshot(name, &id)),
+                    None => Err(Error::decode(
+                        name,
+                        "status_many answer",
+                        ".",
+                        "provider returned fewer answers than ids",
+                    )),
                 }
             })
             .collect()
