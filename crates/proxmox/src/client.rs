@@ -397,10 +397,7 @@ impl ProxmoxClient {
     /// sent as PBS has it (`running=1` for active tasks only; archived and
     /// active tasks are listed together otherwise) and `vmid` is refused.
     pub async fn node_tasks(&self, node: &str, q: &NodeTaskQuery) -> Result<TaskListPage> {
-        let req = match self.product {
-            ProxmoxProduct::VirtualEnvironment => self.pve_node_tasks(node, q),
-            ProxmoxProduct::BackupServer => self.pbs_node_tasks(q)?,
-        };
+        let req = self.node_tasks_request(node, q)?;
         let span = tracing::debug_span!("pve_node_tasks", node);
         let env: Envelope<Vec<TaskListEntry>> =
             self.get(req, "node task list").instrument(span).await?;
@@ -408,6 +405,28 @@ impl ProxmoxClient {
             entries: env.data,
             total: env.total,
         })
+    }
+
+    /// [`node_tasks`](Self::node_tasks) with only the entries whose UPID
+    /// `keep` admits decoded and returned; the others are read only as far
+    /// as their `upid`, and one without a string `upid` is passed over.
+    pub async fn node_tasks_matching(
+        &self,
+        node: &str,
+        q: &NodeTaskQuery,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<TaskListPage> {
+        let req = self.node_tasks_request(node, q)?;
+        let span = tracing::debug_span!("pve_node_tasks", node);
+        let answer = self.http.send(req).instrument(span).await?;
+        crate::list_decode::entries_matching(self.product.provider_name(), &answer.body, keep)
+    }
+
+    fn node_tasks_request(&self, node: &str, q: &NodeTaskQuery) -> Result<HttpRequest> {
+        match self.product {
+            ProxmoxProduct::VirtualEnvironment => Ok(self.pve_node_tasks(node, q)),
+            ProxmoxProduct::BackupServer => self.pbs_node_tasks(q),
+        }
     }
 
     fn pve_node_tasks(&self, node: &str, q: &NodeTaskQuery) -> HttpRequest {

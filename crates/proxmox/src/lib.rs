@@ -30,6 +30,7 @@
 mod auth;
 mod client;
 mod config;
+mod list_decode;
 mod model;
 mod product;
 pub mod progress;

@@ -191,17 +191,19 @@ impl ProxmoxProvider {
             source: Some(TaskSource::All),
             ..NodeTaskQuery::default()
         };
-        let page = self.client.node_tasks(node, &query).await?;
-        // Only the wanted entries are kept, matched by their text as PVE
-        // prints it (the list carries every task of the node since the
-        // oldest wanted start, most of them not asked for). A wanted UPID
-        // written otherwise (lowercase hex) is not matched here and is
-        // asked about on its own.
+        // Only the wanted entries are decoded and kept, matched by their
+        // text as PVE prints it (the list carries every task of the node
+        // since the oldest wanted start, most of them not asked for). A
+        // wanted UPID written otherwise (lowercase hex) is not matched here
+        // and is asked about on its own.
         let wanted: std::collections::HashSet<&str> = wanted.iter().map(|u| u.as_str()).collect();
+        let page = self
+            .client
+            .node_tasks_matching(node, &query, |upid| wanted.contains(upid))
+            .await?;
         Ok(page
             .entries
             .into_iter()
-            .filter(|e| wanted.contains(e.upid.as_str()))
             .map(|e| (e.upid.clone(), e))
             .collect())
     }
