@@ -154,7 +154,7 @@ impl KpsClient {
         let mut entries = std::pin::pin!(entries);
         while let Some(entry) = entries.try_next().await? {
             if entry.task_id == task_id {
-                return entry.decode().map(Some);
+                return decode_failed(&entry.json).map(Some);
             }
         }
         Ok(None)
@@ -192,13 +192,6 @@ impl KpsClient {
 pub(crate) struct ListedEntry {
     pub(crate) task_id: String,
     pub(crate) json: Box<RawValue>,
-}
-
-impl ListedEntry {
-    /// The whole failed-task entry.
-    pub(crate) fn decode(&self) -> Result<FailedTask> {
-        decode_failed(&self.json)
-    }
 }
 
 /// A failed-task entry kept as its JSON text.

@@ -66,7 +66,7 @@ impl FailedLookup {
             for entry in page {
                 let entry = entry?;
                 if entry.task_id == id {
-                    found = Some(entry.decode()?);
+                    found = Some(decode_failed(&entry.json)?);
                 }
                 if read.len() < KEPT_AT_MOST {
                     read.insert(entry.task_id, entry.json);

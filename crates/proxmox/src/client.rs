@@ -162,11 +162,12 @@ impl LogPage {
     }
 }
 
+/// PVE's answer wrapper: `{"data": …, "total": n}`.
 #[derive(Deserialize)]
-struct Envelope<T> {
-    data: T,
+pub(crate) struct Envelope<T> {
+    pub(crate) data: T,
     #[serde(default)]
-    total: Option<u64>,
+    pub(crate) total: Option<u64>,
 }
 
 /// Builds a [`ProxmoxClient`].

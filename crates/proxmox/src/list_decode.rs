@@ -13,30 +13,15 @@ use serde_json::value::RawValue;
 use tasktrack_core::http::decode_json;
 use tasktrack_core::Result;
 
-use crate::client::TaskListPage;
+use crate::client::{Envelope, TaskListPage};
 use crate::model::TaskListEntry;
 
 const WHAT: &str = "node task list";
 
 #[derive(Deserialize)]
-struct Listed<'a> {
-    #[serde(borrow)]
-    data: Vec<&'a RawValue>,
-    #[serde(default)]
-    total: Option<u64>,
-}
-
-#[derive(Deserialize)]
 struct UpidOnly<'a> {
     #[serde(borrow)]
     upid: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct Typed {
-    data: Vec<TaskListEntry>,
-    #[serde(default)]
-    total: Option<u64>,
 }
 
 /// The entries of `body` (`{"data": [...], "total": n}`) whose UPID `keep`
@@ -49,8 +34,8 @@ pub(crate) fn entries_matching(
     body: &[u8],
     keep: impl Fn(&str) -> bool,
 ) -> Result<TaskListPage> {
-    let Ok(listed) = serde_json::from_slice::<Listed<'_>>(body) else {
-        let typed: Typed = decode_json(provider, WHAT, body)?;
+    let Ok(listed) = serde_json::from_slice::<Envelope<Vec<&RawValue>>>(body) else {
+        let typed: Envelope<Vec<TaskListEntry>> = decode_json(provider, WHAT, body)?;
         return Ok(TaskListPage {
             entries: typed.data.into_iter().filter(|e| keep(&e.upid)).collect(),
             total: typed.total,
