@@ -70,6 +70,8 @@ pub struct PollCursor {
     changed_at: Instant,
     /// The current stall was reported.
     stall_reported: bool,
+    /// The interval is the provider's own hint of when to look again.
+    hinted: bool,
     /// When the task entered its current state.
     state_since: Instant,
     /// The step running now, and since when.
@@ -89,6 +91,7 @@ impl PollCursor {
             last_error: None,
             changed_at: started,
             stall_reported: false,
+            hinted: false,
             state_since: started,
             step_since: None,
         }
@@ -149,6 +152,7 @@ impl PollCursor {
                 let hint = snapshot.poll_hint.take();
                 let seen = Seen::of(&snapshot);
                 let changed = self.seen() != Some(seen);
+                self.hinted = hint.is_some();
                 self.interval = policy.next_interval(self.interval, changed, hint);
                 if changed {
                     if self.seen_state != Some(seen.state) {
@@ -180,12 +184,14 @@ impl PollCursor {
                     && now.saturating_duration_since(self.started) < policy.not_found_grace =>
             {
                 self.interval = policy.interval_after_error(self.interval, None);
+                self.hinted = false;
                 self.last_error = Some(e.to_string().into());
                 Next::Retry
             }
             Err(e) if e.is_retryable() && self.errors < policy.error_budget => {
                 self.errors += 1;
                 self.interval = policy.interval_after_error(self.interval, e.retry_after());
+                self.hinted = false;
                 self.last_error = Some(e.to_string().into());
                 Next::Retry
             }
@@ -244,6 +250,13 @@ impl PollCursor {
     /// The wait before the next poll (before jitter).
     pub fn interval(&self) -> Duration {
         self.interval
+    }
+
+    /// Whether [`interval`](Self::interval) comes from the last answer's
+    /// [`poll_hint`](TaskSnapshot::poll_hint): the provider said when to
+    /// look again.
+    pub fn hinted(&self) -> bool {
+        self.hinted
     }
 
     /// The state of the last answer seen (`None` before the first).
@@ -373,6 +386,16 @@ mod tests {
             "only the hint moved"
         );
         assert_eq!(c.interval(), secs(3));
+        assert!(c.hinted());
+        let s = snap(TaskState::Running, "a");
+        assert!(matches!(
+            c.observe(&p, Instant::now(), Ok(s)),
+            Next::Unchanged
+        ));
+        assert!(
+            !c.hinted(),
+            "an answer without a hint: the policy's interval"
+        );
     }
 
     #[test]

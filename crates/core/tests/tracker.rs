@@ -563,3 +563,108 @@ async fn a_provider_that_cannot_keep_up_gets_stretched_intervals_in_stats() {
         "{after:?} after {before:?}"
     );
 }
+
+/// A burst of tasks tracked at once is demand from the start: when their
+/// second polls begin to wait, the stretch is sized to all of them at once,
+/// not raised step by step as their first answers come in while the polls
+/// already scheduled run ever later (before, 30 % of these polls ran more
+/// than 100 ms late, up to half a second).
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_new_tasks_is_stretched_for_at_once_so_few_polls_run_late() {
+    let (tracker, _events) = Tracker::builder()
+        .with_provider("paced", Arc::new(Paced::new(ms(10), false)))
+        .with_policy(PollPolicy::fixed(ms(250)))
+        .with_status_concurrency(4)
+        .build();
+    // 1,000 tasks every 250 ms ask for 4,000 polls a second; four at a
+    // time at 10 ms each answer 400.
+    for id in 0..1000 {
+        tracker.track("paced", &id.to_string()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let stats = tracker.stats();
+    assert_eq!(stats.first_poll_wait.total(), 1000, "{stats:?}");
+    assert!(stats.stretch_percent >= 800, "{stats:?}");
+    let lag = stats.schedule_lag;
+    let late: u64 = lag.counts[7..].iter().sum();
+    assert!(
+        late * 100 <= lag.total(),
+        "at most 1 % of polls more than 100 ms late: {late} of {}: {lag:?}",
+        lag.total()
+    );
+}
+
+/// Running, with a hint of when to look again for task 0 only.
+#[derive(Debug, Clone)]
+struct MaybeHinted(bool);
+
+impl tasktrack_core::TaskStatus for MaybeHinted {
+    fn state(&self) -> TaskState {
+        TaskState::Running
+    }
+    fn vendor_state(&self) -> String {
+        "running".into()
+    }
+    fn poll_hint(&self) -> Option<Duration> {
+        self.0.then(|| ms(100))
+    }
+}
+
+/// Answers after 50 ms, two at a time; counts the polls of task 0.
+#[derive(Default)]
+struct SlowWithOneHint {
+    polls_of_zero: AtomicUsize,
+    polls: AtomicUsize,
+}
+
+#[async_trait]
+impl TaskProvider for SlowWithOneHint {
+    type Id = u64;
+    type Status = MaybeHinted;
+    fn name(&self) -> &str {
+        "slow"
+    }
+    async fn status(&self, id: &u64) -> Result<MaybeHinted> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        if *id == 0 {
+            self.polls_of_zero.fetch_add(1, Ordering::SeqCst);
+        }
+        tokio::time::sleep(ms(50)).await;
+        Ok(MaybeHinted(*id == 0))
+    }
+}
+
+/// A provider's hint of when to look again is kept while its other tasks'
+/// intervals are stretched: it is the vendor's word on when there is
+/// something to see, and stretching it only delays seeing a task end.
+#[tokio::test(start_paused = true)]
+async fn a_hinted_interval_is_not_stretched() {
+    let provider = Arc::new(SlowWithOneHint::default());
+    let (tracker, _events) = Tracker::builder()
+        .with_provider("slow", provider.clone())
+        .with_policy(PollPolicy::fixed(ms(100)))
+        .with_status_concurrency(2)
+        .build();
+    // 40 tasks every 100 ms ask for 400 polls a second; the provider
+    // answers 40.
+    for id in 0..40 {
+        tracker.track("slow", &id.to_string()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        tracker.stats().stretch_percent >= 800,
+        "{:?}",
+        tracker.stats()
+    );
+    let (zero, all) = (
+        provider.polls_of_zero.load(Ordering::SeqCst),
+        provider.polls.load(Ordering::SeqCst),
+    );
+    let others = (all - zero) / 39;
+    // Stretched, each other task is polled about every second; task 0
+    // keeps its 100 ms hint, slowed only by its wait for a place.
+    assert!(
+        zero >= 4 * others,
+        "task 0: {zero} polls, others {others} each"
+    );
+}

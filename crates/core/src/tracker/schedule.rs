@@ -34,7 +34,7 @@ pub(super) struct Entry {
     /// A final append failed without an answer: the store may have taken it.
     pub(super) final_unacked: bool,
     /// Polls a second this task asks of its provider at its interval, as
-    /// counted in [`Singles::demand`].
+    /// counted in [`Singles::demand`] from the moment it is tracked.
     pub(super) rate: f32,
 }
 
@@ -264,18 +264,26 @@ impl Scheduler {
             self.generations.push(0);
             (self.entries.len() - 1) as Slot
         });
+        let cursor = PollCursor::resumed(
+            &self.providers[provider].policy,
+            now.checked_sub(age).unwrap_or(now),
+            last.as_ref(),
+        );
+        // A task asks for polls from the moment it is tracked, not from its
+        // first answer: counted now, a burst of new tasks is part of the
+        // demand the first stretch is sized to, instead of joining it one
+        // answer at a time while the polls already scheduled run late.
+        let rate = poll_rate(cursor.interval());
+        let singles = &mut self.singles[provider];
+        singles.demand += f64::from(rate);
         self.entries[slot as usize] = Some(Entry {
             provider,
             shard,
             id: id.clone(),
-            cursor: PollCursor::resumed(
-                &self.providers[provider].policy,
-                now.checked_sub(age).unwrap_or(now),
-                last.as_ref(),
-            ),
+            cursor,
             in_flight: false,
             final_unacked: false,
-            rate: 0.0,
+            rate,
         });
         self.index.insert((provider, id), slot);
         self.counters.tracked.fetch_add(1, Ordering::Relaxed);
@@ -482,11 +490,13 @@ impl Scheduler {
             let interval = entry.cursor.interval();
             let mut delay = policy.jittered(interval, (self.jitter)());
             let singles = &mut self.singles[entry.provider];
-            // Intervals under a millisecond count as a thousand a second.
-            let rate = 1.0 / interval.as_secs_f32().max(0.001);
+            let rate = poll_rate(interval);
             singles.demand = (singles.demand + f64::from(rate - entry.rate)).max(0.0);
             entry.rate = rate;
-            if singles.stretch > 1.0 {
+            // A hinted interval is the provider's own word on when there
+            // is something to see (DCS's remaining seconds): stretching it
+            // would only make the task's end seen late.
+            if singles.stretch > 1.0 && !entry.cursor.hinted() {
                 delay = delay.mul_f64(singles.stretch);
                 self.counters.stretched.fetch_add(1, Ordering::Relaxed);
             }
@@ -494,6 +504,12 @@ impl Scheduler {
             self.heaps[entry.provider].push(Reverse((due, slot, self.generations[slot as usize])));
         }
     }
+}
+
+/// Polls a second a task asks for at `interval`; intervals under a
+/// millisecond count as a thousand a second.
+fn poll_rate(interval: std::time::Duration) -> f32 {
+    1.0 / interval.as_secs_f32().max(0.001)
 }
 
 /// Commands carried out in one turn of the loop, at most, so a flood of

@@ -105,8 +105,13 @@ impl Singles {
     /// factor grown step by step overshot: after a burst it held 16x the
     /// interval, and late answers, long after the provider had caught up.)
     /// First polls of newly tracked tasks wait in the same line but do not
-    /// stretch anything: a burst of new tasks is not a schedule the
-    /// provider cannot keep.
+    /// stretch anything by being late: a burst of new tasks is not a
+    /// schedule the provider cannot keep. Their rate is in the demand from
+    /// the moment they are tracked, though, so the first stretch is sized
+    /// to the burst too (counted one answer at a time, a third of the
+    /// polls scheduled after a burst of 1,000 ran more than 100 ms late).
+    /// A hinted interval (the provider's own word, such as DCS's remaining
+    /// seconds) counts in the demand but is never stretched.
     pub(super) fn adjust(&mut self, now: Instant, load: Load) -> bool {
         // Most looks send nothing (no place is free); a window in which
         // any scheduled poll went late is a window behind.
