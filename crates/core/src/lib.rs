@@ -28,6 +28,7 @@
 mod clock;
 pub mod config;
 mod cursor;
+mod erased;
 mod error;
 mod event;
 #[cfg(feature = "file-store")]
@@ -49,6 +50,7 @@ mod tracker;
 pub use clock::{Clock, ManualClock, SharedClock, TokioClock};
 pub use config::{BackendConfig, MemoryConfig};
 pub use cursor::{Next, PollCursor};
+pub use erased::{DynTaskProvider, ErasedProvider};
 pub use error::{human_duration, Error, HttpError, Result};
 pub use event::{TaskEvent, TaskEventKind};
 #[cfg(feature = "file-store")]
@@ -58,8 +60,8 @@ pub use model::{Failure, Progress, Step, TaskSnapshot, TaskState, TaskStatus};
 pub use policy::{random_jitter, JitterSource, PollPolicy, MIN_SLEEP};
 pub use poller::{Poller, RemediationPolicy, TaskOutcome};
 pub use provider::{
-    parse_task_id, ActionReceipt, Capabilities, DynTaskProvider, ErasedProvider, LogLine, LogRange,
-    TaskAction, TaskFilter, TaskHandle, TaskId, TaskPage, TaskProvider, DEFAULT_STATUS_CONCURRENCY,
+    parse_task_id, ActionReceipt, Capabilities, LogLine, LogRange, TaskAction, TaskFilter,
+    TaskHandle, TaskId, TaskPage, TaskProvider, DEFAULT_STATUS_CONCURRENCY,
 };
 pub use secret::Secret;
 pub use store::{

@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::{Counters, ProviderRuntime, Scheduler, StoreState, TaskEvents, Tracker};
 use crate::clock::{SharedClock, TokioClock};
+use crate::erased::DynTaskProvider;
 use crate::policy::{random_jitter, JitterSource, PollPolicy};
-use crate::provider::DynTaskProvider;
 use crate::store::TrackStore;
 
 /// Builds a [`Tracker`].

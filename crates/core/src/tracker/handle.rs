@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::TrackerBuilder;
+use crate::erased::DynTaskProvider;
 use crate::error::{Error, Result};
 use crate::event::TaskEvent;
 use crate::policy::PollPolicy;
-use crate::provider::{DynTaskProvider, TaskHandle};
+use crate::provider::TaskHandle;
 
 /// Counters of a running tracker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
