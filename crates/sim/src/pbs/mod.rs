@@ -26,8 +26,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -37,6 +37,7 @@ use serde_json::{json, Map, Value};
 use crate::context::{SimContext, Vendor};
 use crate::engine::{EngineError, TaskSpec, TaskView};
 use crate::proxmox::auth::{Accounts, Product};
+use crate::proxmox::call::{Call, TaskCall};
 use crate::proxmox::reply;
 use disk::{escape_unit, exit_status, log_file, parse_upid, Upid};
 
@@ -89,24 +90,14 @@ struct App {
     cfg: Pbs,
 }
 
-fn params(query: Option<String>) -> Vec<(String, String)> {
-    query
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A request's query parameters, one list of values each.
 type Params = BTreeMap<String, Vec<String>>;
 
 /// `parameter verification failed` for a parameter the schema lacks, or
 /// the parameters one value each (`statusfilter` may repeat).
-fn verify(query: Option<String>, allowed: &[&str]) -> Result<Params, Box<Response>> {
+fn verify(pairs: Vec<(String, String)>, allowed: &[&str]) -> Result<Params, Box<Response>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (k, v) in params(query) {
+    for (k, v) in pairs {
         if !allowed.contains(&k.as_str()) {
             return Err(Box::new(bad_request(&format!(
                 "parameter verification failed - '{k}': schema does not allow additional properties."
@@ -162,21 +153,29 @@ impl App {
             .ok_or_else(|| Box::new(bad_request(&format!("unable to parse UPID '{text}'"))))
     }
 
+    /// The credentials: `None` when they are accepted.
+    fn rejection(&self, call: &Call) -> Option<Response> {
+        self.cfg
+            .accounts
+            .rejection(&self.ctx, &call.method, &call.headers)
+    }
+
     /// What every task handler checks first: the credentials, the query
-    /// against the parameters the handler's schema has (`allowed`), then
-    /// that the path's UPID parses.
+    /// against the parameters the handler's schema has (`allowed`; `None`
+    /// for a handler that reads no query), then that the path's UPID parses.
     fn admit(
         &self,
-        (method, headers): (&Method, &HeaderMap),
-        text: &str,
-        query: Option<String>,
-        allowed: &[&str],
+        task: &TaskCall,
+        allowed: Option<&[&str]>,
     ) -> Result<(Upid, Params), Box<Response>> {
-        if let Some(r) = self.cfg.accounts.rejection(&self.ctx, method, headers) {
+        if let Some(r) = self.rejection(&task.call) {
             return Err(Box::new(r));
         }
-        let params = verify(query, allowed)?;
-        Ok((self.upid(text)?, params))
+        let params = match allowed {
+            Some(allowed) => verify(task.call.pairs(), allowed)?,
+            None => Params::new(),
+        };
+        Ok((self.upid(&task.upid)?, params))
     }
 
     fn base(&self, upid: &Upid, text: &str) -> Map<String, Value> {
@@ -250,28 +249,16 @@ async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -> Response 
         .login(&app.ctx, &form.username, &form.password)
 }
 
-async fn status(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path((_node, text)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    match app.admit((&method, &headers), &text, query, &[]) {
-        Ok((upid, _)) => reply::data(app.status_json(&text, &upid)),
+async fn status(State(app): State<App>, task: TaskCall) -> Response {
+    match app.admit(&task, Some(&[])) {
+        Ok((upid, _)) => reply::data(app.status_json(&task.upid, &upid)),
         Err(r) => *r,
     }
 }
 
-async fn log(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path((_node, text)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn log(State(app): State<App>, task: TaskCall) -> Response {
     let allowed = ["start", "limit", "download", "test-status"];
-    let p = match app.admit((&method, &headers), &text, query, &allowed) {
+    let p = match app.admit(&task, Some(&allowed)) {
         Ok((_, p)) => p,
         Err(r) => return *r,
     };
@@ -279,7 +266,7 @@ async fn log(
         (Ok(s), Ok(l)) => (s.unwrap_or(0).max(0) as u64, l.unwrap_or(50).max(0) as u64),
         (Err(r), _) | (_, Err(r)) => return *r,
     };
-    let Some(view) = app.ctx.engine.view(&text) else {
+    let Some(view) = app.ctx.engine.view(&task.upid) else {
         return bad_request("No such file or directory (os error 2)");
     };
     let file = log_file(&view);
@@ -305,30 +292,20 @@ async fn log(
     reply::json(StatusCode::OK, &body)
 }
 
-async fn stop(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path((_node, text)): Path<(String, String)>,
-) -> Response {
-    if let Err(r) = app.admit((&method, &headers), &text, None, &[]) {
+async fn stop(State(app): State<App>, task: TaskCall) -> Response {
+    if let Err(r) = app.admit(&task, None) {
         return *r;
     }
     // abort_worker_nowait: a worker that is not running is no error.
-    match app.ctx.engine.cancel(&text) {
+    match app.ctx.engine.cancel(&task.upid) {
         Ok(()) | Err(EngineError::Finished) | Err(EngineError::NotFound) => {
             reply::data(Value::Null)
         }
     }
 }
 
-async fn task_index(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path((_node, text)): Path<(String, String)>,
-) -> Response {
-    if let Err(r) = app.admit((&method, &headers), &text, None, &[]) {
+async fn task_index(State(app): State<App>, task: TaskCall) -> Response {
+    if let Err(r) = app.admit(&task, None) {
         return *r;
     }
     reply::data(json!([{"subdir": "log"}, {"subdir": "status"}]))
@@ -347,17 +324,12 @@ const LIST_PARAMS: &[&str] = &[
     "statusfilter",
 ];
 
-async fn list_tasks(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path(_node): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    if let Some(r) = app.cfg.accounts.rejection(&app.ctx, &method, &headers) {
+/// `{node}` is not read: one server, any node name.
+async fn list_tasks(State(app): State<App>, call: Call) -> Response {
+    if let Some(r) = app.rejection(&call) {
         return r;
     }
-    let p = match verify(query, LIST_PARAMS) {
+    let p = match verify(call.pairs(), LIST_PARAMS) {
         Ok(p) => p,
         Err(r) => return *r,
     };

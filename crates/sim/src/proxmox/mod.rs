@@ -20,6 +20,7 @@
 //! seed documents say otherwise.
 
 pub(crate) mod auth;
+pub(crate) mod call;
 mod params;
 pub(crate) mod reply;
 pub(crate) mod tasks;
@@ -29,8 +30,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -40,6 +41,7 @@ use serde_json::{json, Value};
 use crate::context::{SimContext, Vendor};
 use crate::engine::{EngineError, TaskSpec};
 use auth::Accounts;
+use call::{Call, TaskCall};
 use tasks::NodeTask;
 
 /// How long a login ticket lasts on a real PVE.
@@ -111,19 +113,12 @@ struct App {
     cfg: Proxmox,
 }
 
-fn pairs(query: Option<String>) -> Vec<(String, String)> {
-    query
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl App {
-    async fn rejection(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
-        let refused = self.cfg.accounts.rejection(&self.ctx, method, headers)?;
+    async fn rejection(&self, call: &Call) -> Option<Response> {
+        let refused = self
+            .cfg
+            .accounts
+            .rejection(&self.ctx, &call.method, &call.headers)?;
         if !self.cfg.unauthorized_delay.is_zero() {
             tokio::time::sleep(self.cfg.unauthorized_delay).await;
         }
@@ -135,21 +130,18 @@ impl App {
     /// The accepted parameters, or the answer that refuses the request.
     async fn admit_task_call(
         &self,
-        method: &Method,
-        headers: &HeaderMap,
-        (node, upid): (&str, &str),
+        task: &TaskCall,
         schema: params::Schema,
-        query: Option<String>,
     ) -> Result<BTreeMap<String, String>, Box<Response>> {
-        if let Some(r) = self.rejection(method, headers).await {
+        if let Some(r) = self.rejection(&task.call).await {
             return Err(Box::new(r));
         }
-        let path = [("node", node), ("upid", upid)];
-        let accepted = params::validate(schema, &path, &pairs(query))?;
-        if let Some(r) = self.unknown_node(node) {
+        let path = [("node", task.node.as_str()), ("upid", task.upid.as_str())];
+        let accepted = params::validate(schema, &path, &task.call.pairs())?;
+        if let Some(r) = self.unknown_node(&task.node) {
             return Err(Box::new(r));
         }
-        if tasks::decode(upid).is_none() {
+        if tasks::decode(&task.upid).is_none() {
             return Err(Box::new(unparsable()));
         }
         Ok(accepted)
@@ -219,8 +211,8 @@ async fn login(State(app): State<App>, Form(form): Form<LoginForm>) -> Response 
     answer
 }
 
-async fn nodes(State(app): State<App>, method: Method, headers: HeaderMap) -> Response {
-    if let Some(r) = app.rejection(&method, &headers).await {
+async fn nodes(State(app): State<App>, call: Call) -> Response {
+    if let Some(r) = app.rejection(&call).await {
         return r;
     }
     reply::data(json!(app
@@ -231,58 +223,35 @@ async fn nodes(State(app): State<App>, method: Method, headers: HeaderMap) -> Re
         .collect::<Vec<_>>()))
 }
 
-async fn status(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path((node, upid)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    if let Err(r) = app
-        .admit_task_call(&method, &headers, (&node, &upid), params::NODE_UPID, query)
-        .await
-    {
+async fn status(State(app): State<App>, task: TaskCall) -> Response {
+    if let Err(r) = app.admit_task_call(&task, params::NODE_UPID).await {
         return *r;
     }
-    match app.file(&node, &upid) {
+    match app.file(&task.node, &task.upid) {
         Some(t) => reply::data(t.status_json()),
         None => no_such_task(),
     }
 }
 
 /// `upid_index`: the two children, whatever the UPID (no check at all).
-async fn task_index(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path((node, upid)): Path<(String, String)>,
-) -> Response {
-    if let Some(r) = app.rejection(&method, &headers).await {
+async fn task_index(State(app): State<App>, task: TaskCall) -> Response {
+    if let Some(r) = app.rejection(&task.call).await {
         return r;
     }
-    let path = [("node", node.as_str()), ("upid", upid.as_str())];
+    let path = [("node", task.node.as_str()), ("upid", task.upid.as_str())];
     if let Err(r) = params::validate(params::NODE_UPID, &path, &[]) {
         return *r;
     }
     reply::data(json!([{"name": "log"}, {"name": "status"}]))
 }
 
-async fn log(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path((node, upid)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let p = match app
-        .admit_task_call(&method, &headers, (&node, &upid), params::TASK_LOG, query)
-        .await
-    {
+async fn log(State(app): State<App>, task: TaskCall) -> Response {
+    let p = match app.admit_task_call(&task, params::TASK_LOG).await {
         Ok(p) => p,
         Err(r) => return *r,
     };
     // No "no such task" check here: a missing file is one log line.
-    let file = app.file(&node, &upid);
+    let file = app.file(&task.node, &task.upid);
     if p.get("download").is_some_and(|d| d == "1") {
         if p.contains_key("start") || p.contains_key("limit") {
             return reply::exception(
@@ -307,25 +276,16 @@ async fn log(
     reply::data_with_total(json!(lines), total)
 }
 
-async fn stop(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path((node, upid)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    if let Err(r) = app
-        .admit_task_call(&method, &headers, (&node, &upid), params::NODE_UPID, query)
-        .await
-    {
+async fn stop(State(app): State<App>, task: TaskCall) -> Response {
+    if let Err(r) = app.admit_task_call(&task, params::NODE_UPID).await {
         return *r;
     }
-    if app.file(&node, &upid).is_none() {
+    if app.file(&task.node, &task.upid).is_none() {
         return no_such_task();
     }
     // check_worker($upid, 1): kill the worker if it runs; a stopped one is
     // no error.
-    match app.ctx.engine.cancel(&upid) {
+    match app.ctx.engine.cancel(&task.upid) {
         Ok(()) | Err(EngineError::Finished) => reply::data(Value::Null),
         Err(EngineError::NotFound) => no_such_task(),
     }
@@ -416,21 +376,12 @@ impl ListFilter {
     }
 }
 
-async fn node_tasks(
-    State(app): State<App>,
-    method: Method,
-    headers: HeaderMap,
-    Path(node): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    if let Some(r) = app.rejection(&method, &headers).await {
+async fn node_tasks(State(app): State<App>, Path(node): Path<String>, call: Call) -> Response {
+    if let Some(r) = app.rejection(&call).await {
         return r;
     }
-    let p = match params::validate(
-        params::NODE_TASKS,
-        &[("node", node.as_str())],
-        &pairs(query),
-    ) {
+    let path = [("node", node.as_str())];
+    let p = match params::validate(params::NODE_TASKS, &path, &call.pairs()) {
         Ok(p) => p,
         Err(r) => return *r,
     };
@@ -468,8 +419,8 @@ async fn node_tasks(
 
 /// `/cluster/tasks`: each node's broadcast list: its running workers and
 /// its 25 most recent finished tasks.
-async fn cluster_tasks(State(app): State<App>, method: Method, headers: HeaderMap) -> Response {
-    if let Some(r) = app.rejection(&method, &headers).await {
+async fn cluster_tasks(State(app): State<App>, call: Call) -> Response {
+    if let Some(r) = app.rejection(&call).await {
         return r;
     }
     let mut out = Vec::new();
@@ -495,7 +446,7 @@ async fn cluster_tasks(State(app): State<App>, method: Method, headers: HeaderMa
 
 /// Paths no handler serves: `rest_handler`'s 501 under `/api2/json`,
 /// `AnyEvent.pm`'s `no such uri` elsewhere.
-async fn not_implemented(method: Method, uri: axum::http::Uri) -> Response {
+async fn not_implemented(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     match uri.path().strip_prefix("/api2/json") {
         Some(rel) => reply::exception(
             StatusCode::NOT_IMPLEMENTED,
