@@ -1,6 +1,8 @@
 //! The web dashboard: its JSON API over HTTP, and the page in a real
 //! headless Chromium (Debian's `chromium` and `chromium-driver`).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -106,14 +108,7 @@ async fn the_api_serves_tasks_events_and_guarded_actions() {
     // The listing runs at start: wait until it is in.
     let deadline = Instant::now() + Duration::from_secs(30);
     let tasks: Vec<Value> = loop {
-        let tasks: Vec<Value> = http
-            .get(format!("{url}/api/tasks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let tasks: Vec<Value> = common::get_json(&http, format!("{url}/api/tasks")).await;
         if tasks.len() >= 2 || Instant::now() > deadline {
             break tasks;
         }
@@ -126,14 +121,8 @@ async fn the_api_serves_tasks_events_and_guarded_actions() {
                 .any(|t| t["id"].as_str() == Some(failed.to_string().as_str())),
         "{tasks:?}"
     );
-    let ocp_only: Vec<Value> = http
-        .get(format!("{url}/api/tasks?backend=ocp"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ocp_only: Vec<Value> =
+        common::get_json(&http, format!("{url}/api/tasks?backend=ocp")).await;
     assert!(ocp_only.iter().all(|t| t["provider"] == "ocp"));
 
     let enc = |s: &str| {
@@ -149,14 +138,7 @@ async fn the_api_serves_tasks_events_and_guarded_actions() {
     assert_eq!(one.status(), 200);
     let one: Value = one.json().await.unwrap();
     assert_eq!(one["state"], "running");
-    let logs = http
-        .get(format!("{url}/api/tasks/ocp/{failed}/logs?tail=2"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let logs = common::get_text(&http, format!("{url}/api/tasks/ocp/{failed}/logs?tail=2")).await;
     assert!(logs.contains("failed on run 1"), "{logs}");
     bodies.push(logs);
 
@@ -197,15 +179,7 @@ async fn the_api_serves_tasks_events_and_guarded_actions() {
         .unwrap();
     assert_eq!(r.status(), 404);
     bodies.push(r.text().await.unwrap());
-    bodies.push(
-        http.get(format!("{url}/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    bodies.push(common::get_text(&http, format!("{url}/")).await);
     bodies.push(serde_json::to_string(&tasks).unwrap());
     for b in &bodies {
         assert!(

@@ -32,6 +32,16 @@ async fn get(sim: &SimHandle, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// `GET path` with the token, its body as JSON.
+async fn get_json(sim: &SimHandle, path: &str) -> Value {
+    get(sim, path).await.json().await.unwrap()
+}
+
+/// `GET url` without credentials, its body as JSON.
+async fn get_json_from(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 fn client(sim: &SimHandle) -> HttpClient {
     HttpClient::builder("generic", sim.base_url())
         .with_retry(RetryPolicy::none())
@@ -48,25 +58,13 @@ async fn tasks_follow_the_manual_clock_and_requests_are_counted() {
     let (clock, sim) = sim().await;
     let id = sim
         .create_task(TaskSpec::new("backup", Duration::from_secs(10)).with_failure("E1", "boom"));
-    let body: Value = get(&sim, &format!("/api/tasks/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get_json(&sim, &format!("/api/tasks/{id}")).await;
     assert_eq!(body["state"], "running");
     clock.advance(Duration::from_secs(11));
-    let body: Value = get(&sim, &format!("/api/tasks/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get_json(&sim, &format!("/api/tasks/{id}")).await;
     assert_eq!(body["state"], "failed");
     assert_eq!(body["error"]["code"], "E1");
-    let log: Value = get(&sim, &format!("/api/tasks/{id}/log"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let log: Value = get_json(&sim, &format!("/api/tasks/{id}/log")).await;
     assert_eq!(
         log["lines"].as_array().unwrap().last().unwrap()["t"],
         "TASK ERROR: boom"
@@ -298,20 +296,9 @@ async fn the_control_api_works_over_http() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let body: Value = get(&sim, &format!("/api/tasks/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get_json(&sim, &format!("/api/tasks/{id}")).await;
     assert_eq!(body["state"], "succeeded");
-    let counts: Value = http
-        .get(format!("{base}/_sim/requests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counts: Value = get_json_from(&http, format!("{base}/_sim/requests")).await;
     assert_eq!(counts[STATUS], 2, "control calls are not counted: {counts}");
 }
 

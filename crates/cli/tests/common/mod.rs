@@ -97,3 +97,16 @@ pub async fn track_in_redis(url: &str, ids: &[String]) {
             .unwrap();
     }
 }
+
+/// `GET url`, its body as JSON.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+) -> T {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// `GET url`, its body as text.
+pub async fn get_text(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
