@@ -375,10 +375,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     "set --token or TASKTRACK_TOKEN",
                 ));
             }
-            let store = match store {
-                Some(url) => Some(store::open(&url).await?),
-                None => None,
-            };
+            let store = store::open_if_given(store).await?;
             let options = commands::ServeOptions {
                 listen,
                 store,
@@ -441,10 +438,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             relist,
             exit_when_idle,
         } => {
-            let store = match store {
-                Some(url) => Some(store::open(&url).await?),
-                None => None,
-            };
+            let store = store::open_if_given(store).await?;
             let opts = commands::WatchOptions {
                 json,
                 relist,

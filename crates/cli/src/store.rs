@@ -9,6 +9,14 @@ use crate::error::CliError;
 
 const FORMS: &str = "use file:./tasktrack.db, redis://host:6379/0 or rediss://host:6380/0";
 
+/// [`open`] for an optional `--store`: none given, no store.
+pub async fn open_if_given(url: Option<String>) -> Result<Option<Arc<dyn TrackStore>>, CliError> {
+    match url {
+        Some(url) => open(&url).await.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Opens `file:PATH`, `redis://…`, `rediss://…` or `memory` (schemes in any
 /// case). An unusable value is never echoed beyond its redacted form.
 pub async fn open(url: &str) -> Result<Arc<dyn TrackStore>, CliError> {

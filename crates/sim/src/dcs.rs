@@ -213,21 +213,30 @@ async fn list(
             return error_body(StatusCode::BAD_REQUEST, "DCS.4800", &msg, true)
         }
     };
+    let of_instance = |v: &TaskView| v.attrs.get("instance_id") == Some(&instance);
+    let window = (q.offset.unwrap_or(0), q.limit.unwrap_or(10));
+    background_page(&app, of_instance, (from, to), window)
+}
+
+/// One page of background tasks: those `admit` keeps, created within
+/// `from..=to`, `offset` skipped, `limit` at most; `task_count` is them all.
+fn background_page(
+    app: &App,
+    admit: impl Fn(&TaskView) -> bool,
+    (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    (offset, limit): (usize, usize),
+) -> Response {
     let tasks: Vec<Value> = app
         .ctx
         .engine
         .list()
         .into_iter()
-        .filter(|v| v.attrs.get("instance_id") == Some(&instance))
+        .filter(|v| admit(v))
         .filter(|v| from.is_none_or(|f| v.created_at >= f) && to.is_none_or(|t| v.created_at <= t))
         .map(|v| background_entry(&v))
         .collect();
     let count = tasks.len();
-    let page: Vec<Value> = tasks
-        .into_iter()
-        .skip(q.offset.unwrap_or(0))
-        .take(q.limit.unwrap_or(10))
-        .collect();
+    let page: Vec<Value> = tasks.into_iter().skip(offset).take(limit).collect();
     Json(json!({ "task_count": count.to_string(), "tasks": page })).into_response()
 }
 
@@ -305,21 +314,7 @@ async fn center(
     }
     let bound = |s: &Option<String>| s.as_deref().and_then(compact_time);
     let (from, to) = (bound(&q.start_time), bound(&q.end_time));
-    let tasks: Vec<Value> = app
-        .ctx
-        .engine
-        .list()
-        .into_iter()
-        .filter(|v| from.is_none_or(|f| v.created_at >= f) && to.is_none_or(|t| v.created_at <= t))
-        .map(|v| background_entry(&v))
-        .collect();
-    let count = tasks.len();
-    let page: Vec<Value> = tasks
-        .into_iter()
-        .skip(q.offset.unwrap_or(0))
-        .take(limit)
-        .collect();
-    Json(json!({ "task_count": count.to_string(), "tasks": page })).into_response()
+    background_page(&app, |_| true, (from, to), (q.offset.unwrap_or(0), limit))
 }
 
 /// `DELETE /v2/{project_id}/tasks/{task_id}` (`DeleteCenterTask`).

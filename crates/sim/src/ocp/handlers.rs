@@ -3,7 +3,8 @@
 //! `/api/v1/tasks/instances` (ocp-express) and `/api/v2/tasks/instances`
 //! (OCP, the seed document, obdiag), with Spring's answers around them.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,6 +15,23 @@ use super::dag::{Refusal, SimTask};
 use super::login;
 use super::render;
 use super::App;
+
+/// The `{id}` of a task route, admitted: the credentials checked, then the
+/// id read as a Long (what every single-task route checks first).
+pub(crate) struct AdmittedTask(u64);
+
+impl FromRequestParts<App> for AdmittedTask {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Response> {
+        let Path(id) = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        app.admit(&parts.headers, &id)
+            .map(AdmittedTask)
+            .map_err(|r| *r)
+    }
+}
 
 /// `ErrorCodes.TASK_NOT_EXISTS`: thrown without arguments, so the message
 /// keeps its `{0}`.
@@ -210,15 +228,7 @@ pub(crate) async fn list(
     })))
 }
 
-pub(crate) async fn detail(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let id = match app.admit(&headers, &id) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
+pub(crate) async fn detail(State(app): State<App>, AdmittedTask(id): AdmittedTask) -> Response {
     match app
         .ocp
         .tasks
@@ -242,15 +252,7 @@ fn answer(app: &App, outcome: Answer) -> Response {
 }
 
 /// `POST …/{id}/retry`: answers the `WrappedTaskInstance`.
-pub(crate) async fn retry(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let id = match app.admit(&headers, &id) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
+pub(crate) async fn retry(State(app): State<App>, AdmittedTask(id): AdmittedTask) -> Response {
     let clock = app.ctx.clock();
     let outcome = app.ocp.tasks.with_task(id, |t, now| {
         t.retry(now)
@@ -260,15 +262,7 @@ pub(crate) async fn retry(
 }
 
 /// `POST …/{id}/rollback`: a `NoDataResponse`.
-pub(crate) async fn rollback(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let id = match app.admit(&headers, &id) {
-        Ok(id) => id,
-        Err(r) => return *r,
-    };
+pub(crate) async fn rollback(State(app): State<App>, AdmittedTask(id): AdmittedTask) -> Response {
     let outcome = app
         .ocp
         .tasks
