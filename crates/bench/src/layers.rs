@@ -15,8 +15,8 @@ use crate::floor::{basic_authorization, drive, two_fields, IN_FLIGHT, REQUESTS};
 use crate::throughput::{start_sim_process, OCP_PASSWORD, OCP_USER};
 
 /// One step up the stack, measured on its own.
-#[derive(Debug, Clone, Copy)]
-enum Layer {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Layer {
     Hyper,
     Reqwest,
     ReqwestTyped,
@@ -61,8 +61,8 @@ struct Data<T> {
     data: T,
 }
 
-/// Runs the table: `rounds` rounds of every layer.
-pub(crate) async fn layers(rounds: usize) -> Result<(), String> {
+/// Runs the table: `rounds` rounds of every layer (of `only`'s, when given).
+pub(crate) async fn layers(rounds: usize, only: &[Layer]) -> Result<(), String> {
     let sims = start_sim_process()?;
     let mut ids = Vec::new();
     for i in 0..1000 {
@@ -75,6 +75,9 @@ pub(crate) async fn layers(rounds: usize) -> Result<(), String> {
     let mut per_layer: Vec<Vec<f64>> = vec![Vec::new(); LAYERS.len()];
     for round in 0..rounds {
         for (i, layer) in LAYERS.iter().enumerate() {
+            if !only.is_empty() && !only.contains(layer) {
+                continue;
+            }
             eprintln!("round {} of {rounds}: {:?}", round + 1, layer);
             let cpu = cpu_time::ProcessTime::now();
             let done = run(*layer, &base, &ids).await?;
@@ -88,6 +91,9 @@ pub(crate) async fn layers(rounds: usize) -> Result<(), String> {
     println!("|---|---:|---:|");
     let mut previous: Option<f64> = None;
     for (layer, samples) in LAYERS.iter().zip(per_layer.iter_mut()) {
+        if samples.is_empty() {
+            continue;
+        }
         samples.sort_by(f64::total_cmp);
         let median = samples[samples.len() / 2];
         let added = previous.map_or("-".to_owned(), |p| format!("{:+.1} µs", median - p));

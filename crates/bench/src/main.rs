@@ -100,6 +100,9 @@ enum Cmd {
         /// Rounds of every layer; the table shows each layer's median.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
         rounds: u16,
+        /// Only these layers (repeatable), e.g. to profile one of them alone.
+        #[arg(long, value_enum)]
+        only: Vec<layers::Layer>,
     },
     /// (internal) Serve the four simulators.
     #[command(hide = true)]
@@ -159,8 +162,8 @@ async fn main() -> ExitCode {
         Some(Cmd::Store { tasks }) => {
             return exit_code(store_bench::store_bench(tasks, scale).await)
         }
-        Some(Cmd::Layers { rounds }) => {
-            return exit_code(layers::layers(usize::from(rounds)).await)
+        Some(Cmd::Layers { rounds, only }) => {
+            return exit_code(layers::layers(usize::from(rounds), &only).await)
         }
         Some(Cmd::Soak { minutes }) => return exit_code(soak::soak(minutes).await),
         None => {}
