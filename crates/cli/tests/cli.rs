@@ -739,56 +739,33 @@ async fn watch_keeps_watching_and_picks_up_new_tasks() {
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
 }
 
-/// `wait --stall-after` gives up on a task that stopped changing, saying so.
+/// `wait --stall-after` gives up on a task that stopped changing, and
+/// `--running-for` on one past its phase limit, each saying why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wait_gives_up_on_a_stalled_task_and_says_why() {
+async fn wait_gives_up_on_a_stalled_or_overlong_task_and_says_why() {
     let env = env().await;
-    let stuck = env
-        .pve
-        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).with_attr("id", "330"));
-    let o = tasktrack(
-        &env,
-        &[
+    for (limit, guest, why) in [
+        ("--stall-after", "330", "stalled"),
+        ("--running-for", "331", "running_for is 1s"),
+    ] {
+        let stuck = env
+            .pve
+            .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).with_attr("id", guest));
+        let args = [
             "wait",
             "pve",
             &stuck,
-            "--stall-after",
+            limit,
             "1s",
             "--interval",
             "100ms",
             "--timeout",
             "60s",
-        ],
-    )
-    .await;
-    assert_eq!(o.status.code(), Some(3), "{o:?}");
-    assert!(text(&o).1.contains("stalled"), "{}", text(&o).1);
-}
-
-/// `wait --running-for` gives up on a task past its phase limit, naming it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wait_gives_up_on_a_task_past_its_running_limit() {
-    let env = env().await;
-    let long = env
-        .pve
-        .create_task(TaskSpec::new("vzdump", Duration::from_secs(3600)).with_attr("id", "331"));
-    let o = tasktrack(
-        &env,
-        &[
-            "wait",
-            "pve",
-            &long,
-            "--running-for",
-            "1s",
-            "--interval",
-            "100ms",
-            "--timeout",
-            "60s",
-        ],
-    )
-    .await;
-    assert_eq!(o.status.code(), Some(3), "{o:?}");
-    assert!(text(&o).1.contains("running_for is 1s"), "{}", text(&o).1);
+        ];
+        let o = tasktrack(&env, &args).await;
+        assert_eq!(o.status.code(), Some(3), "{limit}: {o:?}");
+        assert!(text(&o).1.contains(why), "{limit}: {}", text(&o).1);
+    }
 }
 
 /// Without --config or ./tasktrack.toml, the user's config directory.

@@ -758,10 +758,15 @@ impl Drop for Serve {
 }
 
 async fn serve(config: &std::path::Path, extra: &[&str]) -> Serve {
+    serve_on(config, "127.0.0.1:0", extra).await
+}
+
+/// `tasktrack serve --listen LISTEN`, once it has said where it listens.
+async fn serve_on(config: &std::path::Path, listen: &str, extra: &[&str]) -> Serve {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
         .arg("--config")
         .arg(config)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -995,33 +1000,8 @@ async fn a_public_dashboard_needs_its_token_for_every_read() {
     let pve = pve_with_tasks(1).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &pve_token_backend(&pve.base_url()));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tasktrack"))
-        .arg("--config")
-        .arg(&cfg)
-        .args([
-            "serve",
-            "--listen",
-            "0.0.0.0:0",
-            "--token",
-            TOKEN,
-            "--allow-actions",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .await
-        .unwrap();
-    let port = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|u| u.trim_end_matches('/').rsplit(':').next())
-        .and_then(|p| p.parse::<u16>().ok())
-        .unwrap_or_else(|| panic!("{line}"));
+    let server = serve_on(&cfg, "0.0.0.0:0", &["--token", TOKEN, "--allow-actions"]).await;
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{url}{path}"));

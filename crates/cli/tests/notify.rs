@@ -317,24 +317,7 @@ on = ["failed"]
                 .unwrap();
         }
     }
-    let run = Command::new(env!("CARGO_BIN_EXE_tasktrack"))
-        .arg("--config")
-        .arg(&cfg)
-        .args([
-            "worker",
-            "--store",
-            &url,
-            "--lease-ttl",
-            "1s",
-            "--exit-when-idle",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    common::worker_until_idle(&cfg, &url, &[]);
     let written = std::fs::read_to_string(&out).unwrap();
     let notes: Vec<serde_json::Value> = written
         .lines()

@@ -13,6 +13,8 @@ use tasktrack_redis::testing::{free_port, RedisServer};
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, SimHandle};
 
+use common::tasktrack;
+
 fn config(dir: &std::path::Path, pve: &SimHandle) -> std::path::PathBuf {
     let path = dir.join("tasktrack.toml");
     std::fs::write(
@@ -24,12 +26,6 @@ fn config(dir: &std::path::Path, pve: &SimHandle) -> std::path::PathBuf {
     )
     .unwrap();
     path
-}
-
-fn tasktrack(cfg: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tasktrack"));
-    c.arg("--config").arg(cfg);
-    c
 }
 
 /// A Proxmox simulator with these nodes (token `root@pam!w=s`) and a
@@ -94,23 +90,7 @@ async fn a_worker_killed_with_sigkill_resumes_from_the_file_store() {
     }
     first.kill().unwrap(); // SIGKILL, mid-run
     first.wait().unwrap();
-    let second = tasktrack(&cfg)
-        .args([
-            "worker",
-            "--store",
-            &url,
-            "--json",
-            "--lease-ttl",
-            "1s",
-            "--exit-when-idle",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    common::worker_until_idle(&cfg, &url, &["--json"]);
     let store = FileStore::open(&db).unwrap();
     let log: Vec<TaskEvent> = store
         .read("0", usize::MAX)

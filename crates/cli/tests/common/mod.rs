@@ -6,6 +6,37 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+/// `tasktrack --config CONFIG`, for a test to add its command to.
+pub fn tasktrack(config: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tasktrack"));
+    c.arg("--config").arg(config);
+    c
+}
+
+/// `tasktrack worker` on `store` with 1 s leases, exiting once its tasks
+/// are done (`extra` added), run to its end: its output, once it is known
+/// to have succeeded.
+pub fn worker_until_idle(config: &Path, store: &str, extra: &[&str]) -> std::process::Output {
+    let out = tasktrack(config)
+        .args([
+            "worker",
+            "--store",
+            store,
+            "--lease-ttl",
+            "1s",
+            "--exit-when-idle",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A worker process that is killed if the test ends early (a failed
 /// assertion must not leave workers polling behind it).
 pub struct Worker(Option<Child>);
