@@ -57,15 +57,9 @@ async fn a_worker_killed_with_sigkill_resumes_from_the_file_store() {
     let ids = common::pve_backups(&pve, 500, 5);
     // A few through the command, the rest straight into the store.
     for id in &ids[..3] {
-        let out = tasktrack(&cfg)
-            .args(["track", "pve", id, "--store", &url])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut track = tasktrack(&cfg);
+        track.args(["track", "pve", id, "--store", &url]);
+        common::succeeded(track.output().unwrap());
     }
     {
         let store = FileStore::open(&db).unwrap();

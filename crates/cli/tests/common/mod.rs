@@ -13,28 +13,33 @@ pub fn tasktrack(config: &Path) -> Command {
     c
 }
 
-/// `tasktrack worker` on `store` with 1 s leases, exiting once its tasks
-/// are done (`extra` added), run to its end: its output, once it is known
-/// to have succeeded.
-pub fn worker_until_idle(config: &Path, store: &str, extra: &[&str]) -> std::process::Output {
-    let out = tasktrack(config)
-        .args([
-            "worker",
-            "--store",
-            store,
-            "--lease-ttl",
-            "1s",
-            "--exit-when-idle",
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
+/// `tasktrack worker` on `store` with 1 s leases, for a test to add to.
+pub fn worker(config: &Path, store: &str) -> Command {
+    let mut c = tasktrack(config);
+    c.args(["worker", "--store", store, "--lease-ttl", "1s"]);
+    c
+}
+
+/// A command's output, once it is known to have succeeded.
+pub fn succeeded(out: std::process::Output) -> std::process::Output {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// A [`worker`] that exits once its tasks are done (`extra` added), run to
+/// its end.
+pub fn worker_until_idle(config: &Path, store: &str, extra: &[&str]) -> std::process::Output {
+    succeeded(
+        worker(config, store)
+            .arg("--exit-when-idle")
+            .args(extra)
+            .output()
+            .unwrap(),
+    )
 }
 
 /// A worker process that is killed if the test ends early (a failed
@@ -44,19 +49,8 @@ pub struct Worker(Option<Child>);
 impl Worker {
     /// `tasktrack worker` on `store` as replica `owner`, with 1 s leases.
     pub fn spawn(config: &Path, store: &str, owner: &str, env: &[(&str, &str)]) -> Worker {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tasktrack"));
-        cmd.arg("--config")
-            .arg(config)
-            .args([
-                "worker",
-                "--store",
-                store,
-                "--lease-ttl",
-                "1s",
-                "--owner",
-                owner,
-            ])
-            .stdout(Stdio::null());
+        let mut cmd = worker(config, store);
+        cmd.args(["--owner", owner]).stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
