@@ -72,6 +72,33 @@ fn start_dashboard(
     (Proc(child), url)
 }
 
+/// `tasktrack serve` on loopback with a config of these backends (`extra`
+/// added to its arguments, `env` to its environment); the directory
+/// holding the config lives as long as the returned guard.
+fn serve_backends(
+    backends: &[String],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, Proc, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.toml");
+    std::fs::write(&config, backends.join("\n")).unwrap();
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let (server, url) = start_dashboard(&args, Some(&config), env);
+    (dir, server, url)
+}
+
+/// Backend `pve` of a config, on the Proxmox simulator at `url`.
+fn pve_backend(url: &str) -> String {
+    format!("[backends.pve]\nkind = \"proxmox\"\nurl = \"{url}\"\ntoken = \"root@pam!web={PVE_SECRET}\"\n")
+}
+
+/// Backend `ocp` of a config, on the OCP simulator at `url`.
+fn ocp_backend(url: &str) -> String {
+    format!("[backends.ocp]\nkind = \"ocp\"\nurl = \"{url}\"\nuser = \"admin\"\npassword = \"{OCP_PASSWORD}\"\n")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_serves_tasks_events_and_guarded_actions() {
     let pve = SimBuilder::new(Proxmox::new(["pve1"]).with_api_token("root@pam!web", PVE_SECRET))
@@ -86,20 +113,12 @@ async fn the_api_serves_tasks_events_and_guarded_actions() {
         "Add tenant",
         vec![OcpSubtaskSpec::new("Create tenant", Duration::ZERO, &[]).with_fail_runs(1)],
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("t.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[backends.pve]\nkind = \"proxmox\"\nurl = \"{}\"\ntoken = \"root@pam!web={PVE_SECRET}\"\n\n[backends.ocp]\nkind = \"ocp\"\nurl = \"{}\"\nuser = \"admin\"\npassword = \"{OCP_PASSWORD}\"\n",
-            pve.base_url(),
-            ocp_sim.base_url()
-        ),
-    )
-    .unwrap();
-    let (_server, url) = start_dashboard(
-        &["serve", "--listen", "127.0.0.1:0", "--allow-actions"],
-        Some(&config),
+    let (_dir, _server, url) = serve_backends(
+        &[
+            pve_backend(&pve.base_url()),
+            ocp_backend(&ocp_sim.base_url()),
+        ],
+        &["--allow-actions"],
         &[("TASKTRACK_TOKEN", TOKEN)],
     );
     let http = reqwest::Client::new();
@@ -395,19 +414,9 @@ async fn hostile_vendor_text_renders_literally_in_a_real_browser() {
         "Plain backup",
         vec![OcpSubtaskSpec::new("Copy", Duration::from_secs(3600), &[])],
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("t.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[backends.ocp]\nkind = \"ocp\"\nurl = \"{}\"\nuser = \"admin\"\npassword = \"{OCP_PASSWORD}\"\n",
-            ocp_sim.base_url()
-        ),
-    )
-    .unwrap();
-    let (_server, url) = start_dashboard(
-        &["serve", "--listen", "127.0.0.1:0", "--allow-actions"],
-        Some(&config),
+    let (_dir, _server, url) = serve_backends(
+        &[ocp_backend(&ocp_sim.base_url())],
+        &["--allow-actions"],
         &[("TASKTRACK_TOKEN", TOKEN)],
     );
     let browser = Browser::start().await;
@@ -477,17 +486,7 @@ async fn the_log_pane_follows_a_running_task() {
             .with_attr("id", "100")
             .with_log(lines),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("t.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[backends.pve]\nkind = \"proxmox\"\nurl = \"{}\"\ntoken = \"root@pam!web={PVE_SECRET}\"\n",
-            pve.base_url()
-        ),
-    )
-    .unwrap();
-    let (_server, url) = start_dashboard(&["serve", "--listen", "127.0.0.1:0"], Some(&config), &[]);
+    let (_dir, _server, url) = serve_backends(&[pve_backend(&pve.base_url())], &[], &[]);
     let browser = Browser::start().await;
     let link = url::form_urlencoded::byte_serialize(upid.as_bytes()).collect::<String>();
     browser.goto(&format!("{url}/#pve/{link}")).await;
