@@ -115,16 +115,8 @@ async fn each_terminal_event_reaches_each_sink_once_through_a_kill_and_an_outage
     let hooks = common::serve(app).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("tasktrack.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[backends.pve]
-kind = "proxmox"
-url = "{pve}"
-token = "root@pam!w=s"
-
+    let sinks = format!(
+        r#"
 [[notify]]
 name = "a"
 kind = "webhook"
@@ -140,11 +132,9 @@ url = "{hooks}/b"
 on = ["failed", "succeeded", "cancelled"]
 backends = ["pve"]
 max_backoff = "100ms"
-"#,
-            pve = pve.base_url()
-        ),
-    )
-    .unwrap();
+"#
+    );
+    let cfg = common::pve_config(dir.path(), &pve.base_url(), &sinks);
 
     let ids = common::pve_backups(&pve, TASKS, 4);
     common::track_in_redis(&redis.url(), &ids).await;
@@ -269,16 +259,8 @@ async fn command_and_slack_sinks_get_every_end_before_an_idle_worker_exits() {
     let hooks = common::serve(app).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("notes.jsonl");
-    let cfg = dir.path().join("tasktrack.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[backends.pve]
-kind = "proxmox"
-url = "{pve}"
-token = "root@pam!w=s"
-
+    let sinks = format!(
+        r#"
 [[notify]]
 kind = "command"
 program = "sh"
@@ -290,11 +272,9 @@ kind = "slack"
 url = "{hooks}/services/T0/B0/X"
 on = ["failed"]
 "#,
-            pve = pve.base_url(),
-            out = out.display()
-        ),
-    )
-    .unwrap();
+        out = out.display()
+    );
+    let cfg = common::pve_config(dir.path(), &pve.base_url(), &sinks);
     let db = dir.path().join("t.db");
     let url = format!("file:{}", db.display());
     let ids: Vec<String> = (0..10)

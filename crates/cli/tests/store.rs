@@ -15,19 +15,6 @@ use tasktrack_sim::{SimBuilder, SimHandle};
 
 use common::tasktrack;
 
-fn config(dir: &std::path::Path, pve: &SimHandle) -> std::path::PathBuf {
-    let path = dir.join("tasktrack.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[backends.pve]\nkind = \"proxmox\"\nurl = \"{}\"\ntoken = \"root@pam!w=s\"\n",
-            pve.base_url()
-        ),
-    )
-    .unwrap();
-    path
-}
-
 /// A Proxmox simulator with these nodes (token `root@pam!w=s`) and a
 /// config naming it as backend `pve`, in a fresh directory.
 async fn pve_and_config(nodes: &[&str]) -> (SimHandle, tempfile::TempDir, std::path::PathBuf) {
@@ -37,7 +24,7 @@ async fn pve_and_config(nodes: &[&str]) -> (SimHandle, tempfile::TempDir, std::p
             .await
             .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &pve);
+    let cfg = common::pve_config(dir.path(), &pve.base_url(), "");
     (pve, dir, cfg)
 }
 

@@ -3,8 +3,18 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+/// `DIR/tasktrack.toml`: the Proxmox simulator at `pve` as backend `pve`
+/// (token `root@pam!w=s`), then `more` (notification sinks, say).
+pub fn pve_config(dir: &Path, pve: &str, more: &str) -> PathBuf {
+    let path = dir.join("tasktrack.toml");
+    let backend =
+        format!("[backends.pve]\nkind = \"proxmox\"\nurl = \"{pve}\"\ntoken = \"root@pam!w=s\"\n");
+    std::fs::write(&path, backend + more).unwrap();
+    path
+}
 
 /// `tasktrack --config CONFIG`, for a test to add its command to.
 pub fn tasktrack(config: &Path) -> Command {
