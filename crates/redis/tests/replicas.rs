@@ -76,8 +76,9 @@ fn tasks(b: &Backends, n: usize, max_ms: u64) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-async fn replica(owner: &str, b: &Backends, url: &str, ttl: Duration) -> (Tracker, TaskEvents) {
-    let store = RedisStore::connect_with(
+/// The store every replica of these tests shares (key prefix `t`).
+async fn shared_store(url: &str) -> RedisStore {
+    RedisStore::connect_with(
         url,
         RedisOptions {
             prefix: "t".into(),
@@ -85,7 +86,11 @@ async fn replica(owner: &str, b: &Backends, url: &str, ttl: Duration) -> (Tracke
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn replica(owner: &str, b: &Backends, url: &str, ttl: Duration) -> (Tracker, TaskEvents) {
+    let store = shared_store(url).await;
     let mut builder = Tracker::builder()
         .with_policy(
             PollPolicy::fixed(Duration::from_millis(100))
@@ -103,15 +108,7 @@ async fn replica(owner: &str, b: &Backends, url: &str, ttl: Duration) -> (Tracke
 }
 
 async fn finals(url: &str) -> HashMap<String, usize> {
-    let store = RedisStore::connect_with(
-        url,
-        RedisOptions {
-            prefix: "t".into(),
-            ..RedisOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let store = shared_store(url).await;
     let mut out = HashMap::new();
     let mut cursor = "0".to_owned();
     loop {
