@@ -170,18 +170,24 @@ async fn delay_line(
     tokio::join!(reader, writer);
 }
 
+/// The store under `prefix` at `url`, otherwise with the default options:
+/// how a test opens the store several replicas share.
+pub async fn store_with_prefix(
+    url: &str,
+    prefix: &str,
+) -> tasktrack_core::Result<crate::RedisStore> {
+    let options = crate::RedisOptions {
+        prefix: prefix.into(),
+        ..crate::RedisOptions::default()
+    };
+    crate::RedisStore::connect_with(url, options).await
+}
+
 /// Which replica holds each shard's lease now, for the store under
 /// `prefix` at `url`: what the fleet tests assert the split with.
 pub async fn lease_holders(
     url: &str,
     prefix: &str,
 ) -> tasktrack_core::Result<std::collections::BTreeMap<u32, String>> {
-    let options = crate::RedisOptions {
-        prefix: prefix.into(),
-        ..crate::RedisOptions::default()
-    };
-    crate::RedisStore::connect_with(url, options)
-        .await?
-        .lease_holders()
-        .await
+    store_with_prefix(url, prefix).await?.lease_holders().await
 }

@@ -10,7 +10,7 @@ use tasktrack_core::{DynTaskProvider, PollPolicy, Secret, TaskEvents, TrackStore
 use tasktrack_ocp::{OcpClient, OcpProvider};
 use tasktrack_proxmox::{ProxmoxClient, ProxmoxCredentials, ProxmoxProvider};
 use tasktrack_redis::testing::{free_port, RedisServer};
-use tasktrack_redis::{RedisOptions, RedisStore};
+use tasktrack_redis::RedisStore;
 use tasktrack_sim::ocp::Ocp;
 use tasktrack_sim::proxmox::Proxmox;
 use tasktrack_sim::{SimBuilder, SimHandle, TaskSpec};
@@ -78,15 +78,9 @@ fn tasks(b: &Backends, n: usize, max_ms: u64) -> Vec<(&'static str, String)> {
 
 /// The store every replica of these tests shares (key prefix `t`).
 async fn shared_store(url: &str) -> RedisStore {
-    RedisStore::connect_with(
-        url,
-        RedisOptions {
-            prefix: "t".into(),
-            ..RedisOptions::default()
-        },
-    )
-    .await
-    .unwrap()
+    tasktrack_redis::testing::store_with_prefix(url, "t")
+        .await
+        .unwrap()
 }
 
 async fn replica(owner: &str, b: &Backends, url: &str, ttl: Duration) -> (Tracker, TaskEvents) {

@@ -8,7 +8,7 @@ use tasktrack_core::{
     Error, TaskEvent, TaskEventKind, TaskSnapshot, TaskState, TrackStore, TrackedEntry,
 };
 use tasktrack_redis::testing::{free_port, RedisServer};
-use tasktrack_redis::{RedisOptions, RedisStore};
+use tasktrack_redis::RedisStore;
 
 fn event(id: &str, state: TaskState) -> TaskEvent {
     let snapshot: TaskSnapshot = serde_json::from_value(serde_json::json!({
@@ -26,15 +26,9 @@ fn event(id: &str, state: TaskState) -> TaskEvent {
 }
 
 async fn store(url: &str) -> RedisStore {
-    RedisStore::connect_with(
-        url,
-        RedisOptions {
-            prefix: "s".into(),
-            ..RedisOptions::default()
-        },
-    )
-    .await
-    .unwrap()
+    tasktrack_redis::testing::store_with_prefix(url, "s")
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
