@@ -1001,7 +1001,12 @@ async fn a_public_dashboard_needs_its_token_for_every_read() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &pve_token_backend(&pve.base_url()));
     let server = serve_on(&cfg, "0.0.0.0:0", &["--token", TOKEN, "--allow-actions"]).await;
-    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let port: u16 = server
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {}", server.url));
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{url}{path}"));

@@ -37,11 +37,6 @@ async fn get_json(sim: &SimHandle, path: &str) -> Value {
     get(sim, path).await.json().await.unwrap()
 }
 
-/// `GET url` without credentials, its body as JSON.
-async fn get_json_from(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
-    http.get(url).send().await.unwrap().json().await.unwrap()
-}
-
 fn client(sim: &SimHandle) -> HttpClient {
     HttpClient::builder("generic", sim.base_url())
         .with_retry(RetryPolicy::none())
@@ -298,7 +293,14 @@ async fn the_control_api_works_over_http() {
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let body: Value = get_json(&sim, &format!("/api/tasks/{id}")).await;
     assert_eq!(body["state"], "succeeded");
-    let counts: Value = get_json_from(&http, format!("{base}/_sim/requests")).await;
+    let counts: Value = http
+        .get(format!("{base}/_sim/requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(counts[STATUS], 2, "control calls are not counted: {counts}");
 }
 

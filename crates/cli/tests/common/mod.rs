@@ -1,5 +1,7 @@
-//! What the fleet tests share: worker processes that cannot outlive a
-//! failed test, a loopback HTTP receiver, and Proxmox tasks in a tracked set.
+//! What the CLI's integration tests share: a config naming the Proxmox
+//! simulator, `tasktrack` and worker commands, worker processes that cannot
+//! outlive a failed test, a loopback HTTP receiver, Proxmox tasks in a
+//! tracked set, and JSON / text GETs.
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
